@@ -1,0 +1,54 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+IVR := $(VENV)/bin/ivr
+PY := $(VENV)/bin/python
+# Debian packages the project needs on the host (Asterisk itself lives in its own sid root).
+DEB_PACKAGES := debootstrap ffmpeg lame sox espeak-ng baresip-core
+
+.PHONY: run test lint asterisk asterisk-down db prompts bench setup deps venv clean
+
+run: setup asterisk db
+	$(IVR) serve --banner
+
+test: setup
+	$(IVR) asterisk up
+	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check ivr tests
+	$(VENV)/bin/mypy
+
+asterisk: setup
+	$(IVR) asterisk up
+
+asterisk-down: venv
+	$(IVR) asterisk down
+
+db: setup
+	$(IVR) db up
+
+setup: deps venv .env
+
+# Install missing Debian packages (we are root on these machines; elsewhere use sudo).
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages: $$missing"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+.env:
+	$(IVR) env init
+
+clean:
+	rm -rf $(VENV) .local var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,148 @@
+"""Wiring: the one place that builds clients (database pool, ARI session, event stream, call
+runner) and the web application, and `serve()` with its graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+import asyncpg
+from aiohttp import web
+
+from ivr import __version__
+from ivr.core import db
+from ivr.core.web import POOL, SETTINGS, error_middleware, json_response
+from ivr.linecheck.flow import line_check, not_in_service
+from ivr.settings import Settings
+from ivr.telephony.call import Call
+from ivr.telephony.call_log import PgCallLog
+from ivr.telephony.events import EventStream
+from ivr.telephony.rest import AriClient, basic_auth
+from ivr.telephony.runner import CallRunner, Choose, Route
+
+log = logging.getLogger(__name__)
+
+LINECHECK_NUMBER = "9999"
+
+
+@dataclass
+class Telephony:
+    session: aiohttp.ClientSession
+    ari: AriClient
+    events: EventStream
+    runner: CallRunner
+
+
+TELEPHONY = web.AppKey("telephony", Telephony)
+
+
+async def choose_route(call: Call) -> Route:
+    if call.dialed == LINECHECK_NUMBER:
+        return Route("linecheck", line_check)
+    return Route("not-in-service", not_in_service)
+
+
+@contextlib.asynccontextmanager
+async def telephony(
+    settings: Settings, pool: asyncpg.Pool | None, choose: Choose = choose_route
+) -> AsyncIterator[Telephony]:
+    # A large keep-alive pool: every call's steps are REST requests to the same Asterisk.
+    session = aiohttp.ClientSession(
+        headers=basic_auth(settings.ari_user, settings.ari_password),
+        connector=aiohttp.TCPConnector(limit=200, limit_per_host=200, keepalive_timeout=60),
+        timeout=aiohttp.ClientTimeout(total=30, connect=5),
+    )
+    ari = AriClient(session, settings.ari_url)
+    runner = CallRunner(ari, settings.ari_app, choose, PgCallLog(pool) if pool else None)
+    events = EventStream(session, settings.ari_ws_url, [settings.ari_app], runner.router.dispatch,
+                         runner.resync)
+    events.start()
+    try:
+        yield Telephony(session, ari, events, runner)
+    finally:
+        await runner.drain(0)
+        await events.stop()
+        await session.close()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    pool = request.app[POOL]
+    tel = request.app.get(TELEPHONY)
+    database: dict[str, object] = {"connected": False}
+    try:
+        async with asyncio.timeout(2):
+            await pool.fetchval("SELECT 1")
+        database["connected"] = True
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        database["error"] = str(exc) or type(exc).__name__
+    body: dict[str, object] = {"version": __version__, "database": database}
+    healthy = bool(database["connected"])
+    if tel is None:
+        body["ari"] = {"connected": False, "enabled": False}
+    else:
+        ari: dict[str, object] = {"connected": tel.events.connected, "app": tel.runner.app,
+                                  "connections": tel.events.connections}
+        if tel.events.last_error:
+            ari["last_error"] = tel.events.last_error
+        body["ari"] = ari
+        body["calls"] = {"active": len(tel.runner.calls), "accepting": tel.runner.accepting,
+                         "handled": tel.runner.finished}
+        healthy = healthy and tel.events.connected
+    body = {"status": "ok" if healthy else "degraded", **body}
+    return json_response(body, 200 if healthy else 503)
+
+
+def create_app(settings: Settings, *, with_telephony: bool = True) -> web.Application:
+    """The web application; its start-up also prepares the database and (unless told not to,
+    as API-only tests do) starts the telephony worker."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=64 * 1024**2)
+    app[SETTINGS] = settings
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        await db.prepare_database(settings.database_url)
+        pool = await db.create_pool(settings.database_url)
+        app[POOL] = pool
+        try:
+            if with_telephony:
+                async with telephony(settings, pool) as tel:
+                    app[TELEPHONY] = tel
+                    yield
+            else:
+                yield
+        finally:
+            await pool.close()
+
+    app.cleanup_ctx.append(resources)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
+    app = create_app(settings)
+    web_runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await web_runner.setup()
+    site = web.TCPSite(web_runner, settings.http_host, settings.http_port)
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("ivr %s serving on http://%s:%d (ARI app %r at %s)", __version__,
+             settings.http_host, settings.http_port, settings.ari_app, settings.ari_url)
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+        log.info("stopping: no new calls; letting calls in progress finish")
+        if TELEPHONY in app:
+            await app[TELEPHONY].runner.drain(settings.shutdown_grace)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await web_runner.cleanup()
+    log.info("stopped")

@@ -1,0 +1,167 @@
+"""The `ivr` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+from ivr.core.errors import IvrError
+from ivr.provision.asterisk import AsteriskConfig
+from ivr.settings import REPO_ROOT, Settings, redact_url
+
+log = logging.getLogger("ivr")
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def asterisk_config(settings: Settings) -> AsteriskConfig:
+    return AsteriskConfig(
+        root=settings.asterisk_root,
+        conf_dir=REPO_ROOT / "asterisk-conf",
+        dialplan_dir=REPO_ROOT / "dialplan",
+        ari_url=settings.ari_url,
+        ari_user=settings.ari_user,
+        ari_password=settings.ari_password,
+        ari_app=settings.ari_app,
+        softphone_user=settings.softphone_user,
+        softphone_password=settings.softphone_password,
+        engine_http_url=settings.public_url,
+    )
+
+
+# --- commands -------------------------------------------------------------------------------
+def cmd_env_init(args: argparse.Namespace) -> int:
+    """Write .env from .env.example, with fresh random secrets in place of `change-me`."""
+    target = Path(args.file)
+    if target.exists():
+        print(f"{target} exists; leaving it as it is")
+        return 0
+    lines = []
+    for line in (REPO_ROOT / ".env.example").read_text().splitlines():
+        if line.rstrip().endswith("=change-me"):
+            line = line.rstrip()[: -len("change-me")] + secrets.token_urlsafe(18)
+        lines.append(line)
+    target.write_text("\n".join(lines) + "\n")
+    target.chmod(0o600)
+    print(f"wrote {target} with fresh random secrets")
+    return 0
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from ivr.core import db
+
+    applied = asyncio.run(db.prepare_database(settings.database_url))
+    print(f"database {redact_url(settings.database_url)}: "
+          + (f"applied {', '.join(f'{v:04d}' for v in applied)}" if applied else "up to date"))
+    return 0
+
+
+def cmd_db_up(settings: Settings, args: argparse.Namespace) -> int:
+    from ivr.provision.postgres import ensure_server
+
+    kind = ensure_server(settings.database_url, REPO_ROOT / ".local" / "postgres")
+    print(f"PostgreSQL ({kind}) answers at {redact_url(settings.database_url)}")
+    return cmd_migrate(settings, args)
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from ivr.app import LINECHECK_NUMBER, serve
+
+    async def main() -> None:
+        ready = asyncio.Event()
+        task = asyncio.create_task(serve(settings, ready))
+        waiter = asyncio.create_task(ready.wait())
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if ready.is_set() and args.banner:
+            print(banner(settings, LINECHECK_NUMBER), flush=True)
+        waiter.cancel()
+        await task
+
+    asyncio.run(main())
+    return 0
+
+
+def banner(settings: Settings, linecheck: str) -> str:
+    sip = f"sip:{settings.softphone_user}@127.0.0.1:5060"
+    return f"""
+  ivr is running.
+    API       {settings.public_url}   (health: curl {settings.public_url}/healthz)
+    Call it   from a SIP softphone on this machine: account {sip}
+              password: IVR_SOFTPHONE_PASSWORD in .env; transport UDP, codec PCMU/PCMA
+              dial {linecheck} for the line check (records you, plays you back)
+    Logs      this terminal; Asterisk: ivr asterisk logs
+    Stop      Ctrl-C (calls in progress get {settings.shutdown_grace:.0f}s to finish)
+"""
+
+
+def cmd_asterisk(settings: Settings, args: argparse.Namespace) -> int:
+    from ivr.provision import asterisk
+
+    cfg = asterisk_config(settings)
+    if args.action == "up":
+        info = asterisk.up(cfg)
+        print(f"Asterisk is up: {info}")
+    elif args.action == "down":
+        asterisk.down(cfg)
+        print("Asterisk is down")
+    elif args.action == "status":
+        print(asterisk.status(cfg))
+    elif args.action == "logs":
+        path = asterisk.log_path(cfg)
+        cmd = ["tail", "-n", str(args.lines)] + (["-F"] if args.follow else []) + [str(path)]
+        return subprocess.call(cmd)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ivr", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve", help="run the API and the telephony worker")
+    p.add_argument("--banner", action="store_true", help="print how to call it once ready")
+    p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("migrate", help="create the database if needed and apply migrations")
+    p.set_defaults(func=cmd_migrate)
+    p = sub.add_parser("db", help="the database server")
+    p.add_argument("action", choices=["up"], help="up: make sure a server answers (embedded "
+                   "cluster when none does) and the database is migrated")
+    p.set_defaults(func=cmd_db_up)
+    p = sub.add_parser("asterisk", help="the project's own Asterisk 22")
+    p.add_argument("action", choices=["up", "down", "status", "logs"])
+    p.add_argument("-f", "--follow", action="store_true", help="logs: keep following")
+    p.add_argument("-n", "--lines", type=int, default=100, help="logs: how many lines")
+    p.set_defaults(func=cmd_asterisk)
+    p = sub.add_parser("env", help="the .env file")
+    p.add_argument("action", choices=["init"])
+    p.add_argument("--file", default=".env")
+    p.set_defaults(func=cmd_env_init, needs_settings=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not getattr(args, "needs_settings", True):
+        return int(args.func(args))
+    try:
+        settings = Settings.load()
+    except IvrError as exc:
+        print(f"ivr: configuration error: {exc.message}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level)
+    try:
+        return int(args.func(settings, args))
+    except IvrError as exc:
+        print(f"ivr: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,96 @@
+"""One error hierarchy. Each error carries a stable id and an HTTP status; the MyVox face maps
+ids to its numeric codes, the REST face answers with status + id + message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class IvrError(Exception):
+    error_id = "internal_error"
+    http_status = 500
+
+    def __init__(self, message: str, *, details: str = "", **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        self.extra = extra
+
+    def as_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.error_id, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        body.update(self.extra)
+        return body
+
+
+class ConfigError(IvrError):
+    """A setting is missing or malformed; the message names the variable."""
+
+    error_id = "config_error"
+
+
+class InvalidParameter(IvrError):
+    error_id = "invalid_parameter"
+    http_status = 400
+
+    def __init__(self, param: str, message: str, **extra: Any) -> None:
+        super().__init__(message, param=param, **extra)
+        self.param = param
+
+
+class MissingParameter(InvalidParameter):
+    error_id = "missing_parameter"
+
+    def __init__(self, param: str) -> None:
+        super().__init__(param, f"parameter '{param}' is required")
+
+
+class Unauthorized(IvrError):
+    error_id = "unauthorized"
+    http_status = 401
+
+
+class Forbidden(IvrError):
+    error_id = "forbidden"
+    http_status = 403
+
+
+class NotFound(IvrError):
+    error_id = "not_found"
+    http_status = 404
+
+
+class Conflict(IvrError):
+    error_id = "conflict"
+    http_status = 409
+
+
+class Unavailable(IvrError):
+    """A dependency (database, Asterisk) cannot be reached right now."""
+
+    error_id = "unavailable"
+    http_status = 503
+
+
+class ProvisionError(IvrError):
+    """Setting up a real part (Asterisk root, database cluster) failed."""
+
+    error_id = "provision_error"
+
+
+class TelephonyError(IvrError):
+    """An ARI request failed for a reason other than the caller hanging up."""
+
+    error_id = "telephony_error"
+    http_status = 502
+
+    def __init__(self, message: str, *, status: int = 0, **extra: Any) -> None:
+        super().__init__(message, **extra)
+        self.status = status
+
+
+class CallHungUp(IvrError):
+    """Raised from any call step once the caller is gone."""
+
+    error_id = "call_hung_up"

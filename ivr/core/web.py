@@ -1,0 +1,50 @@
+"""The aiohttp side of the core: app keys, error middleware, JSON responses."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import orjson
+from aiohttp import web
+
+from ivr.core.errors import IvrError
+from ivr.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Everything stored on the app is reached through these keys; features read them, only
+# app.py sets them.
+SETTINGS = web.AppKey("settings", Settings)
+POOL = web.AppKey("pool", asyncpg.Pool)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_response(
+    body: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(body), status=status, content_type="application/json", headers=headers
+    )
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """IvrError -> its HTTP status and `{"error", "message", ...}`; anything unexpected -> 500
+    without internals. Faces with their own error format (MyVox) answer before this."""
+    try:
+        return await handler(request)
+    except IvrError as exc:
+        return json_response(exc.as_dict(), exc.http_status)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return json_response(
+            {"error": exc.reason.lower().replace(" ", "_"), "message": exc.reason}, exc.status
+        )
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return json_response({"error": "internal_error", "message": "internal error"}, 500)

@@ -1,0 +1,190 @@
+"""The one settings object, read once from IVR_* variables (a `.env` file fills in what the
+environment leaves unset) and validated at start: a bad value names its variable."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from ivr.core.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines; `#` comments; optional single or double quotes around the value."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for lineno, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise ConfigError(f"{path}:{lineno}: expected KEY=VALUE")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key] = value
+    return values
+
+
+def _url(name: str, value: str, schemes: tuple[str, ...]) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ConfigError(f"{name} must be a {'/'.join(schemes)} URL with a host, got {value!r}")
+    try:
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError as exc:
+        raise ConfigError(f"{name} has a bad port: {value!r}") from exc
+    return value.rstrip("/")
+
+
+def _int(name: str, value: str, lo: int, hi: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
+    if not lo <= number <= hi:
+        raise ConfigError(f"{name} must be between {lo} and {hi}, got {number}")
+    return number
+
+
+def _float(name: str, value: str, lo: float, hi: float) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if not lo <= number <= hi:
+        raise ConfigError(f"{name} must be between {lo} and {hi}, got {number}")
+    return number
+
+
+def _bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
+def _name(name: str, value: str) -> str:
+    if not value or not all(c.isalnum() or c in "-_." for c in value):
+        raise ConfigError(f"{name} must be letters, digits, '-', '_' or '.', got {value!r}")
+    return value
+
+
+def _secret(name: str, value: str) -> str:
+    if len(value) < 8:
+        raise ConfigError(f"{name} must be at least 8 characters")
+    if any(c.isspace() or c in "\"';#" for c in value):
+        raise ConfigError(f"{name} must not contain spaces, quotes, ';' or '#'")
+    return value
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str
+    http_host: str
+    http_port: int
+    public_url: str
+    ari_url: str
+    ari_user: str
+    ari_password: str
+    ari_app: str
+    softphone_user: str
+    softphone_password: str
+    asterisk_root: Path
+    data_dir: Path
+    log_level: str
+    shutdown_grace: float
+    open_signup: bool
+
+    def __repr__(self) -> str:  # secrets never reach a log line through repr()
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name.endswith("password"):
+                value = "***"
+            elif f.name == "database_url":
+                value = redact_url(value)
+            shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
+    @property
+    def ari_ws_url(self) -> str:
+        scheme = "wss" if self.ari_url.startswith("https") else "ws"
+        return f"{scheme}{self.ari_url[self.ari_url.index(':'):]}/ari/events"
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None, env_file: Path | None = None) -> Settings:
+        """Read settings from `env` (default: os.environ) over the `.env` file (default: the
+        one in the working directory, if any)."""
+        merged: dict[str, str] = {}
+        merged.update(read_env_file(env_file if env_file is not None else Path(".env")))
+        merged.update(os.environ if env is None else env)
+        return cls.from_mapping(merged)
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str]) -> Settings:
+        def get(name: str, default: str | None = None) -> str:
+            value = env.get(name, "")
+            if value == "":
+                if default is None:
+                    raise ConfigError(f"{name} is not set (see .env.example)")
+                return default
+            return value
+
+        http_port = _int("IVR_HTTP_PORT", get("IVR_HTTP_PORT", "8080"), 1, 65535)
+        http_host = get("IVR_HTTP_HOST", "127.0.0.1")
+        cache = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        level = get("IVR_LOG_LEVEL", "INFO").upper()
+        if level not in _LOG_LEVELS:
+            raise ConfigError(f"IVR_LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}")
+        return cls(
+            database_url=_url(
+                "IVR_DATABASE_URL",
+                get("IVR_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/ivr"),
+                ("postgresql", "postgres"),
+            ),
+            http_host=http_host,
+            http_port=http_port,
+            public_url=_url(
+                "IVR_PUBLIC_URL",
+                get("IVR_PUBLIC_URL", f"http://{http_host}:{http_port}"),
+                ("http", "https"),
+            ),
+            ari_url=_url(
+                "IVR_ARI_URL", get("IVR_ARI_URL", "http://127.0.0.1:8088"), ("http", "https")
+            ),
+            ari_user=_name("IVR_ARI_USER", get("IVR_ARI_USER", "ivr")),
+            ari_password=_secret("IVR_ARI_PASSWORD", get("IVR_ARI_PASSWORD")),
+            ari_app=_name("IVR_ARI_APP", get("IVR_ARI_APP", "ivr")),
+            softphone_user=_name("IVR_SOFTPHONE_USER", get("IVR_SOFTPHONE_USER", "softphone")),
+            softphone_password=_secret("IVR_SOFTPHONE_PASSWORD", get("IVR_SOFTPHONE_PASSWORD")),
+            asterisk_root=Path(get("IVR_ASTERISK_ROOT", str(cache / "ivr" / "asterisk-sid"))),
+            data_dir=Path(get("IVR_DATA_DIR", str(REPO_ROOT / "var"))).resolve(),
+            log_level=level,
+            shutdown_grace=_float("IVR_SHUTDOWN_GRACE", get("IVR_SHUTDOWN_GRACE", "30"), 0, 3600),
+            open_signup=_bool("IVR_OPEN_SIGNUP", get("IVR_OPEN_SIGNUP", "true")),
+        )
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, for logs and status output."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return parts._replace(netloc=netloc).geturl()

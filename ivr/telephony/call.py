@@ -1,0 +1,314 @@
+"""`Call`: what a flow sees of one channel. Straight-line async steps (`answer`, `play`,
+`collect_digits`, `record`, `hangup`), each raising `CallHungUp` once the caller is gone.
+
+Events reach the call through `feed()`, called synchronously and in order by the router;
+`feed()` only settles futures and buffers digits, so routing stays cheap."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from ivr.core.errors import CallHungUp
+from ivr.telephony.events import Event
+from ivr.telephony.rest import AriClient, AriHttpError
+
+log = logging.getLogger(__name__)
+
+# After a hang-up, how long a recording in progress may take to report how it ended.
+_RECORDING_GRACE = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingResult:
+    name: str
+    format: str
+    state: str  # "done", "failed", "canceled" or "unknown" (finished while events were down)
+    duration: float | None  # seconds, as Asterisk measured it
+    talking_duration: float | None
+    silence_duration: float | None
+    cause: str = ""
+    hung_up: bool = False  # the caller hung up while it was recording
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "done"
+
+
+@dataclass(frozen=True, slots=True)
+class Playback:
+    id: str
+    interrupted_by: str | None  # the digit that barged in, when barge-in was asked for
+
+
+def _recording_result(rec: dict[str, Any], hung_up: bool) -> RecordingResult:
+    def seconds(key: str) -> float | None:
+        value = rec.get(key)
+        return float(value) if value is not None else None
+
+    return RecordingResult(
+        name=rec["name"], format=rec.get("format", ""), state=rec.get("state", "unknown"),
+        duration=seconds("duration"), talking_duration=seconds("talking_duration"),
+        silence_duration=seconds("silence_duration"), cause=rec.get("cause", ""),
+        hung_up=hung_up,
+    )
+
+
+class Call:
+    def __init__(self, ari: AriClient, channel: dict[str, Any], args: list[str]) -> None:
+        self.ari = ari
+        self.channel = channel
+        self.id: str = channel["id"]
+        caller = channel.get("caller") or {}
+        self.caller_id: str = caller.get("number", "")
+        self.caller_name: str = caller.get("name", "")
+        self.dialed: str = (channel.get("dialplan") or {}).get("exten", "")
+        self.args = args
+        self.hangup_cause: int | None = None
+        self._loop = asyncio.get_running_loop()
+        self._gone = self._loop.create_future()
+        self._digits: deque[str] = deque()
+        self._digit_waiter: asyncio.Future[str] | None = None
+        self._playbacks: dict[str, asyncio.Future[str | None]] = {}
+        self._barge_in: str | None = None
+        self._recordings: dict[str, asyncio.Future[RecordingResult]] = {}
+        self._ids = itertools.count(1)
+
+    def __repr__(self) -> str:
+        return f"<Call {self.id} from {self.caller_id!r} to {self.dialed!r}>"
+
+    # --- state --------------------------------------------------------------------------
+    @property
+    def gone(self) -> bool:
+        return self._gone.done()
+
+    async def wait_gone(self, timeout: float | None = None) -> bool:
+        try:
+            await asyncio.wait_for(asyncio.shield(self._gone), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    def _check(self) -> None:
+        if self._gone.done():
+            raise CallHungUp(f"channel {self.id} hung up")
+
+    def mark_gone(self, why: str = "hangup") -> None:
+        """The channel is gone: fail every step waiting on it (recordings get a grace period
+        to report their partial audio)."""
+        if self._gone.done():
+            return
+        log.debug("[%s] gone (%s)", self.id, why)
+        self._gone.set_result(why)
+        exc = CallHungUp(f"channel {self.id} hung up")
+        if self._digit_waiter is not None and not self._digit_waiter.done():
+            self._digit_waiter.set_exception(exc)
+        for fut in self._playbacks.values():
+            if not fut.done():
+                fut.set_exception(exc)
+        if self._recordings:
+            self._loop.call_later(_RECORDING_GRACE, self._expire_recordings)
+
+    def _expire_recordings(self) -> None:
+        for name, fut in self._recordings.items():
+            if not fut.done():
+                fut.set_result(RecordingResult(name, "", "unknown", None, None, None, hung_up=True))
+
+    # --- events -------------------------------------------------------------------------
+    def feed(self, event: Event) -> None:
+        kind = event["type"]
+        if kind == "ChannelDtmfReceived":
+            self._on_digit(event["digit"])
+        elif kind in ("PlaybackFinished", "PlaybackFailed"):
+            fut = self._playbacks.get(event["playback"]["id"])
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+        elif kind in ("RecordingFinished", "RecordingFailed"):
+            rec = event["recording"]
+            fut2 = self._recordings.get(rec["name"])
+            if fut2 is not None and not fut2.done():
+                fut2.set_result(_recording_result(rec, self.gone))
+        elif kind in ("StasisEnd", "ChannelDestroyed", "ChannelHangupRequest"):
+            if kind == "ChannelDestroyed":
+                self.hangup_cause = event.get("cause")
+            self.mark_gone(kind)
+        elif kind == "StasisStart":
+            self.channel = event["channel"]
+
+    def _on_digit(self, digit: str) -> None:
+        if self._barge_in is not None:
+            fut = self._playbacks.get(self._barge_in)
+            self._barge_in = None
+            if fut is not None and not fut.done():
+                fut.set_result(digit)
+        waiter = self._digit_waiter
+        if waiter is not None and not waiter.done():
+            self._digit_waiter = None
+            waiter.set_result(digit)
+        else:
+            self._digits.append(digit)
+
+    # --- steps --------------------------------------------------------------------------
+    async def _ari_call(self, coro: Any) -> Any:
+        """Run one ARI request for this channel; a channel that is gone becomes CallHungUp."""
+        if self._gone.done():
+            coro.close()
+            raise CallHungUp(f"channel {self.id} hung up")
+        try:
+            return await coro
+        except AriHttpError as exc:
+            if exc.channel_gone:
+                self.mark_gone(f"ari {exc.status}")
+                raise CallHungUp(f"channel {self.id} hung up") from exc
+            raise
+
+    async def answer(self) -> None:
+        await self._ari_call(self.ari.answer(self.id))
+
+    async def hangup(self, reason: str | None = None) -> None:
+        if self.gone:
+            return
+        try:
+            await self.ari.hangup(self.id, reason)
+        except AriHttpError as exc:
+            if not exc.channel_gone:
+                raise
+        # StasisEnd will follow; mark now so no later step talks to a dying channel.
+        self.mark_gone("hangup requested")
+
+    async def play(self, *media: str, barge_in: bool = False, lang: str | None = None) -> Playback:
+        """Play media (`sound:NAME`, `sound:http://...`, `recording:NAME`, `digits:123`, ...)
+        to the end. With `barge_in`, a key press (or one typed ahead) stops it; the digit stays
+        buffered for `collect_digits`."""
+        self._check()
+        if barge_in and self._digits:
+            return Playback("", self._digits[0])
+        playback_id = f"{self.id}-p{next(self._ids)}"
+        fut: asyncio.Future[str | None] = self._loop.create_future()
+        self._playbacks[playback_id] = fut
+        if barge_in:
+            self._barge_in = playback_id
+        try:
+            await self._ari_call(self.ari.play(self.id, playback_id, media, lang))
+            digit = await fut
+            if digit is not None:
+                try:
+                    await self.ari.stop_playback(playback_id)
+                except AriHttpError as exc:
+                    if exc.status != 404:  # it had just finished by itself
+                        raise
+            return Playback(playback_id, digit)
+        finally:
+            self._playbacks.pop(playback_id, None)
+            if self._barge_in == playback_id:
+                self._barge_in = None
+
+    def flush_digits(self) -> str:
+        """Drop digits typed ahead; returns them."""
+        dropped = "".join(self._digits)
+        self._digits.clear()
+        return dropped
+
+    async def next_digit(self, timeout: float) -> str | None:
+        """One key press, or None when `timeout` seconds pass without one."""
+        self._check()
+        if self._digits:
+            return self._digits.popleft()
+        waiter: asyncio.Future[str] = self._loop.create_future()
+        self._digit_waiter = waiter
+        try:
+            async with asyncio.timeout(timeout):
+                return await waiter
+        except TimeoutError:
+            return None
+        finally:
+            if self._digit_waiter is waiter:
+                self._digit_waiter = None
+
+    async def collect_digits(
+        self,
+        max_digits: int,
+        timeout: float = 5.0,
+        terminators: str = "#",
+        inter_digit_timeout: float | None = None,
+    ) -> str:
+        """Up to `max_digits` key presses, ending early on a terminator (not included) or when
+        `timeout` (before the first) / `inter_digit_timeout` (between) seconds pass."""
+        digits: list[str] = []
+        wait = timeout
+        while len(digits) < max_digits:
+            digit = await self.next_digit(wait)
+            if digit is None or digit in terminators:
+                break
+            digits.append(digit)
+            wait = inter_digit_timeout if inter_digit_timeout is not None else timeout
+        return "".join(digits)
+
+    async def record(
+        self,
+        name: str,
+        *,
+        fmt: str = "wav",
+        max_duration: int = 0,
+        max_silence: int = 0,
+        beep: bool = False,
+        terminate_on: str = "#",
+        if_exists: str = "overwrite",
+    ) -> RecordingResult:
+        """Record the caller until a terminator key, max_duration or max_silence seconds, or
+        hang-up. Returns how it ended; a hang-up mid-take is a result (`hung_up`), not an
+        exception, so the flow can keep the partial audio."""
+        self._check()
+        fut: asyncio.Future[RecordingResult] = self._loop.create_future()
+        self._recordings[name] = fut
+        self._digits.clear()
+        try:
+            await self._ari_call(
+                self.ari.record(
+                    self.id, name, fmt=fmt, max_duration=max_duration, max_silence=max_silence,
+                    if_exists=if_exists, beep=beep, terminate_on=terminate_on,
+                )
+            )
+            result = await fut
+        finally:
+            self._recordings.pop(name, None)
+        # The key that ended the take also arrives as a DTMF event: it is not input.
+        while self._digits and self._digits[0] in terminate_on:
+            self._digits.popleft()
+        return result
+
+    async def send_dtmf(self, digits: str, between_ms: int = 100, duration_ms: int = 100) -> None:
+        await self._ari_call(
+            self.ari.send_dtmf(self.id, digits, between_ms=between_ms, duration_ms=duration_ms)
+        )
+
+    async def get_variable(self, name: str) -> str:
+        return await self._ari_call(self.ari.get_variable(self.id, name))
+
+    async def set_variable(self, name: str, value: str) -> None:
+        await self._ari_call(self.ari.set_variable(self.id, name, value))
+
+    # --- resynchronisation --------------------------------------------------------------
+    async def resync(self) -> None:
+        """After the event socket was down: settle steps whose end event was lost."""
+        for playback_id, fut in list(self._playbacks.items()):
+            if fut.done():
+                continue
+            try:
+                await self.ari.get_playback(playback_id)
+            except AriHttpError as exc:
+                if exc.status == 404 and not fut.done():
+                    fut.set_result(None)
+        for name, rfut in list(self._recordings.items()):
+            if rfut.done():
+                continue
+            try:
+                await self.ari.get_live_recording(name)
+            except AriHttpError as exc:
+                if exc.status == 404 and not rfut.done():
+                    rfut.set_result(RecordingResult(name, "", "unknown", None, None, None,
+                                                    hung_up=self.gone))

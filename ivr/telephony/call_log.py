@@ -1,0 +1,46 @@
+"""Where calls are written down as they start and end (the `calls` table)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import asyncpg
+
+
+class CallLog(Protocol):
+    async def started(self, channel_id: str, direction: str, caller_id: str, dialed: str,
+                      flow: str) -> None: ...
+
+    async def ended(self, channel_id: str, outcome: str) -> None: ...
+
+    async def reconcile(self, live_channel_ids: set[str]) -> int:
+        """Close every open call whose channel no longer exists; returns how many."""
+        ...
+
+
+class PgCallLog:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def started(self, channel_id: str, direction: str, caller_id: str, dialed: str,
+                      flow: str) -> None:
+        await self._pool.execute(
+            """INSERT INTO calls (channel_id, direction, caller_id, dialed, flow)
+               VALUES ($1, $2, $3, $4, $5) ON CONFLICT (channel_id) DO NOTHING""",
+            channel_id, direction, caller_id, dialed, flow,
+        )
+
+    async def ended(self, channel_id: str, outcome: str) -> None:
+        await self._pool.execute(
+            "UPDATE calls SET ended_at = now(), outcome = $2 "
+            "WHERE channel_id = $1 AND ended_at IS NULL",
+            channel_id, outcome,
+        )
+
+    async def reconcile(self, live_channel_ids: set[str]) -> int:
+        status = await self._pool.execute(
+            "UPDATE calls SET ended_at = now(), outcome = 'lost' "
+            "WHERE ended_at IS NULL AND NOT (channel_id = ANY($1::text[]))",
+            list(live_channel_ids),
+        )
+        return int(status.split()[-1])

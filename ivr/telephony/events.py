@@ -1,0 +1,181 @@
+"""The one supervised ARI event websocket, and the router that hands each event, in order, to
+the call it concerns.
+
+Routing is a dict lookup and a synchronous hand-off on the reader task: no task per event, no
+lock, nothing that can stall the reader (Asterisk drops a websocket whose reader stalls)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import orjson
+
+log = logging.getLogger(__name__)
+
+Event = dict[str, Any]
+Sink = Callable[[Event], None]
+
+
+def event_channel_id(event: Event) -> str | None:
+    """The channel an event concerns, or None for events about no channel of ours."""
+    channel = event.get("channel")
+    if channel is not None:
+        return channel["id"]
+    for key in ("playback", "recording"):
+        target = event.get(key)
+        if target is not None:
+            uri: str = target.get("target_uri", "")
+            return uri[8:] if uri.startswith("channel:") else None
+    peer = event.get("peer")  # Dial events
+    if peer is not None:
+        return peer["id"]
+    return None
+
+
+class Router:
+    """channel id -> sink. Events for a channel nobody owns go to `on_unrouted` (a StasisStart
+    there means a new call)."""
+
+    def __init__(self, on_unrouted: Sink) -> None:
+        self._sinks: dict[str, Sink] = {}
+        self._on_unrouted = on_unrouted
+        self.routed = 0
+        self.unrouted = 0
+
+    def register(self, channel_id: str, sink: Sink) -> None:
+        self._sinks[channel_id] = sink
+
+    def unregister(self, channel_id: str) -> None:
+        self._sinks.pop(channel_id, None)
+
+    def __contains__(self, channel_id: str) -> bool:
+        return channel_id in self._sinks
+
+    def __len__(self) -> int:
+        return len(self._sinks)
+
+    def dispatch(self, event: Event) -> None:
+        channel_id = event_channel_id(event)
+        sink = self._sinks.get(channel_id) if channel_id is not None else None
+        if sink is None:
+            self.unrouted += 1
+            self._on_unrouted(event)
+            return
+        self.routed += 1
+        try:
+            sink(event)
+        except Exception:  # one call's bug must not take the reader down
+            log.exception("[%s] event handler failed for %s", channel_id, event.get("type"))
+
+
+class EventStream:
+    """Connects to /ari/events for `apps`, reconnecting with capped exponential backoff and
+    jitter. `on_connect` runs (as its own task) after every (re)connection to resynchronise
+    state lost while the socket was down; events keep flowing while it runs."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        ws_url: str,
+        apps: list[str],
+        dispatch: Sink,
+        on_connect: Callable[[], Awaitable[None]] | None = None,
+        *,
+        heartbeat: float = 10.0,
+        max_backoff: float = 30.0,
+    ) -> None:
+        self._session = session
+        self._url = ws_url
+        self._apps = ",".join(apps)
+        self._dispatch = dispatch
+        self._on_connect = on_connect
+        self._heartbeat = heartbeat
+        self._max_backoff = max_backoff
+        self._task: asyncio.Task[None] | None = None
+        self._resync: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+        self._stopping = False
+        self.connections = 0
+        self.events = 0
+        self.last_error = ""
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    async def wait_connected(self, timeout: float) -> None:
+        await asyncio.wait_for(self._connected.wait(), timeout)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="ari-events")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for task in (self._resync, self._task):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
+
+    async def _run(self) -> None:
+        backoff = 0.25
+        while not self._stopping:
+            started = time.monotonic()
+            try:
+                await self._connect_once()
+            except asyncio.CancelledError:
+                raise
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("ARI event websocket: %s", self.last_error)
+            finally:
+                self._connected.clear()
+            if self._stopping:
+                return
+            if time.monotonic() - started > 30:
+                backoff = 0.25  # it had been up a while: this is a fresh failure
+            delay = backoff * (0.5 + random.random())
+            log.info("ARI event websocket down; reconnecting in %.2fs", delay)
+            await asyncio.sleep(delay)
+            backoff = min(backoff * 2, self._max_backoff)
+
+    async def _connect_once(self) -> None:
+        async with self._session.ws_connect(
+            self._url,
+            params={"app": self._apps, "subscribeAll": "false"},
+            heartbeat=self._heartbeat,
+            max_msg_size=0,
+            compress=0,
+        ) as ws:
+            self.connections += 1
+            self.last_error = ""
+            self._connected.set()
+            log.info("ARI event websocket connected (apps %s)", self._apps)
+            if self._on_connect is not None:
+                self._resync = asyncio.create_task(self._run_resync(), name="ari-resync")
+            loads = orjson.loads
+            dispatch = self._dispatch
+            async for msg in ws:
+                if msg.type is aiohttp.WSMsgType.TEXT:
+                    self.events += 1
+                    dispatch(loads(msg.data))
+                elif msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
+                    break
+            self.last_error = f"closed ({ws.close_code})"
+
+    async def _run_resync(self) -> None:
+        assert self._on_connect is not None
+        try:
+            await self._on_connect()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("ARI resynchronisation failed")

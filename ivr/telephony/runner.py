@@ -1,0 +1,150 @@
+"""One task per call: a new channel in our Stasis app gets a `Call` and the flow chosen for it;
+the runner always hangs up in `finally`. After every (re)connection of the event socket it
+resynchronises: calls whose channel vanished are ended, channels in our app that no task owns
+(left by a process that died) are hung up, steps whose end event was lost are settled."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from ivr.core.errors import CallHungUp
+from ivr.telephony.call import Call
+from ivr.telephony.call_log import CallLog
+from ivr.telephony.events import Event, Router
+from ivr.telephony.rest import AriClient, AriHttpError
+
+log = logging.getLogger(__name__)
+
+Flow = Callable[[Call], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    name: str
+    flow: Flow
+
+
+Choose = Callable[[Call], Awaitable[Route]]
+
+
+class CallRunner:
+    def __init__(
+        self, ari: AriClient, app: str, choose: Choose, call_log: CallLog | None = None
+    ) -> None:
+        self._ari = ari
+        self.app = app
+        self._choose = choose
+        self._call_log = call_log
+        self.router = Router(self._on_unrouted)
+        self.calls: dict[str, Call] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.accepting = True
+        self.started = 0
+        self.finished = 0
+
+    # --- new calls ----------------------------------------------------------------------
+    def _on_unrouted(self, event: Event) -> None:
+        if event["type"] != "StasisStart" or event.get("application") != self.app:
+            return
+        channel = event["channel"]
+        if not self.accepting:
+            log.info("[%s] refused: shutting down", channel["id"])
+            task = asyncio.create_task(self._refuse(channel["id"]))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        call = Call(self._ari, channel, list(event.get("args") or []))
+        self.calls[call.id] = call
+        self.router.register(call.id, call.feed)
+        self.started += 1
+        task = asyncio.create_task(self._run(call), name=f"call-{call.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _refuse(self, channel_id: str) -> None:
+        try:
+            await self._ari.hangup(channel_id, "congestion")
+        except AriHttpError:
+            pass
+
+    async def _run(self, call: Call) -> None:
+        outcome = "completed"
+        route_name = ""
+        try:
+            route = await self._choose(call)
+            route_name = route.name
+            log.info("[%s] call from %s to %s -> %s", call.id, call.caller_id or "anonymous",
+                     call.dialed, route.name)
+            if self._call_log is not None:
+                await self._call_log.started(call.id, "inbound", call.caller_id, call.dialed,
+                                             route.name)
+            await route.flow(call)
+        except CallHungUp:
+            outcome = "caller hung up"
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        except Exception:
+            outcome = "error"
+            log.exception("[%s] flow %s failed", call.id, route_name)
+        finally:
+            try:
+                async with asyncio.timeout(5):
+                    await asyncio.shield(self._finish(call, outcome))
+            except (TimeoutError, asyncio.CancelledError):
+                log.warning("[%s] clean-up did not finish in time", call.id)
+            finally:
+                self.router.unregister(call.id)
+                self.calls.pop(call.id, None)
+                self.finished += 1
+
+    async def _finish(self, call: Call, outcome: str) -> None:
+        try:
+            await call.hangup()
+        except Exception as exc:
+            log.warning("[%s] hangup failed: %s", call.id, exc)
+        if self._call_log is not None:
+            await self._call_log.ended(call.id, outcome)
+        await call.wait_gone(2)  # so its last events still route to it
+        log.info("[%s] call ended: %s", call.id, outcome)
+
+    # --- resynchronisation --------------------------------------------------------------
+    async def resync(self) -> None:
+        channels = await self._ari.list_channels()
+        live = {c["id"] for c in channels}
+        for call in list(self.calls.values()):
+            if call.id not in live:
+                call.mark_gone("vanished while events were down")
+        for channel in channels:
+            if channel["id"] in self.router or not self._in_our_app(channel):
+                continue
+            log.warning("[%s] orphaned in app %s: hanging up", channel["id"], self.app)
+            await self._refuse(channel["id"])
+        await asyncio.gather(*(call.resync() for call in list(self.calls.values())),
+                             return_exceptions=True)
+        if self._call_log is not None:
+            closed = await self._call_log.reconcile(live)
+            if closed:
+                log.warning("closed %d call record(s) whose channel no longer exists", closed)
+
+    def _in_our_app(self, channel: dict[str, object]) -> bool:
+        dialplan = channel.get("dialplan")
+        if not isinstance(dialplan, dict) or dialplan.get("app_name") != "Stasis":
+            return False
+        return str(dialplan.get("app_data", "")).split(",", 1)[0] == self.app
+
+    # --- shutdown -----------------------------------------------------------------------
+    async def drain(self, grace: float) -> None:
+        """Take no new calls; let calls in progress finish for up to `grace` seconds, then
+        cancel them (each hangs up in its `finally`)."""
+        self.accepting = False
+        if self._tasks:
+            log.info("waiting up to %.0fs for %d call(s) to finish", grace, len(self.calls))
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=10)

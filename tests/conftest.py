@@ -1,0 +1,80 @@
+"""Shared fixtures: real PostgreSQL (a fresh database per test session) and the web app.
+Telephony fixtures (the real Asterisk, callers, baresip) live in tests/telephony_harness.py."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from ivr.app import create_app
+from ivr.core import db
+from ivr.provision.postgres import ensure_server
+from ivr.settings import REPO_ROOT, Settings
+
+pytest_plugins = ["tests.telephony_harness"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def base_settings() -> Settings:
+    """The developer's settings (.env, as `make run` uses them), so the suite drives the same
+    Asterisk configuration; a test's own database and port come on top."""
+    env_file = REPO_ROOT / ".env"
+    if not env_file.exists() and "IVR_ARI_PASSWORD" not in os.environ:
+        pytest.fail("no .env: run the suite with `make test` (it writes one)", pytrace=False)
+    return Settings.load(env_file=env_file)
+
+
+@pytest.fixture(scope="session")
+async def database_url(base_settings: Settings) -> AsyncIterator[str]:
+    ensure_server(base_settings.database_url, REPO_ROOT / ".local" / "postgres", lambda _: None)
+    name = f"ivr_test_{os.getpid()}_{secrets.token_hex(3)}"
+    url = db.with_database(base_settings.database_url, name)
+    await db.prepare_database(url)
+    yield url
+    await db.drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def settings(
+    base_settings: Settings, database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    port = free_port()
+    return dataclasses.replace(
+        base_settings,
+        database_url=database_url,
+        http_port=port,
+        public_url=f"http://127.0.0.1:{port}",
+        data_dir=Path(tmp_path_factory.mktemp("data")),
+        shutdown_grace=5.0,
+    )
+
+
+@pytest.fixture(scope="session")
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await db.create_pool(database_url, min_size=1, max_size=20)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def api(settings: Settings) -> AsyncIterator[TestClient]:
+    """The web app without the telephony worker, for API tests."""
+    app = create_app(settings, with_telephony=False)
+    client = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    yield client
+    await client.close()

@@ -1,0 +1,430 @@
+"""The call harness: the real Asterisk (brought up once per test session through the same code
+path as `make asterisk`), the engine's telephony worker with flows the tests register, a
+`caller` that places calls into the inbound dialplan over Local channels, and a driver for the
+baresip softphone over SIP.
+
+A caller leg is the `;1` half of `Local/NUMBER@ivr-inbound`; the `;2` half runs the inbound
+dialplan into the engine's Stasis app. The leg sits in the harness's own Stasis app, so the test
+can play speech into the call, send DTMF, and hear (snoop + record) what the engine plays."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import itertools
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import wave
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import orjson
+import pytest
+from aiohttp import web
+
+from ivr.app import Telephony, telephony
+from ivr.cli import asterisk_config
+from ivr.core.errors import IvrError
+from ivr.provision import asterisk as provision
+from ivr.settings import Settings
+from ivr.telephony.call import Call
+from ivr.telephony.events import Event, EventStream, Router
+from ivr.telephony.rest import AriClient, AriHttpError, basic_auth
+from ivr.telephony.runner import Route
+
+DATA = Path(__file__).resolve().parent / "data"
+CALLER_APP = "ivr-test-caller"
+
+
+def wav_seconds(data: bytes) -> float:
+    with wave.open(io.BytesIO(data)) as w:
+        return w.getnframes() / float(w.getframerate())
+
+
+# --- Asterisk ------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def asterisk(base_settings: Settings) -> object:
+    cfg = asterisk_config(base_settings)
+    try:
+        return provision.up(cfg, progress=lambda line: print(f"[asterisk] {line}"))
+    except IvrError as exc:
+        pytest.fail(f"the real Asterisk could not be provisioned: {exc.message}", pytrace=False)
+    except Exception as exc:  # the suite must fail, never skip, without its real parts
+        pytest.fail(f"the real Asterisk could not be provisioned: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+async def ari(base_settings: Settings, asterisk: object) -> AsyncIterator[AriClient]:
+    async with aiohttp.ClientSession(
+        headers=basic_auth(base_settings.ari_user, base_settings.ari_password)
+    ) as session:
+        client = AriClient(session, base_settings.ari_url)
+        yield client
+        # Asterisk's own testsuite ends every test by checking no channel is left behind.
+        for _ in range(50):
+            left = await client.list_channels()
+            if not left:
+                break
+            await asyncio.sleep(0.2)
+        assert left == [], f"channels left in Asterisk: {[c['name'] for c in left]}"
+
+
+# --- a TCP proxy between the engine and Asterisk, to cut the event socket mid-call -----------
+class TcpProxy:
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._events: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
+        self._refuse_until = 0.0
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        self.drop_events()
+
+    def drop_events(self, refuse_for: float = 0.0) -> int:
+        """Cut every ARI event websocket now (as a network failure would: no close frame),
+        refusing new ones for `refuse_for` seconds. Returns how many were cut."""
+        self._refuse_until = asyncio.get_running_loop().time() + refuse_for
+        cut = 0
+        for pair in list(self._events):
+            for writer in pair:
+                writer.transport.abort()
+            cut += 1
+        self._events.clear()
+        return cut
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        first = await reader.read(65536)
+        is_events = first.startswith(b"GET /ari/events")
+        if is_events and asyncio.get_running_loop().time() < self._refuse_until:
+            writer.transport.abort()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        pair = (writer, up_writer)
+        if is_events:
+            self._events.add(pair)
+        up_writer.write(first)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._events.discard(pair)
+
+
+# --- the engine under test ------------------------------------------------------------------
+class TestRoutes:
+    """Dialled number -> flow, registered by each test on a number of its own."""
+
+    __test__ = False
+    _numbers = itertools.count(7001)
+
+    def __init__(self) -> None:
+        self.flows: dict[str, Route] = {}
+
+    def add(self, flow: Callable[[Call], Awaitable[None]], name: str = "test") -> str:
+        number = str(next(self._numbers))
+        self.flows[number] = Route(name, flow)
+        return number
+
+    async def choose(self, call: Call) -> Route:
+        route = self.flows.get(call.dialed)
+        if route is None:
+            raise LookupError(f"no test flow on {call.dialed}")
+        return route
+
+
+@dataclass
+class Engine:
+    tel: Telephony
+    routes: TestRoutes
+    proxy: TcpProxy
+
+
+@pytest.fixture(scope="session")
+async def engine(
+    settings: Settings, pool: asyncpg.Pool, ari: AriClient
+) -> AsyncIterator[Engine]:
+    """The real telephony worker (event socket, router, runner, call log), talking to Asterisk
+    through a proxy the tests can cut."""
+    ari_port = int(settings.ari_url.rsplit(":", 1)[1])
+    proxy = TcpProxy(ari_port)
+    await proxy.start()
+    routes = TestRoutes()
+    proxied = type(settings).from_mapping(
+        {**_env_of(settings), "IVR_ARI_URL": f"http://127.0.0.1:{proxy.port}"}
+    )
+    async with telephony(proxied, pool, routes.choose) as tel:
+        await tel.events.wait_connected(10)
+        yield Engine(tel, routes, proxy)
+    await proxy.close()
+
+
+def _env_of(settings: Settings) -> dict[str, str]:
+    return {
+        "IVR_DATABASE_URL": settings.database_url,
+        "IVR_ARI_URL": settings.ari_url,
+        "IVR_ARI_USER": settings.ari_user,
+        "IVR_ARI_PASSWORD": settings.ari_password,
+        "IVR_ARI_APP": settings.ari_app,
+        "IVR_SOFTPHONE_USER": settings.softphone_user,
+        "IVR_SOFTPHONE_PASSWORD": settings.softphone_password,
+        "IVR_HTTP_PORT": str(settings.http_port),
+        "IVR_DATA_DIR": str(settings.data_dir),
+    }
+
+
+# --- the caller -----------------------------------------------------------------------------
+@dataclass
+class CallerLeg:
+    """The caller's end of one call."""
+
+    call: Call
+    answered: asyncio.Future[None]
+    harness: Caller
+    listening: list[str] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return self.call.id
+
+    async def say(self, wav_name: str) -> None:
+        """Play a file from tests/data into the call, as the caller's voice; returns when it has
+        been played."""
+        await self.call.play(f"sound:{self.harness.media_url}/{wav_name}")
+
+    async def press(self, digits: str, between_ms: int = 150) -> None:
+        await self.call.send_dtmf(digits, between_ms=between_ms)
+
+    async def hangup(self) -> None:
+        await self.call.hangup()
+
+    async def wait_hangup(self, timeout: float = 30) -> bool:
+        return await self.call.wait_gone(timeout)
+
+
+class Caller:
+    def __init__(self, ari: AriClient, session: aiohttp.ClientSession, ws_url: str,
+                 media_url: str) -> None:
+        self.ari = ari
+        self.media_url = media_url
+        self.router = Router(lambda event: None)
+        self.events = EventStream(session, ws_url, [CALLER_APP], self.router.dispatch)
+        self.legs: list[CallerLeg] = []
+
+    async def dial(
+        self, number: str, caller_id: str = "5551234567", timeout: float = 15,
+        app: str | None = None,
+    ) -> CallerLeg:
+        """Call `number` through the inbound dialplan; returns once the engine answers. With
+        `app`, the call goes to that Stasis app instead of the configured one (through the
+        `ivr-app-direct` context), for a second engine such as an `ivr serve` under test."""
+        channel_id = f"caller-{secrets.token_hex(6)}"
+        call = Call(self.ari, {"id": channel_id}, [])
+        loop = asyncio.get_running_loop()
+        answered: asyncio.Future[None] = loop.create_future()
+
+        def sink(event: Event) -> None:
+            if event["type"] == "StasisStart" and not answered.done():
+                answered.set_result(None)
+            elif event["type"] in ("ChannelDestroyed", "StasisEnd") and not answered.done():
+                answered.set_exception(AssertionError(f"call to {number} ended unanswered"))
+            call.feed(event)
+
+        self.router.register(channel_id, sink)
+        leg = CallerLeg(call, answered, self)
+        self.legs.append(leg)
+        context = "ivr-inbound" if app is None else "ivr-app-direct"
+        await self.ari.originate(
+            channel_id, f"Local/{number}@{context}", app=CALLER_APP, caller_id=caller_id,
+            timeout=int(timeout), variables={"IVR_TARGET_APP": app} if app else None,
+        )
+        try:
+            await asyncio.wait_for(asyncio.shield(answered), timeout)
+        except TimeoutError:
+            with contextlib.suppress(IvrError):
+                await self.ari.hangup(channel_id)
+            raise AssertionError(f"call to {number} not answered in {timeout}s") from None
+        return leg
+
+    async def hangup_all(self) -> None:
+        for leg in self.legs:
+            with contextlib.suppress(IvrError):
+                await leg.call.hangup()
+        self.legs.clear()
+
+
+@pytest.fixture(scope="session")
+async def caller(base_settings: Settings, ari: AriClient, engine: Engine) -> AsyncIterator[Caller]:
+    media = web.Application()
+    media.router.add_static("/", DATA)
+    runner = web.AppRunner(media, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    async with aiohttp.ClientSession(
+        headers=basic_auth(base_settings.ari_user, base_settings.ari_password)
+    ) as session:
+        harness = Caller(AriClient(session, base_settings.ari_url), session,
+                         base_settings.ari_ws_url, f"http://127.0.0.1:{port}")
+        harness.events.start()
+        await harness.events.wait_connected(10)
+        yield harness
+        await harness.hangup_all()
+        await harness.events.stop()
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def stored_recordings(ari: AriClient) -> AsyncIterator[list[str]]:
+    """Names a test recorded in Asterisk; deleted afterwards."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        with contextlib.suppress(AriHttpError):
+            await ari.delete_stored_recording(name)
+
+
+# --- baresip, a real softphone --------------------------------------------------------------
+class Softphone:
+    """baresip with the speech file as its microphone, driven over its TCP control socket."""
+
+    def __init__(self, settings: Settings, speech: Path) -> None:
+        self.settings = settings
+        self.speech = speech
+        self.dir = Path(tempfile.mkdtemp(prefix="baresip-"))
+        self.ctrl_port = _free_port()
+        self.sip_port = _free_port()
+        self.proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self.events: list[dict[str, object]] = []
+
+    def _write_config(self) -> None:
+        # baresip ends the call when its microphone file ends: follow the speech with silence.
+        subprocess.run(["sox", str(self.speech), str(self.dir / "speech.wav"), "pad", "0", "30"],
+                       check=True)
+        (self.dir / "config").write_text(
+            f"""poll_method epoll
+sip_listen 127.0.0.1:{self.sip_port}
+audio_player aufile,{self.dir / 'heard.wav'}
+audio_source aufile,{self.dir / 'speech.wav'}
+audio_alert aufile,/dev/null
+module_path /usr/lib/baresip/modules
+module stdio.so
+module g711.so
+module aufile.so
+module_app account.so
+module_app menu.so
+module_app ctrl_tcp.so
+ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}
+rtp_ports 30000-30999
+"""
+        )
+        s = self.settings
+        (self.dir / "accounts").write_text(
+            f"<sip:{s.softphone_user}@127.0.0.1:5060>;auth_pass={s.softphone_password};"
+            "regint=0;audio_codecs=PCMU\n"
+        )
+
+    async def start(self) -> None:
+        if shutil.which("baresip") is None:
+            pytest.fail("baresip is not installed (make test installs baresip-core)",
+                        pytrace=False)
+        self._write_config()
+        self.proc = await asyncio.create_subprocess_exec(
+            "baresip", "-f", str(self.dir), stdin=subprocess.DEVNULL,
+            stdout=(self.dir / "baresip.log").open("wb"), stderr=subprocess.STDOUT,
+        )
+        for _ in range(100):
+            try:
+                self._reader, self._writer = await asyncio.open_connection(
+                    "127.0.0.1", self.ctrl_port)
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+        else:
+            pytest.fail(f"baresip did not open its control port; log: {self.log()}")
+        asyncio.get_running_loop().create_task(self._read_events())
+
+    async def _read_events(self) -> None:
+        assert self._reader is not None
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError, ValueError):
+            while True:
+                length = int((await self._reader.readuntil(b":"))[:-1])
+                payload = await self._reader.readexactly(length + 1)
+                self.events.append(orjson.loads(payload[:-1]))
+
+    async def command(self, command: str, params: str = "") -> None:
+        assert self._writer is not None
+        body = orjson.dumps({"command": command, "params": params, "token": command})
+        self._writer.write(str(len(body)).encode() + b":" + body + b",")
+        await self._writer.drain()
+
+    def log(self) -> str:
+        path = self.dir / "baresip.log"
+        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+    async def stop(self) -> None:
+        if self.proc and self.proc.returncode is None:
+            with contextlib.suppress(Exception):
+                await self.command("quit")
+            try:
+                await asyncio.wait_for(self.proc.wait(), 5)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        if self._writer is not None:
+            self._writer.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def softphone(
+    base_settings: Settings, asterisk: object
+) -> AsyncIterator[Callable[[Path], Awaitable[Softphone]]]:
+    phones: list[Softphone] = []
+
+    async def start(speech: Path) -> Softphone:
+        phone = Softphone(base_settings, speech)
+        await phone.start()
+        phones.append(phone)
+        return phone
+
+    yield start
+    for phone in phones:
+        await phone.stop()
+
+
+__all__ = ["DATA", "Caller", "CallerLeg", "Engine", "Softphone", "TcpProxy", "wav_seconds"]

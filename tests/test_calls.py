@@ -1,0 +1,276 @@
+"""Real calls through the real Asterisk into the engine's telephony worker."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import asyncpg
+import pytest
+
+from ivr.core.errors import CallHungUp
+from ivr.telephony.call import Call, RecordingResult
+from ivr.telephony.rest import AriClient
+from tests.telephony_harness import DATA, Caller, Engine, wav_seconds
+
+pytestmark = pytest.mark.asterisk
+
+SPEECH = "speech-fox.wav"
+SPEECH_SECONDS = 4.27
+
+
+@dataclass
+class Seen:
+    """What a test flow observed, for the test to check."""
+
+    digits: list[str] = field(default_factory=list)
+    takes: list[RecordingResult] = field(default_factory=list)
+    audio: list[bytes] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)
+    hung_up_at: str = ""
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def digits_then_record(seen: Seen, name: str, *, digits_first: bool = True):  # type: ignore[no-untyped-def]
+    """Answer; collect DTMF up to `#`; record until `#`; fetch the WAV over ARI; hang up."""
+
+    async def flow(call: Call) -> None:
+        try:
+            await call.answer()
+            if digits_first:
+                seen.digits.append(await call.collect_digits(10, timeout=10, terminators="#"))
+            take = await call.record(name, max_duration=20, terminate_on="#")
+            seen.takes.append(take)
+            if not digits_first:
+                seen.digits.append(await call.collect_digits(10, timeout=10, terminators="#"))
+            seen.audio.append(await call.ari.stored_recording_file(name))
+            await call.play("sound:beep")
+        finally:
+            seen.done.set()
+
+    return flow
+
+
+async def test_dtmf_in_order_and_a_recording_as_long_as_the_speech(
+    engine: Engine, caller: Caller, stored_recordings: list[str], pool: asyncpg.Pool
+) -> None:
+    seen = Seen()
+    name = "test-dtmf-record"
+    stored_recordings.append(name)
+    number = engine.routes.add(digits_then_record(seen, name))
+
+    leg = await caller.dial(number, caller_id="5550001")
+    await leg.press("1234#")
+    await leg.say(SPEECH)
+    await leg.press("#")
+    await asyncio.wait_for(seen.done.wait(), 30)
+    assert await leg.wait_hangup(10), "the engine should hang up after its flow"
+
+    assert seen.digits == ["1234"]
+    (take,) = seen.takes
+    assert take.ok and not take.hung_up
+    stored = wav_seconds(seen.audio[0])
+    assert abs(stored - SPEECH_SECONDS) < 0.5, f"stored {stored:.2f}s for {SPEECH_SECONDS}s"
+    row = await pool.fetchrow("SELECT * FROM calls WHERE caller_id = '5550001'")
+    assert row is not None and row["dialed"] == number
+    for _ in range(20):  # the runner closes the record right after the flow
+        row = await pool.fetchrow("SELECT * FROM calls WHERE caller_id = '5550001'")
+        if row["ended_at"] is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert row["outcome"] == "completed"
+
+
+async def test_concurrent_calls_keep_their_own_digits(engine: Engine, caller: Caller) -> None:
+    results: dict[str, str] = {}
+
+    async def flow(call: Call) -> None:
+        await call.answer()
+        results[call.caller_id] = await call.collect_digits(6, timeout=10)
+        await call.play("sound:beep")
+
+    number = engine.routes.add(flow)
+    legs = await asyncio.gather(
+        *(caller.dial(number, caller_id=f"55510{i:02d}") for i in range(8)))
+    await asyncio.gather(*(leg.press(f"{i}{i}{i}{(i + 1) % 10}#") for i, leg in enumerate(legs)))
+    await asyncio.gather(*(leg.wait_hangup(15) for leg in legs))
+    assert results == {f"55510{i:02d}": f"{i}{i}{i}{(i + 1) % 10}" for i in range(8)}
+
+
+async def test_barge_in_stops_the_prompt_and_keeps_the_digit(
+    engine: Engine, caller: Caller
+) -> None:
+    seen = Seen()
+
+    async def flow(call: Call) -> None:
+        await call.answer()
+        playback = await call.play("sound:silence/10", barge_in=True)
+        seen.steps.append(f"interrupted by {playback.interrupted_by}")
+        seen.digits.append(await call.collect_digits(3, timeout=5))
+        seen.done.set()
+
+    number = engine.routes.add(flow)
+    leg = await caller.dial(number)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await leg.press("7", between_ms=100)
+    await leg.press("89")
+    await asyncio.wait_for(seen.done.wait(), 8)
+    assert loop.time() - started < 5, "the 10 s prompt should have been cut short"
+    assert seen.steps == ["interrupted by 7"]
+    assert seen.digits == ["789"]
+    await leg.wait_hangup(5)
+
+
+async def test_caller_hanging_up_mid_take_returns_the_partial_take(
+    engine: Engine, caller: Caller, stored_recordings: list[str], pool: asyncpg.Pool,
+    ari: AriClient,
+) -> None:
+    seen = Seen()
+    name = "test-hangup-mid-take"
+    stored_recordings.append(name)
+
+    async def flow(call: Call) -> None:
+        await call.answer()
+        take = await call.record(name, max_duration=30)
+        seen.takes.append(take)
+        try:
+            await call.play("sound:beep")
+        except CallHungUp:
+            seen.hung_up_at = "play after take"
+            raise
+        finally:
+            seen.done.set()
+
+    number = engine.routes.add(flow)
+    leg = await caller.dial(number, caller_id="5550002")
+    await leg.say("speech-short.wav")
+    await leg.hangup()
+    await asyncio.wait_for(seen.done.wait(), 15)
+    (take,) = seen.takes
+    assert take.hung_up and take.ok
+    # What the caller said before hanging up is in the stored file.
+    assert wav_seconds(await ari.stored_recording_file(name)) > 1.2
+    assert seen.hung_up_at == "play after take"
+    for _ in range(30):
+        outcome = await pool.fetchval("SELECT outcome FROM calls WHERE caller_id = '5550002'")
+        if outcome:
+            break
+        await asyncio.sleep(0.1)
+    assert outcome == "caller hung up"
+
+
+@pytest.mark.parametrize("step", ["answer", "play", "collect", "record"])
+async def test_hanging_up_at_each_step_ends_the_flow_cleanly(
+    engine: Engine, caller: Caller, ari: AriClient, step: str
+) -> None:
+    seen = Seen()
+    reached = asyncio.Event()
+
+    async def flow(call: Call) -> None:
+        try:
+            if step == "answer":
+                reached.set()
+                await asyncio.sleep(0.5)
+            await call.answer()
+            if step == "play":
+                reached.set()
+            await call.play("sound:silence/3")
+            if step == "collect":
+                reached.set()
+            await call.collect_digits(4, timeout=0.5)
+            if step == "record":
+                reached.set()
+            await call.record(f"test-step-{call.id}", max_duration=5)
+            await call.play("sound:beep")
+            seen.steps.append("finished")
+        except CallHungUp:
+            seen.hung_up_at = step
+            raise
+        finally:
+            seen.done.set()
+
+    number = engine.routes.add(flow)
+    if step == "answer":
+        dialing = asyncio.create_task(caller.dial(number))
+        await asyncio.wait_for(reached.wait(), 10)
+        # The caller gives up while the engine has not answered yet.
+        for channel in await ari.list_channels():
+            if channel["name"].startswith(f"Local/{number}@") and channel["name"].endswith(";1"):
+                await ari.hangup(channel["id"])
+        with pytest.raises(AssertionError):
+            await dialing
+    else:
+        leg = await caller.dial(number)
+        await asyncio.wait_for(reached.wait(), 10)
+        await asyncio.sleep(0.3)
+        await leg.hangup()
+    await asyncio.wait_for(seen.done.wait(), 15)
+    assert seen.steps == []
+    assert seen.hung_up_at == step
+
+
+async def test_event_socket_drop_mid_call_the_call_still_completes(
+    engine: Engine, caller: Caller
+) -> None:
+    """The event socket is cut while a prompt plays and stays down until the prompt has ended
+    (its PlaybackFinished is lost): after the reconnect the runner resynchronises, the flow
+    moves on, and the call completes."""
+    seen = Seen()
+
+    async def flow(call: Call) -> None:
+        await call.answer()
+        seen.steps.append("answered")
+        await call.play("sound:silence/2")
+        seen.steps.append("prompt done")
+        seen.digits.append(await call.collect_digits(4, timeout=15))
+        await call.play("sound:beep")
+        seen.steps.append("finished")
+        seen.done.set()
+
+    number = engine.routes.add(flow)
+    before = engine.tel.events.connections
+    leg = await caller.dial(number)
+    await asyncio.sleep(0.5)
+    assert engine.proxy.drop_events(refuse_for=3.0) == 1
+    for _ in range(100):
+        if engine.tel.events.connections > before and engine.tel.events.connected:
+            break
+        await asyncio.sleep(0.1)
+    assert engine.tel.events.connections == before + 1
+    await asyncio.sleep(0.3)
+    await leg.press("42#")
+    await asyncio.wait_for(seen.done.wait(), 15)
+    assert seen.steps == ["answered", "prompt done", "finished"]
+    assert seen.digits == ["42"]
+    assert await leg.wait_hangup(10)
+
+
+async def test_softphone_over_sip_dtmf_and_recording(
+    engine: Engine, softphone, stored_recordings: list[str]  # type: ignore[no-untyped-def]
+) -> None:
+    """baresip, a real SIP user agent, calls the softphone account on 127.0.0.1:5060 with the
+    speech file as its microphone, keys # to end the take, then 1234#."""
+    seen = Seen()
+    name = "test-baresip"
+    stored_recordings.append(name)
+    number = engine.routes.add(digits_then_record(seen, name, digits_first=False))
+    phone = await softphone(DATA / SPEECH)
+    await phone.command("dial", f"sip:{number}@127.0.0.1:5060")
+    for _ in range(100):
+        if any(e.get("type") == "CALL_ESTABLISHED" for e in phone.events):
+            break
+        await asyncio.sleep(0.1)
+    else:
+        pytest.fail(f"baresip's call was not established; events {phone.events}; "
+                    f"log {phone.log()}")
+    await asyncio.sleep(SPEECH_SECONDS)
+    await phone.command("sndcode", "#")
+    await asyncio.sleep(0.6)
+    await phone.command("sndcode", "1234#")
+    await asyncio.wait_for(seen.done.wait(), 20)
+    assert seen.digits == ["1234"], phone.log()
+    (take,) = seen.takes
+    assert take.ok
+    stored = wav_seconds(seen.audio[0])
+    assert abs(stored - SPEECH_SECONDS) < 0.5, f"stored {stored:.2f}s for {SPEECH_SECONDS}s"
