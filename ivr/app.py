@@ -18,6 +18,7 @@ from ivr import __version__
 from ivr.core import db
 from ivr.core.web import POOL, SETTINGS, error_middleware, json_response
 from ivr.linecheck.flow import line_check, not_in_service
+from ivr.recorder.routes import add_routes as add_recorder_routes
 from ivr.settings import Settings
 from ivr.telephony.call import Call
 from ivr.telephony.call_log import PgCallLog
@@ -119,6 +120,7 @@ def create_app(settings: Settings, *, with_telephony: bool = True) -> web.Applic
 
     app.cleanup_ctx.append(resources)
     app.router.add_get("/healthz", healthz)
+    add_recorder_routes(app)
     return app
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ivr.core.errors import IvrError
 from ivr.provision.asterisk import AsteriskConfig
+from ivr.recorder import cli as recorder_cli
 from ivr.settings import REPO_ROOT, Settings, redact_url
 
 log = logging.getLogger("ivr")
@@ -145,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["init"])
     p.add_argument("--file", default=".env")
     p.set_defaults(func=cmd_env_init, needs_settings=False)
+    recorder_cli.register(sub)
     return parser
 
 

@@ -1,0 +1,32 @@
+"""Audio downloads: a recording's wav_url / mp3_url (`/{play_key}/recording.{ext}`, the seed's
+URL shape) and uploaded prompts. The play key is the capability: 20 random characters.
+FileResponse answers Range requests (206) and conditional requests itself."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ivr.core.errors import NotFound
+from ivr.core.web import SETTINGS
+from ivr.recorder.context import service_for
+from ivr.recorder.models import audio_path
+
+CONTENT_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg"}
+
+
+async def recording_audio(request: web.Request) -> web.StreamResponse:
+    play_key, ext = request.match_info["play_key"], request.match_info["ext"]
+    recording = await service_for(request).recording_for_play_key(play_key)
+    has_file = recording is not None and (
+        recording.has_wav_file if ext == "wav" else recording.has_mp3_file)
+    path = audio_path(request.app[SETTINGS].data_dir, play_key, ext)
+    if not has_file or not path.is_file():
+        raise NotFound(f"no {ext} audio for play key {play_key}")
+    return web.FileResponse(path, headers={"Content-Type": CONTENT_TYPES[ext]})
+
+
+async def prompt_audio(request: web.Request) -> web.StreamResponse:
+    path = await service_for(request).prompt_file(request.match_info["play_key"])
+    if path is None or path.stem != request.match_info["name"] or not path.is_file():
+        raise NotFound("no such prompt audio")
+    return web.FileResponse(path, headers={"Content-Type": "audio/wav"})

@@ -1,0 +1,128 @@
+"""What each operation accepts, read from either face's parameters. /vr and /v1 use the same
+names (the MyVox ones), so one reader serves both."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ivr.core.errors import InvalidParameter, MissingParameter
+from ivr.recorder.models import (
+    AUDIO_FORMATS,
+    IDENTIFICATIONS,
+    INITIATIONS,
+    LOOKUP_MODES,
+    STORAGES,
+    split_recording_keys,
+)
+from ivr.recorder.params import ABSENT, Params, present
+
+LIST_SEARCH_FIELDS = ("meta_data_1", "meta_data_2", "meta_data_3", "caller_id", "access_code")
+RECORDING_SEARCH_FIELDS = ("meta_data_1", "meta_data_2", "meta_data_3", "caller_id",
+                           "access_code", "touchtone_input")
+
+
+def _passwords(p: Params) -> dict[str, Any]:
+    return present({name: p.text(name, max_len=200)
+                    for name in ("access_password", "update_password", "delete_password")})
+
+
+def list_values(p: Params) -> dict[str, Any]:
+    values = present({
+        "name": p.text("name", max_len=200),
+        "meta_data_1": p.text("meta_data_1"),
+        "meta_data_2": p.text("meta_data_2"),
+        "meta_data_3": p.text("meta_data_3"),
+        "caller_id": p.phone("caller_id"),
+        "access_code": p.digits("access_code"),
+        "max_recordings": p.integer("max_recordings", 0, 100_000),
+    })
+    values.update(_passwords(p))
+    return values
+
+
+def recording_values(p: Params, *, creating: bool) -> dict[str, Any]:
+    values = present({
+        "name": p.text("name", max_len=200),
+        "meta_data_1": p.text("meta_data_1"),
+        "meta_data_2": p.text("meta_data_2"),
+        "meta_data_3": p.text("meta_data_3"),
+    })
+    if not creating:
+        # SetRecording also takes what the caller supplied and the recording's passwords.
+        values.update(present({
+            "caller_id": p.phone("caller_id"),
+            "touchtone_input": p.digits("touchtone_input", extra="*#"),
+        }))
+        values.update(_passwords(p))
+    return values
+
+
+def sequence(p: Params) -> int | None:
+    value = p.integer("sequence", 1, 100_000)
+    return None if value is ABSENT else value
+
+
+def initial_recordings(p: Params) -> int:
+    value = p.integer("initial_recordings", 0, 1000)
+    return 0 if value in (ABSENT, None) else int(value)
+
+
+def filters(p: Params, names: tuple[str, ...]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for name in names:
+        value = p.text(name)
+        if isinstance(value, str):
+            # Digits fields may hold '%' wildcards, so they are checked loosely here.
+            if name in ("caller_id", "access_code", "touchtone_input") and not set(value) <= set(
+                    "0123456789+*#%"):
+                raise InvalidParameter(name, f"parameter '{name}' must be digits and '%'")
+            found[name] = value
+    return found
+
+
+def recording_keys(p: Params) -> list[str]:
+    raw = p.raw("recording_keys")
+    if isinstance(raw, list):
+        raw = ",".join(str(k) for k in raw)
+    if raw is ABSENT or raw is None or not str(raw).strip():
+        raise MissingParameter("recording_keys")
+    found = split_recording_keys(str(raw))
+    for key in found:
+        if not all(c.isalnum() or c in "-_" for c in key) or len(key) > 64:
+            raise InvalidParameter("recording_keys", f"'{key}' is not a recording key")
+    return found
+
+
+def caller_id(p: Params) -> str | None:
+    value = p.phone("caller_id")
+    return value if isinstance(value, str) else None
+
+
+def recorder_values(p: Params) -> dict[str, Any]:
+    values = present({
+        "name": p.text("name", max_len=200),
+        "audio_format": p.choice("audio_format", AUDIO_FORMATS),
+        "storage": p.choice("storage", STORAGES),
+        "upload_url": p.url("upload_url"),
+        "retention_days": p.integer("retention_days", 1, 36500),
+        "prompt_set": p.text("prompt_set", max_len=32),
+        "initiation": p.choice("initiation", INITIATIONS),
+        "identification": p.choice("identification", IDENTIFICATIONS),
+        "lookup_mode": p.choice("lookup_mode", LOOKUP_MODES),
+        "touchtone_length": p.integer("touchtone_length", 1, 32),
+        "pin_length": p.integer("pin_length", 4, 10),
+        "pin_ttl_seconds": p.integer("pin_ttl_seconds", 60, 604800),
+    })
+    for flag in ("password_required", "touchtone_prompt"):
+        if p.given(flag):
+            values[flag] = p.boolean(flag, False)
+    for name in ("audio_format", "storage", "initiation", "identification", "lookup_mode",
+                 "pin_length", "pin_ttl_seconds", "prompt_set"):
+        if values.get(name, "") is None:
+            raise InvalidParameter(name, f"parameter '{name}' cannot be cleared")
+    prompt_set = values.get("prompt_set")
+    if prompt_set is not None and not all(c.islower() or c.isdigit() or c in "_-"
+                                          for c in prompt_set):
+        raise InvalidParameter("prompt_set", "prompt_set must be lowercase letters, digits, "
+                               "'-' or '_'")
+    return values

@@ -1,0 +1,183 @@
+"""The recorder's entities and states: plain data, no web and no database."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+RecordingState = Literal["unrecorded", "recording", "recorded", "rerecord"]
+SessionState = Literal["created", "called", "recording", "ended", "expired"]
+LIVE_SESSION_STATES = ("created", "called", "recording")
+
+AUDIO_FORMATS = ("wav", "mp3", "both")
+STORAGES = ("local", "upload")
+INITIATIONS = ("api", "call")
+IDENTIFICATIONS = ("none", "caller_id", "access_code", "both")
+LOOKUP_MODES = ("lookup", "lookup_else_create", "create")
+# The prompts a recorder plays; UploadPrompt replaces one of them with the developer's audio.
+PROMPT_NAMES = (
+    "welcome", "enter_pin", "invalid_pin", "enter_access_code", "enter_touchtone",
+    "record_after_tone", "review_menu", "recording_saved", "next_recording", "goodbye",
+)
+MAX_SEARCH_RESULTS = 100
+
+# StartRecordingSession: "delimited by a comma, space, colon, semicolon, vertical bar, or
+# forward slash".
+_KEY_DELIMITERS = re.compile(r"[,\s:;|/]+")
+
+
+def split_recording_keys(value: str) -> list[str]:
+    """Keys in the order given, duplicates dropped."""
+    seen: dict[str, None] = {}
+    for key in _KEY_DELIMITERS.split(value.strip()):
+        if key:
+            seen.setdefault(key, None)
+    return list(seen)
+
+
+def is_random_password_request(value: str) -> bool:
+    """`???` (the parameter tables) and `?????` (the passwords note) both ask for a random
+    password; so does any run of three or more question marks."""
+    return len(value) >= 3 and set(value) == {"?"}
+
+
+def audio_path(data_dir: Path, play_key: str, ext: str) -> Path:
+    """Where a recording's accepted audio lives in local storage (the phone flow writes it)."""
+    return data_dir / "recordings" / play_key / f"recording.{ext}"
+
+
+def prompt_path(data_dir: Path, recorder_key: str, prompt_name: str) -> Path:
+    return data_dir / "prompts" / recorder_key / f"{prompt_name}.wav"
+
+
+@dataclass(frozen=True, slots=True)
+class Developer:
+    id: int
+    username: str
+    email: str
+    name: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneNumber:
+    id: int
+    phone_number_key: str
+    number: str
+    display_number: str
+    country: str
+
+
+@dataclass(frozen=True, slots=True)
+class Recorder:
+    id: int
+    developer_id: int
+    recorder_key: str
+    name: str
+    audio_format: str
+    storage: str
+    upload_url: str | None
+    retention_days: int | None
+    password_required: bool
+    prompt_set: str
+    initiation: str
+    identification: str
+    lookup_mode: str
+    touchtone_prompt: bool
+    touchtone_length: int | None
+    pin_length: int
+    pin_ttl_seconds: int
+    created_at: datetime
+    updated_at: datetime
+    phone_numbers: tuple[PhoneNumber, ...] = ()
+    prompts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingList:
+    id: int
+    recorder_id: int
+    recorder_key: str
+    list_key: str
+    name: str | None
+    meta_data_1: str | None
+    meta_data_2: str | None
+    meta_data_3: str | None
+    caller_id: str | None
+    access_code: str | None
+    access_protected: bool
+    update_protected: bool
+    delete_protected: bool
+    max_recordings: int | None
+    recording_count: int
+    created_at: datetime
+    updated_at: datetime
+    accessed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Recording:
+    id: int
+    list_id: int
+    list_key: str
+    recording_key: str
+    sequence: int
+    name: str | None
+    meta_data_1: str | None
+    meta_data_2: str | None
+    meta_data_3: str | None
+    state: RecordingState
+    play_key: str
+    recording_length: int
+    has_wav_file: bool
+    has_mp3_file: bool
+    caller_id: str | None
+    touchtone_input: str | None
+    access_code: str | None
+    access_protected: bool
+    update_protected: bool
+    delete_protected: bool
+    is_in_session: bool
+    created_at: datetime
+    updated_at: datetime
+    accessed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    id: int
+    session_key: str
+    recorder_id: int
+    recorder_key: str
+    list_id: int
+    list_key: str
+    caller_id: str | None
+    state: SessionState
+    current_recording_id: int | None
+    created_at: datetime
+    expires_at: datetime
+    called_at: datetime | None
+    ended_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionView:
+    """A session with what StartRecordingSession / GetSessionStatus report about it."""
+
+    session: Session
+    pin: str | None  # only right after StartRecordingSession; never readable again
+    phone_numbers: tuple[PhoneNumber, ...]
+    recordings: tuple[Recording, ...]
+    excluded: tuple[Recording, ...] = ()
+    current_recording: Recording | None = None
+
+
+@dataclass(slots=True)
+class Generated:
+    """Random passwords made for `???` values: returned once, in the answer that made them."""
+
+    passwords: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,699 @@
+"""The recorder's operations, shared by /vr, /v1, the CLI and the phone flow. Each public
+method is one transaction: it either does all of its writes or none. Rules that concern one
+list (sequences, max_recordings, session locks) run with the list row locked FOR UPDATE."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from ivr.core import keys
+from ivr.core.errors import InvalidParameter, NotFound, Unauthorized
+from ivr.recorder import store
+from ivr.recorder.errors import (
+    AssetPasswordRequired,
+    LimitReached,
+    ListKeyInUse,
+    MailNotConfigured,
+    NoAudio,
+    NoPhoneNumber,
+    RecorderNotYours,
+    RecordingKeyInUse,
+    SessionInUse,
+    SignupClosed,
+    UsernameTaken,
+)
+from ivr.recorder.models import (
+    LIVE_SESSION_STATES,
+    PROMPT_NAMES,
+    Developer,
+    Generated,
+    PhoneNumber,
+    Recorder,
+    Recording,
+    RecordingList,
+    Session,
+    SessionView,
+    is_random_password_request,
+    prompt_path,
+)
+from ivr.recorder.params import ABSENT
+from ivr.recorder.passwords import burn_time, hash_password, verify_password
+
+log = logging.getLogger(__name__)
+
+_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{2,63}$")
+MIN_PASSWORD = 8
+MAX_PROMPT_BYTES = 10 * 1024 * 1024
+PIN_ATTEMPTS = 50
+PASSWORD_FIELDS = ("access_password", "update_password", "delete_password")
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Search results: at most MAX_SEARCH_RESULTS items."""
+
+    items: tuple[Any, ...]
+
+
+class RecorderService:
+    def __init__(self, pool: asyncpg.Pool, data_dir: Path, *, open_signup: bool) -> None:
+        self.pool = pool
+        self.data_dir = data_dir
+        self.open_signup = open_signup
+
+    # --- developers -------------------------------------------------------------------------
+    async def create_developer(self, username: str, password: str, *, email: str = "",
+                               name: str = "", by_operator: bool = False) -> Developer:
+        if not by_operator and not self.open_signup:
+            raise SignupClosed("sign-up is closed on this server; ask the operator for an account")
+        if not _USERNAME.match(username):
+            raise InvalidParameter("username", "username must be 3 to 64 letters, digits, "
+                                   "'.', '_', '@' or '-', starting with a letter or digit")
+        _check_new_password("password", password)
+        password_hash = await hash_password(password)
+        try:
+            async with self.pool.acquire() as conn:
+                return await store.insert_developer(conn, username, password_hash, email, name)
+        except asyncpg.UniqueViolationError:
+            raise UsernameTaken(f"username '{username}' is not available") from None
+
+    async def authenticate(self, username: str, password: str) -> Developer:
+        async with self.pool.acquire() as conn:
+            found = await store.developer_credentials(conn, username)
+        if found is None:
+            await burn_time(password)
+            raise Unauthorized("authentication failed: unknown username or wrong password")
+        developer, password_hash = found
+        if not await verify_password(password_hash, password):
+            raise Unauthorized("authentication failed: unknown username or wrong password")
+        return developer
+
+    async def authenticate_token(self, token: str) -> Developer:
+        async with self.pool.acquire() as conn:
+            developer = await store.developer_by_token(conn, keys.token_digest(token))
+        if developer is None:
+            raise Unauthorized("authentication failed: unknown token")
+        return developer
+
+    async def create_token(self, developer: Developer) -> str:
+        token = keys.new_token()
+        async with self.pool.acquire() as conn:
+            await store.insert_token(conn, developer.id, keys.token_digest(token))
+        return token
+
+    async def set_developer(self, developer: Developer, changes: Mapping[str, Any]) -> Developer:
+        changes = {k: ("" if v is None else v) for k, v in changes.items()}
+        if not changes:
+            return developer
+        async with self.pool.acquire() as conn:
+            return await store.update_developer(conn, developer.id, changes)
+
+    async def change_password(self, developer: Developer, new_password: str) -> None:
+        _check_new_password("new_password", new_password)
+        new_hash = await hash_password(new_password)
+        async with self.pool.acquire() as conn:
+            await store.update_developer(conn, developer.id, {"password_hash": new_hash})
+
+    async def delete_developer(self, developer: Developer) -> None:
+        async with self.pool.acquire() as conn:
+            await store.delete_developer(conn, developer.id)
+
+    async def email_password(self, username: str) -> None:
+        # Passwords are stored as Argon2id hashes and cannot be mailed; a reset link would need
+        # a mail relay, and this server has none configured.
+        raise MailNotConfigured(
+            "mail is not configured on this server, so no password e-mail can be sent; "
+            "ask the operator to set a new password")
+
+    # --- phone numbers (operator) -------------------------------------------------------------
+    async def add_number(self, number: str, display: str | None, country: str,
+                         key: str | None) -> PhoneNumber:
+        digits = re.sub(r"[\s().-]", "", number)
+        if not re.fullmatch(r"\+?[0-9]{2,15}", digits):
+            raise InvalidParameter("number", f"{number!r} is not a phone number")
+        if not re.fullmatch(r"[A-Z]{2}", country):
+            raise InvalidParameter("country", "country must be a two-letter code such as US")
+        if key is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", key):
+            raise InvalidParameter("key", "key must be 1 to 64 letters, digits, '-' or '_'")
+        try:
+            async with self.pool.acquire() as conn:
+                return await store.insert_number(conn, key or keys.new_key(), digits,
+                                                 display or number, country)
+        except asyncpg.UniqueViolationError:
+            raise InvalidParameter("number", f"number {digits} or its key exists") from None
+
+    async def list_numbers(self) -> list[tuple[PhoneNumber, int, bool]]:
+        async with self.pool.acquire() as conn:
+            return await store.all_numbers(conn)
+
+    # --- voice recorders ----------------------------------------------------------------------
+    async def _own_recorder(self, conn: store.Conn, developer: Developer, key: str, *,
+                            for_update: bool = False) -> Recorder:
+        recorder = await store.recorder_by_key(conn, key, for_update=for_update)
+        if recorder is None:
+            raise NotFound(f"voice recorder '{key}' not found")
+        if recorder.developer_id != developer.id:
+            raise RecorderNotYours(f"voice recorder '{key}' belongs to another developer")
+        return recorder
+
+    async def _assign_numbers(self, conn: store.Conn, recorder_id: int, initiation: str) -> None:
+        await store.lock_numbers(conn)
+        await store.unassign_numbers(conn, recorder_id)
+        numbers = await store.all_numbers(conn)
+        if initiation == "call":
+            # The dialled number identifies a call-initiated recorder: it must be its own.
+            free = [n for n, users, _ in numbers if users == 0]
+            if not free:
+                raise NoPhoneNumber("no free phone number to dedicate to a call-initiated "
+                                    "recorder; the operator adds numbers with `ivr number add`")
+            await store.assign_number(conn, recorder_id, free[0].id, True)
+            return
+        shared = [(users, n.number, n) for n, users, dedicated in numbers if not dedicated]
+        if not shared:
+            raise NoPhoneNumber("no phone number is configured for recorders; the operator "
+                                "adds one with `ivr number add`")
+        await store.assign_number(conn, recorder_id, min(shared)[2].id, False)
+
+    async def create_recorder(self, developer: Developer, key: str | None,
+                              fields: Mapping[str, Any],
+                              password: str | None) -> tuple[Recorder, Generated]:
+        generated = Generated()
+        values = _recorder_fields(fields)
+        if password is not None:
+            values["password_hash"] = await self._new_password_hash(
+                "recorder_password", password, generated)
+        if values.get("password_required") and "password_hash" not in values:
+            raise InvalidParameter("recorder_password",
+                                   "password_required needs a recorder_password")
+        async with self.pool.acquire() as conn, conn.transaction():
+            try:
+                async with conn.transaction():
+                    recorder = await store.insert_recorder(
+                        conn, developer.id, key or keys.new_key(), values)
+            except asyncpg.UniqueViolationError:
+                raise InvalidParameter("voice_recorder_key",
+                                       f"voice recorder key '{key}' is already in use") from None
+            except asyncpg.CheckViolationError as exc:
+                raise _check_error(exc) from None
+            await self._assign_numbers(conn, recorder.id, recorder.initiation)
+            return await store.recorder_by_id(conn, recorder.id), generated
+
+    async def get_recorder(self, developer: Developer, key: str) -> Recorder:
+        async with self.pool.acquire() as conn:
+            return await self._own_recorder(conn, developer, key)
+
+    async def list_recorders(self, developer: Developer) -> list[Recorder]:
+        async with self.pool.acquire() as conn:
+            return await store.recorders_of(conn, developer.id)
+
+    async def set_recorder(self, developer: Developer, key: str, fields: Mapping[str, Any],
+                           password: str | Any | None) -> tuple[Recorder, Generated]:
+        generated = Generated()
+        values = _recorder_fields(fields)
+        if isinstance(password, str):
+            values["password_hash"] = await self._new_password_hash(
+                "recorder_password", password, generated)
+        elif password is None:
+            values["password_hash"] = None
+        async with self.pool.acquire() as conn, conn.transaction():
+            recorder = await self._own_recorder(conn, developer, key, for_update=True)
+            if values:
+                try:
+                    async with conn.transaction():
+                        await store.update_recorder(conn, recorder.id, values)
+                except asyncpg.CheckViolationError as exc:
+                    raise _check_error(exc) from None
+            if values.get("initiation", recorder.initiation) != recorder.initiation:
+                await self._assign_numbers(conn, recorder.id, values["initiation"])
+            return await store.recorder_by_id(conn, recorder.id), generated
+
+    async def delete_recorder(self, developer: Developer, key: str) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            recorder = await self._own_recorder(conn, developer, key, for_update=True)
+            await store.delete_recorder(conn, recorder.id)
+
+    async def set_prompt_set(self, developer: Developer, key: str, prompt_set: str) -> Recorder:
+        recorder, _ = await self.set_recorder(developer, key, {"prompt_set": prompt_set}, ABSENT)
+        return recorder
+
+    async def upload_prompt(self, developer: Developer, key: str, prompt_name: str,
+                            audio: bytes) -> str:
+        """Store a WAV file as the recorder's prompt; returns its play key."""
+        _check_prompt_name(prompt_name)
+        if len(audio) > MAX_PROMPT_BYTES:
+            raise InvalidParameter("prompt_file", "prompt_file is larger than 10 MB")
+        if len(audio) < 44 or audio[:4] != b"RIFF" or audio[8:12] != b"WAVE":
+            raise InvalidParameter("prompt_file", "prompt_file must be a WAV file")
+        async with self.pool.acquire() as conn, conn.transaction():
+            recorder = await self._own_recorder(conn, developer, key, for_update=True)
+            play_key = await store.prompt_play_key(conn, recorder.id, prompt_name)
+            play_key = play_key or keys.new_play_key()
+            path = prompt_path(self.data_dir, recorder.recorder_key, prompt_name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(".part")
+            partial.write_bytes(audio)
+            os.replace(partial, path)
+            await store.upsert_prompt(conn, recorder.id, prompt_name, play_key, len(audio))
+            return play_key
+
+    async def prompt_play_key(self, developer: Developer, key: str, prompt_name: str) -> str:
+        _check_prompt_name(prompt_name)
+        async with self.pool.acquire() as conn:
+            recorder = await self._own_recorder(conn, developer, key)
+            play_key = await store.prompt_play_key(conn, recorder.id, prompt_name)
+        if play_key is None:
+            raise NoAudio(f"prompt '{prompt_name}' has no uploaded audio; calls play it from "
+                          f"the '{recorder.prompt_set}' prompt set")
+        return play_key
+
+    async def prompt_file(self, play_key: str) -> Path | None:
+        async with self.pool.acquire() as conn:
+            found = await store.prompt_by_play_key(conn, play_key)
+        return None if found is None else prompt_path(self.data_dir, *found)
+
+    # --- passwords on lists and recordings ----------------------------------------------------
+    async def _new_password_hash(self, name: str, value: str, generated: Generated) -> str:
+        if is_random_password_request(value):
+            value = keys.new_password()
+            generated.passwords[name] = value
+        return await hash_password(value)
+
+    async def _password_changes(self, values: Mapping[str, Any],
+                                generated: Generated) -> dict[str, str | None]:
+        changes: dict[str, str | None] = {}
+        for name in PASSWORD_FIELDS:
+            if name not in values:
+                continue
+            value = values[name]
+            changes[f"{name}_hash"] = (
+                None if value is None else await self._new_password_hash(name, value, generated))
+        return changes
+
+    @staticmethod
+    async def _require(hashes: list[str | None], supplied: str | None, what: str) -> None:
+        for stored in hashes:
+            if stored is None:
+                continue
+            if supplied is None or not await verify_password(stored, supplied):
+                raise AssetPasswordRequired(f"the {what} password is required for this command")
+
+    # --- recording lists ----------------------------------------------------------------------
+    async def _list(self, conn: store.Conn, developer: Developer, recorder_key: str,
+                    list_key: str, *, for_update: bool = False) -> tuple[Recorder, Any]:
+        recorder = await self._own_recorder(conn, developer, recorder_key)
+        row = await store.list_row(conn, recorder.id, list_key, for_update=for_update)
+        if row is None:
+            raise NotFound(f"recording list '{list_key}' not found")
+        return recorder, row
+
+    async def create_list(self, developer: Developer, recorder_key: str, list_key: str | None,
+                          values: Mapping[str, Any],
+                          initial_recordings: int) -> tuple[RecordingList, Generated]:
+        generated = Generated()
+        fields = {k: v for k, v in values.items() if k not in PASSWORD_FIELDS}
+        fields.update(await self._password_changes(values, generated))
+        maximum = fields.get("max_recordings")
+        if maximum is not None and initial_recordings > maximum:
+            raise InvalidParameter("initial_recordings",
+                                   "initial_recordings is larger than max_recordings")
+        async with self.pool.acquire() as conn, conn.transaction():
+            recorder = await self._own_recorder(conn, developer, recorder_key)
+            key = list_key or keys.new_key()
+            try:
+                async with conn.transaction():
+                    list_id = await store.insert_list(conn, recorder.id, key, fields)
+            except asyncpg.UniqueViolationError:
+                raise ListKeyInUse(f"recording list key '{key}' is already in use") from None
+            for sequence in range(1, initial_recordings + 1):
+                await store.insert_recording(conn, list_id, keys.new_key(), sequence,
+                                             keys.new_play_key(), {})
+            return await store.list_by_id(conn, list_id), generated
+
+    async def get_list(self, developer: Developer, recorder_key: str, list_key: str,
+                       password: str | None) -> RecordingList:
+        async with self.pool.acquire() as conn, conn.transaction():
+            _, row = await self._list(conn, developer, recorder_key, list_key)
+            await self._require([row["access_password_hash"]], password, "access")
+            (found,) = await store.touch_lists(conn, [row["id"]])
+            return found
+
+    async def search_lists(self, developer: Developer, recorder_key: str,
+                           filters: Mapping[str, str], password: str | None) -> Page:
+        """Lists matching every filter ('%' wildcards); protected lists appear only to a
+        caller who gives their access password."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            recorder = await self._own_recorder(conn, developer, recorder_key)
+            rows = await store.search_lists(conn, recorder.id, filters)
+            visible = [r["id"] for r in rows
+                       if await _allowed(r["access_password_hash"], password)]
+            return Page(tuple(await store.touch_lists(conn, visible)))
+
+    async def set_list(self, developer: Developer, recorder_key: str, list_key: str,
+                       values: Mapping[str, Any],
+                       password: str | None) -> tuple[RecordingList, Generated]:
+        generated = Generated()
+        fields = {k: v for k, v in values.items() if k not in PASSWORD_FIELDS}
+        fields.update(await self._password_changes(values, generated))
+        async with self.pool.acquire() as conn, conn.transaction():
+            _, row = await self._list(conn, developer, recorder_key, list_key, for_update=True)
+            await self._require([row["update_password_hash"]], password, "update")
+            maximum = fields.get("max_recordings")
+            if maximum is not None:
+                count = len(await store.recording_ids_in_order(conn, row["id"]))
+                if count > maximum:
+                    raise InvalidParameter("max_recordings", f"the list already holds {count} "
+                                           "recordings, more than max_recordings")
+            if fields:
+                await store.update_list(conn, row["id"], fields)
+            return await store.list_by_id(conn, row["id"]), generated
+
+    async def delete_list(self, developer: Developer, recorder_key: str, list_key: str,
+                          password: str | None) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            _, row = await self._list(conn, developer, recorder_key, list_key, for_update=True)
+            await self._require([row["delete_password_hash"]], password, "delete")
+            await store.delete_list(conn, row["id"])
+
+    # --- recordings ---------------------------------------------------------------------------
+    async def create_recording(self, developer: Developer, recorder_key: str, list_key: str,
+                               recording_key: str | None, values: Mapping[str, Any],
+                               sequence: int | None, keep_consecutive: bool,
+                               password: str | None) -> tuple[Recording, Generated]:
+        generated = Generated()
+        fields = {k: v for k, v in values.items() if k not in PASSWORD_FIELDS}
+        fields.update(await self._password_changes(values, generated))
+        async with self.pool.acquire() as conn, conn.transaction():
+            _, row = await self._list(conn, developer, recorder_key, list_key, for_update=True)
+            await self._require([row["update_password_hash"]], password, "update")
+            ids = await store.recording_ids_in_order(conn, row["id"])
+            if row["max_recordings"] is not None and len(ids) >= row["max_recordings"]:
+                raise LimitReached(f"the list holds max_recordings={row['max_recordings']} "
+                                   "recordings already")
+            used = await store.used_sequences(conn, row["id"])
+            if keep_consecutive:
+                position = min(max(sequence or len(ids) + 1, 1), len(ids) + 1)
+                initial = max(used, default=0) + 1
+            else:
+                if sequence is not None and sequence in used:
+                    raise InvalidParameter("sequence", f"sequence {sequence} is used by another "
+                                           "recording; keep_consecutive=true shifts the others")
+                initial = sequence or max(used, default=0) + 1
+            key = recording_key or keys.new_key()
+            try:
+                async with conn.transaction():
+                    new_id = await store.insert_recording(conn, row["id"], key, initial,
+                                                          keys.new_play_key(), fields)
+            except asyncpg.UniqueViolationError:
+                raise RecordingKeyInUse(f"recording key '{key}' is already in use") from None
+            if keep_consecutive:
+                ids.insert(position - 1, new_id)
+                await store.renumber(conn, ids)
+            (recording,) = await store.touch_recordings(conn, [new_id])
+            return recording, generated
+
+    async def _recording(self, conn: store.Conn, list_row: Any, key: str) -> Any:
+        row = await store.recording_row(conn, list_row["id"], key)
+        if row is None:
+            raise NotFound(f"recording '{key}' not found in list '{list_row['list_key']}'")
+        return row
+
+    async def get_recording(self, developer: Developer, recorder_key: str, list_key: str,
+                            recording_key: str, password: str | None) -> Recording:
+        async with self.pool.acquire() as conn, conn.transaction():
+            _, lrow = await self._list(conn, developer, recorder_key, list_key)
+            row = await self._recording(conn, lrow, recording_key)
+            await self._require([lrow["access_password_hash"], row["access_password_hash"]],
+                                password, "access")
+            (recording,) = await store.touch_recordings(conn, [row["id"]])
+            return recording
+
+    async def search_recordings(self, developer: Developer, recorder_key: str, list_key: str,
+                                filters: Mapping[str, str], password: str | None) -> Page:
+        async with self.pool.acquire() as conn, conn.transaction():
+            _, lrow = await self._list(conn, developer, recorder_key, list_key)
+            await self._require([lrow["access_password_hash"]], password, "access")
+            rows = await store.search_recordings(conn, lrow["id"], filters)
+            visible = [r["id"] for r in rows
+                       if await _allowed(r["access_password_hash"], password)]
+            return Page(tuple(await store.touch_recordings(conn, visible)))
+
+    async def set_recording(self, developer: Developer, recorder_key: str, list_key: str,
+                            recording_key: str, values: Mapping[str, Any],
+                            sequence: int | None, keep_consecutive: bool,
+                            password: str | None) -> tuple[Recording, Generated]:
+        generated = Generated()
+        fields = {k: v for k, v in values.items() if k not in PASSWORD_FIELDS}
+        fields.update(await self._password_changes(values, generated))
+        async with self.pool.acquire() as conn, conn.transaction():
+            _, lrow = await self._list(conn, developer, recorder_key, list_key, for_update=True)
+            row = await self._recording(conn, lrow, recording_key)
+            await self._require([lrow["update_password_hash"], row["update_password_hash"]],
+                                password, "update")
+            if fields:
+                await store.update_recording(conn, row["id"], fields)
+            if sequence is not None and sequence != row["sequence"]:
+                ids = await store.recording_ids_in_order(conn, lrow["id"])
+                if keep_consecutive:
+                    ids.remove(row["id"])
+                    ids.insert(min(max(sequence, 1), len(ids) + 1) - 1, row["id"])
+                    await store.renumber(conn, ids)
+                else:
+                    if sequence in await store.used_sequences(conn, lrow["id"]):
+                        raise InvalidParameter("sequence", f"sequence {sequence} is used by "
+                                               "another recording; keep_consecutive=true "
+                                               "shifts the others")
+                    await store.update_recording(conn, row["id"], {"sequence": sequence})
+            (recording,) = await store.touch_recordings(conn, [row["id"]])
+            return recording, generated
+
+    async def delete_recording(self, developer: Developer, recorder_key: str, list_key: str,
+                               recording_key: str, keep_consecutive: bool,
+                               password: str | None) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            _, lrow = await self._list(conn, developer, recorder_key, list_key, for_update=True)
+            row = await self._recording(conn, lrow, recording_key)
+            await self._require([lrow["delete_password_hash"], row["delete_password_hash"]],
+                                password, "delete")
+            await store.delete_recording(conn, row["id"])
+            if keep_consecutive:
+                await store.renumber(conn, await store.recording_ids_in_order(conn, lrow["id"]))
+
+    async def play_recording(self, developer: Developer, recorder_key: str, list_key: str,
+                             recording_key: str, password: str | None) -> Recording:
+        recording = await self.get_recording(developer, recorder_key, list_key, recording_key,
+                                             password)
+        if not (recording.has_wav_file or recording.has_mp3_file):
+            raise NoAudio(f"recording '{recording_key}' has no audio yet")
+        return recording
+
+    async def recording_for_play_key(self, play_key: str) -> Recording | None:
+        async with self.pool.acquire() as conn:
+            return await store.recording_by_play_key(conn, play_key)
+
+    # --- recording sessions -------------------------------------------------------------------
+    async def start_session(self, developer: Developer, recorder_key: str, list_key: str,
+                            recording_keys: list[str], caller_id: str | None, overwrite: bool,
+                            password: str | None) -> SessionView:
+        async with self.pool.acquire() as conn:
+            await store.expire_due(conn)
+            async with conn.transaction():
+                recorder, lrow = await self._list(conn, developer, recorder_key, list_key,
+                                                  for_update=True)
+                await self._require([lrow["access_password_hash"], lrow["update_password_hash"]],
+                                    password, "update")
+                if not recorder.phone_numbers:
+                    raise NoPhoneNumber(f"voice recorder '{recorder_key}' has no phone number")
+                rows = {r["recording_key"]: r for r in
+                        await store.recordings_of_list(conn, lrow["id"])}
+                missing = [k for k in recording_keys if k not in rows]
+                if missing:
+                    raise NotFound(f"no recording {', '.join(missing)} in list '{list_key}'")
+                wanted = [rows[k] for k in recording_keys]
+                for row in wanted:
+                    await self._require([row["update_password_hash"]], password, "update")
+                number_ids = [n.id for n in recorder.phone_numbers]
+                if caller_id is not None:
+                    await self._clear_caller_sessions(conn, recorder, number_ids, caller_id,
+                                                      overwrite)
+                locked = await store.locked_recording_ids(conn, [r["id"] for r in wanted])
+                included = [r["id"] for r in wanted if r["id"] not in locked]
+                excluded = [r["id"] for r in wanted if r["id"] in locked]
+                if not included:
+                    raise SessionInUse("every requested recording is being voiced in another "
+                                       "live recording session")
+                session_id, pin = await self._insert_session(conn, recorder, lrow["id"],
+                                                             number_ids, caller_id)
+                await store.add_session_recordings(conn, session_id, included)
+                await store.mark_rerecord(conn, included)
+                return SessionView(
+                    session=await store.session_by_id(conn, session_id), pin=pin,
+                    phone_numbers=recorder.phone_numbers,
+                    recordings=tuple(await store.touch_recordings(conn, included)),
+                    excluded=tuple(await store.touch_recordings(conn, excluded)),
+                )
+
+    async def _clear_caller_sessions(self, conn: store.Conn, recorder: Recorder,
+                                     number_ids: list[int], caller_id: str,
+                                     overwrite: bool) -> None:
+        for session_id in await store.live_sessions_with_pin(conn, number_ids, caller_id):
+            other = await store.session_by_id(conn, session_id, for_update=True)
+            if not overwrite or other.recorder_id != recorder.id:
+                raise SessionInUse(f"a live recording session is keyed to caller id {caller_id}"
+                                   + ("; overwrite=true replaces it" if not overwrite else
+                                      " on another voice recorder"))
+            await store.set_session_state(conn, session_id, "expired")
+
+    async def _insert_session(self, conn: store.Conn, recorder: Recorder, list_id: int,
+                              number_ids: list[int], caller_id: str | None) -> tuple[int, str]:
+        for _ in range(PIN_ATTEMPTS):
+            pin = caller_id or keys.new_pin(recorder.pin_length)
+            try:
+                async with conn.transaction():
+                    session_id = await store.insert_session(
+                        conn, keys.new_key(), recorder.id, list_id, pin, caller_id,
+                        recorder.pin_ttl_seconds)
+                    for number_id in number_ids:
+                        await store.insert_pin(conn, session_id, number_id, pin)
+                    return session_id, pin
+            except asyncpg.UniqueViolationError:
+                if caller_id is not None:
+                    raise SessionInUse(f"a live recording session is keyed to caller id "
+                                       f"{caller_id}") from None
+        raise SessionInUse("no free PIN on this recorder's numbers; try again later")
+
+    async def _own_session(self, conn: store.Conn, developer: Developer, key: str, *,
+                           for_update: bool = False) -> Session:
+        session = await store.session_by_key(conn, key, for_update=for_update)
+        if session is None:
+            raise NotFound(f"recording session '{key}' not found")
+        recorder = await store.recorder_by_id(conn, session.recorder_id)
+        if recorder.developer_id != developer.id:
+            raise RecorderNotYours(f"recording session '{key}' belongs to another developer")
+        return session
+
+    async def _view(self, conn: store.Conn, session: Session) -> SessionView:
+        recorder = await store.recorder_by_id(conn, session.recorder_id)
+        current = None
+        if session.state == "recording" and session.current_recording_id is not None:
+            current = await store.recording_by_id(conn, session.current_recording_id)
+        return SessionView(session, None, recorder.phone_numbers,
+                           tuple(await store.session_recordings(conn, session.id)),
+                           current_recording=current)
+
+    async def session_status(self, developer: Developer, session_key: str) -> SessionView:
+        async with self.pool.acquire() as conn:
+            await store.expire_due(conn)
+            return await self._view(conn, await self._own_session(conn, developer, session_key))
+
+    async def expire_session(self, developer: Developer, session_key: str) -> SessionView:
+        """Expire a live session and unlock its recordings; a session that already ended or
+        expired is left as it is (the command is safe to repeat)."""
+        async with self.pool.acquire() as conn:
+            await store.expire_due(conn)
+            async with conn.transaction():
+                session = await self._own_session(conn, developer, session_key, for_update=True)
+                if session.state in LIVE_SESSION_STATES:
+                    await store.set_session_state(conn, session.id, "expired")
+                return await self._view(conn, await store.session_by_id(conn, session.id))
+
+    # --- the phone side (the call flow drives a session through these) -------------------------
+    async def find_session(self, number: str, pin: str) -> Session | None:
+        """The live session a caller reaches on `number` with `pin` (or their caller id)."""
+        async with self.pool.acquire() as conn:
+            await store.expire_due(conn)
+            found = await store.number_by_digits(conn, number)
+            if found is None:
+                return None
+            session_id = await store.live_session_for_pin(conn, found.id, pin)
+            return None if session_id is None else await store.session_by_id(conn, session_id)
+
+    async def mark_called(self, session_id: int) -> Session:
+        async with self.pool.acquire() as conn, conn.transaction():
+            session = await store.session_by_id(conn, session_id, for_update=True)
+            if session.state not in LIVE_SESSION_STATES:
+                raise NotFound("the recording session is no longer live")
+            await store.set_session_state(conn, session_id, "called")
+            return await store.session_by_id(conn, session_id)
+
+    async def start_recording(self, session_id: int, recording_id: int) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            session = await store.session_by_id(conn, session_id, for_update=True)
+            if session.state not in ("called", "recording"):
+                raise NotFound("the recording session is not in a call")
+            if recording_id not in await store.session_recording_ids(conn, session_id):
+                raise NotFound("the recording is not part of this session")
+            await store.set_session_state(conn, session_id, "recording")
+            await store.set_current_recording(conn, session_id, recording_id)
+            await store.update_recording(conn, recording_id, {"state": "recording"})
+
+    async def finish_take(self, session_id: int, recording_id: int, *, length: int,
+                          has_wav: bool, has_mp3: bool, caller_id: str | None,
+                          touchtone_input: str | None, access_code: str | None = None) -> int:
+        """Record a take and make it the recording's accepted audio (its files are already in
+        local storage at models.audio_path). Returns the take id."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await store.session_by_id(conn, session_id, for_update=True)
+            number = await store.next_take_number(conn, recording_id)
+            take_id = await store.insert_take(conn, recording_id, session_id, number, length,
+                                              has_wav, has_mp3, caller_id, touchtone_input)
+            await store.update_recording(conn, recording_id, {
+                "state": "recorded", "recording_length": length, "has_wav_file": has_wav,
+                "has_mp3_file": has_mp3, "caller_id": caller_id,
+                "touchtone_input": touchtone_input, "access_code": access_code,
+                "accepted_take_id": take_id})
+            await store.set_session_state(conn, session_id, "called")
+            return take_id
+
+    async def next_recording(self, session_id: int, after_sequence: int = 0) -> Recording | None:
+        async with self.pool.acquire() as conn:
+            for recording in await store.session_recordings(conn, session_id):
+                if recording.sequence > after_sequence:
+                    return recording
+        return None
+
+    async def end_session(self, session_id: int) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            session = await store.session_by_id(conn, session_id, for_update=True)
+            if session.state in LIVE_SESSION_STATES:
+                await store.set_session_state(conn, session_id, "ended")
+
+
+async def _allowed(stored: str | None, supplied: str | None) -> bool:
+    return stored is None or (supplied is not None and await verify_password(stored, supplied))
+
+
+def _check_new_password(param: str, password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise InvalidParameter(param, f"{param} must be at least {MIN_PASSWORD} characters")
+
+
+def _check_prompt_name(name: str) -> None:
+    if name not in PROMPT_NAMES:
+        raise InvalidParameter("prompt_name",
+                               f"prompt_name must be one of {', '.join(PROMPT_NAMES)}")
+
+
+def _recorder_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if k in store.RECORDER_FIELDS}
+
+
+def _check_error(exc: asyncpg.CheckViolationError) -> InvalidParameter:
+    # The schema's cross-field rules, told in the parameters' words.
+    name = getattr(exc, "constraint_name", "") or ""
+    if name == "upload_url_required":
+        return InvalidParameter("upload_url", "storage=upload needs an upload_url")
+    if name == "touchtone_length_required":
+        return InvalidParameter("touchtone_length", "touchtone_prompt needs a touchtone_length")
+    if name == "recorder_password_required":
+        return InvalidParameter("recorder_password", "password_required needs a recorder_password")
+    return InvalidParameter("voice_recorder_key", f"invalid voice recorder options: {exc}")
+
+
