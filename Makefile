@@ -29,6 +29,10 @@ asterisk-down: venv
 db: setup
 	$(IVR) db up
 
+# Regenerate the default prompt set's audio from prompts/*/prompts.tsv (deterministic output).
+prompts: venv
+	$(PY) -m ivr.media.prompts build
+
 setup: deps venv .env
 
 # Install missing Debian packages (we are root on these machines; elsewhere use sudo).

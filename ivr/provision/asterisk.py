@@ -1,13 +1,18 @@
 """The project's own Asterisk 22, provisioned from code and idempotent.
 
 No Docker engine runs on these machines, so Asterisk lives in a Debian sid root file system
-(debootstrap) in a cache folder outside git, and runs in a chroot as its own user: root here
-lacks CAP_DAC_OVERRIDE and could not read Asterisk's 0640 files. Where Docker runs, operators
-use asterisk-conf/Dockerfile with the same configuration.
+(debootstrap) kept in a cache folder outside git, and runs chrooted as its own user: root here
+may lack CAP_DAC_OVERRIDE, and Asterisk running as root then cannot read its 0640 files. Where
+Docker runs, operators use asterisk-conf/Dockerfile with the same configuration.
 
-The configuration is the repo's asterisk-conf/ and dialplan/, copied in on every `up()`, plus
-generated include files holding what comes from settings (ARI user, softphone secret, the app
-name). A change to any of it restarts Asterisk; an unchanged, healthy Asterisk is left alone."""
+The configuration is the repo's asterisk-conf/ and dialplan/, copied into ROOT/etc/asterisk on
+every start, plus generated include files holding what comes from settings (ARI user, softphone
+secret, app name, addresses); secrets never live in git. A change to any of it restarts Asterisk;
+an unchanged, healthy Asterisk is left alone. State (pid file, config digest, console output,
+lock) lives next to ROOT, in ROOT's parent folder.
+
+Nothing here may delete what it did not create: a folder is only ever removed after checking that
+no file system (the /proc and /dev binds) is mounted below it."""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -31,27 +37,46 @@ from urllib.parse import urlsplit
 
 from ivr.core.errors import ProvisionError
 
+__all__ = [
+    "AsteriskConfig", "AsteriskInfo", "AsteriskStatus", "ProvisionError", "cli", "down",
+    "log_path", "rest_api_dir", "spool_recording_dir", "status", "up",
+]
+
 Progress = Callable[[str], None]
-PACKAGES = ("asterisk", "asterisk-core-sounds-en-wav")
-_APT_OPTS = ("-o", "Acquire::Check-Valid-Until=false", "-o", "Dpkg::Use-Pty=0")
-_BUILT_MARK = ".ivr-built"
-# Folders Asterisk writes to; they must belong to its user.
-_ASTERISK_DIRS = ("etc/asterisk", "var/lib/asterisk", "var/spool/asterisk", "var/log/asterisk",
-                  "var/run/asterisk", "var/cache/asterisk")
+# What the root gets: Asterisk, its English prompts (wav), hold music for ARI's /moh, and CA
+# certificates so sound:https://... prompts (res_http_media_cache, libcurl) verify.
+PACKAGES = ("asterisk", "asterisk-core-sounds-en-wav", "asterisk-moh-opsound-wav",
+            "ca-certificates")
+# APT::Sandbox::User=root: apt downloads as _apt by default, and a root without
+# CAP_DAC_OVERRIDE then cannot move those files into place.
+_APT = ("apt-get", "-q", "-o", "Acquire::Check-Valid-Until=false", "-o", "Dpkg::Use-Pty=0",
+        "-o", "APT::Sandbox::User=root")
+_CHROOT_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive",
+               "LANG": "C.UTF-8", "HOME": "/root"}
+_MARKER = ".ivr-built"  # in ROOT: JSON {"asterisk": version, "packages": [...]}
+# Folders Asterisk writes to (paths inside the root); they belong to its user.
+_WRITABLE = ("var/lib/asterisk", "var/spool/asterisk", "var/log/asterisk", "var/run/asterisk",
+             "var/cache/asterisk")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# Section names asterisk-conf/pjsip.conf uses: no softphone account may take one.
+_RESERVED = frozenset({"global", "transport-udp", "endpoint-defaults", "softphone-endpoint",
+                       "softphone-aor", "ivr-loopback", "loadgen", "loadgen-out"})
 
 
 @dataclass(frozen=True)
 class AsteriskConfig:
-    root: Path
-    conf_dir: Path
-    dialplan_dir: Path
-    ari_url: str
+    root: Path  # the Debian sid root file system (outside git, e.g. ~/.cache/ivr/asterisk-sid)
+    conf_dir: Path  # the repo's asterisk-conf/
+    dialplan_dir: Path  # the repo's dialplan/
+    ari_url: str  # http://127.0.0.1:8088: http.conf binds to its host and port
     ari_user: str
     ari_password: str
-    ari_app: str
+    ari_app: str  # the engine's Stasis app (IVR_APP in the dialplan)
     softphone_user: str
     softphone_password: str
-    engine_http_url: str = "http://127.0.0.1:8080"
+    sip_port: int = 5060  # UDP on 127.0.0.1
+    engine_http_url: str = "http://127.0.0.1:8080"  # IVR_HTTP in the dialplan
+    debian_mirror: str = ""  # "" = the Debian mirror this machine's apt uses
 
     @property
     def state_dir(self) -> Path:
@@ -63,7 +88,21 @@ class AsteriskConfig:
 
     @property
     def console_log(self) -> Path:
+        """Asterisk's own stdout/stderr (start-up failures land here)."""
         return self.state_dir / "asterisk.out"
+
+    @property
+    def lockfile(self) -> Path:
+        return self.state_dir / f"{self.root.name}.lock"
+
+    @property
+    def digest_file(self) -> Path:
+        return self.state_dir / f"{self.root.name}.config-sha256"
+
+    @property
+    def ari_host_port(self) -> tuple[str, int]:
+        parts = urlsplit(self.ari_url)
+        return parts.hostname or "127.0.0.1", parts.port or 8088
 
 
 @dataclass(frozen=True)
@@ -71,7 +110,7 @@ class AsteriskInfo:
     version: str
     pid: int
     ari_url: str
-    started: bool  # False when an already running Asterisk was kept
+    started: bool  # False when an already running Asterisk was kept as it was
 
     def __str__(self) -> str:
         how = "started" if self.started else "already running"
@@ -83,246 +122,508 @@ class AsteriskStatus:
     built: bool
     running: bool
     pid: int | None
-    ari: bool
+    ari: bool  # ARI answers with the configured credentials
     version: str
     channels: int | None
     log: Path
 
     def __str__(self) -> str:
         if not self.built:
-            return "Asterisk: not built yet (ivr asterisk up builds it)"
+            return "Asterisk: not built yet (`ivr asterisk up` builds it)"
         if not self.running:
-            return f"Asterisk: built, not running (log: {self.log})"
+            return f"Asterisk {self.version}: built, not running (log: {self.log})"
         ari = f"ARI answering, {self.channels} channel(s)" if self.ari else "ARI not answering"
         return f"Asterisk {self.version}: running (pid {self.pid}), {ari}; log: {self.log}"
 
 
 # --- public ---------------------------------------------------------------------------------
-def up(cfg: AsteriskConfig, *, timeout: float = 120.0, progress: Progress = print) -> AsteriskInfo:
+def up(cfg: AsteriskConfig, *, timeout: float = 180.0,
+       progress: Progress = print) -> AsteriskInfo:
+    """Build the root if needed, write the configuration, start Asterisk unless it already runs
+    with this very configuration, and return once ARI answers. Safe to call concurrently."""
+    files = _render(cfg)  # validates the settings before anything is touched
+    digest = _digest(files)
     with _lock(cfg):
         _ensure_root(cfg, progress)
-        digest = _render_config(cfg)
-        pid = _running_pid(cfg)
-        marker = cfg.state_dir / f"{cfg.root.name}.config-sha256"
-        if pid and marker.exists() and marker.read_text() == digest:
-            info = _ari_info(cfg)
+        pid = _find_pid(cfg)
+        if pid is not None:
+            same = _read(cfg.digest_file) == digest
+            info = _ari_info(cfg) if same else None
             if info is not None:
-                return AsteriskInfo(info["system"]["version"], pid, cfg.ari_url, started=False)
-        if pid:
-            progress("configuration changed: restarting Asterisk")
-            _stop(cfg, pid)
-        _check_ports_free(cfg)
+                return AsteriskInfo(str(info["system"]["version"]), pid, cfg.ari_url, False)
+            progress("configuration changed: restarting Asterisk" if not same
+                     else "Asterisk runs but ARI does not answer: restarting it")
+            _stop(cfg, pid, progress)
+        cfg.digest_file.unlink(missing_ok=True)
+        _write_config(cfg, files)
+        _prepare_dirs(cfg)
+        _wait_ports_free(cfg)
+        _mount(cfg.root)
+        progress("starting Asterisk ...")
         pid = _start(cfg)
-        marker.write_text(digest)
-        progress("waiting for ARI to answer ...")
-        version = _wait_for_ari(cfg, pid, timeout)
-        return AsteriskInfo(version, pid, cfg.ari_url, started=True)
+        progress("waiting for ARI ...")
+        try:
+            version = _wait_ready(cfg, pid, timeout)
+        except ProvisionError:
+            with contextlib.suppress(ProvisionError):
+                _stop(cfg, pid, lambda line: None)
+            raise
+        cfg.digest_file.write_text(digest + "\n")
+        return AsteriskInfo(version, pid, cfg.ari_url, True)
 
 
 def down(cfg: AsteriskConfig, *, progress: Progress = print) -> None:
+    """Stop Asterisk (core stop now, then SIGTERM, then SIGKILL) and unmount /proc and /dev."""
     with _lock(cfg):
-        pid = _running_pid(cfg)
-        if pid:
+        pid = _find_pid(cfg)
+        if pid is not None:
             progress(f"stopping Asterisk (pid {pid}) ...")
-            _stop(cfg, pid)
-        _unmount(cfg.root)
+            _stop(cfg, pid, progress)
+        cfg.pidfile.unlink(missing_ok=True)
+        cfg.digest_file.unlink(missing_ok=True)
+        if cfg.root.exists():
+            _unmount(cfg.root)
 
 
 def status(cfg: AsteriskConfig) -> AsteriskStatus:
-    built = (cfg.root / _BUILT_MARK).exists()
-    pid = _running_pid(cfg) if built else None
-    info = _ari_info(cfg) if pid else None
+    marker = _marker(cfg.root)
+    pid = _find_pid(cfg) if marker else None
+    info = _ari_info(cfg) if pid is not None else None
     channels = None
     if info is not None:
         with contextlib.suppress(OSError, ValueError):
             listed = _ari_get(cfg, "/channels")
             channels = len(listed) if isinstance(listed, list) else None
-    return AsteriskStatus(
-        built=built, running=pid is not None, pid=pid, ari=info is not None,
-        version=info["system"]["version"] if info else _built_version(cfg), channels=channels,
-        log=log_path(cfg),
-    )
+    # The package version without its epoch ("1:22.10.1+dfsg...") reads as ARI reports it.
+    version = (str(info["system"]["version"]) if info
+               else str(marker.get("asterisk", "")).split(":", 1)[-1])
+    return AsteriskStatus(built=bool(marker), running=pid is not None, pid=pid,
+                          ari=info is not None, version=version, channels=channels,
+                          log=log_path(cfg))
+
+
+def cli(cfg: AsteriskConfig, command: str, *, timeout: float = 15.0) -> str:
+    """Run one Asterisk CLI command (`asterisk -rx`) in the running Asterisk, as its user."""
+    return _run(["chroot", "--userspec=asterisk:asterisk", str(cfg.root),
+                 "asterisk", "-rx", command], f"asterisk -rx {command!r}",
+                env={**_CHROOT_ENV, "HOME": "/var/lib/asterisk"}, timeout=timeout)
 
 
 def log_path(cfg: AsteriskConfig) -> Path:
+    """Asterisk's log (notices, warnings, errors; see logger.conf), inside the root."""
     return cfg.root / "var/log/asterisk/messages.log"
 
 
 def rest_api_dir(cfg: AsteriskConfig) -> Path:
+    """ARI's Swagger 1.1 contract as shipped with this Asterisk."""
     return cfg.root / "usr/share/asterisk/rest-api"
 
 
 def spool_recording_dir(cfg: AsteriskConfig) -> Path:
+    """Where ARI stores recordings (`/recordings/stored/{name}`)."""
     return cfg.root / "var/spool/asterisk/recording"
 
 
-# --- the root file system --------------------------------------------------------------------
+# --- helpers ---------------------------------------------------------------------------------
 @contextlib.contextmanager
 def _lock(cfg: AsteriskConfig) -> Iterator[None]:
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
-    with (cfg.state_dir / f"{cfg.root.name}.lock").open("w") as handle:
+    with cfg.lockfile.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _run(cmd: list[str], what: str, *, env: dict[str, str] | None = None,
          timeout: float = 900) -> str:
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
     except FileNotFoundError as exc:
         raise ProvisionError(f"{what}: {exc.filename} is not installed") from exc
     except subprocess.TimeoutExpired as exc:
         raise ProvisionError(f"{what}: no answer after {timeout:.0f}s") from exc
     if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip()[-1500:]
+        tail = (proc.stderr.strip() or proc.stdout.strip())[-1500:]
         raise ProvisionError(f"{what} failed (exit {proc.returncode}): {tail}")
     return proc.stdout
 
 
-def _mirror() -> str:
-    """The Debian mirror this machine's apt already uses (sid comes from the same one)."""
-    candidates = []
-    for path in [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*")]:
-        with contextlib.suppress(OSError):
-            for line in path.read_text().splitlines():
-                for word in line.split():
-                    if word.startswith(("http://", "https://")):
-                        candidates.append(word.rstrip("/"))
-    for url in candidates:
-        if url.endswith("/debian"):
-            return url
-    return "http://deb.debian.org/debian"
-
-
-def _ensure_root(cfg: AsteriskConfig, progress: Progress) -> None:
-    if (cfg.root / _BUILT_MARK).exists():
-        return
-    if shutil.which("debootstrap") is None:
-        progress("installing debootstrap ...")
-        _run(["apt-get", "install", "-y", "-q", "debootstrap"], "apt-get install debootstrap")
-    building = cfg.root.with_name(cfg.root.name + ".building")
-    if building.exists():  # an interrupted build: never trust half a root
-        _unmount(building)
-        shutil.rmtree(building)
-    if cfg.root.exists():
-        _unmount(cfg.root)
-        shutil.rmtree(cfg.root)
-    mirror = _mirror()
-    progress(f"building a Debian sid root in {cfg.root} (first time only, about a minute) ...")
-    _run(["debootstrap", "--variant=minbase", "sid", str(building), mirror], "debootstrap sid")
-    # No daemons may start inside the chroot during installation.
-    policy = building / "usr/sbin/policy-rc.d"
-    policy.write_text("#!/bin/sh\nexit 101\n")
-    policy.chmod(0o755)
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive",
-           "LANG": "C.UTF-8"}
-    progress("installing Asterisk 22 in it ...")
-    _mount(building)
+def _read(path: Path) -> str:
     try:
-        _run(["chroot", str(building), "apt-get", *_APT_OPTS, "update"], "apt-get update (sid)",
-             env=env)
-        _run(["chroot", str(building), "apt-get", *_APT_OPTS, "install", "-y",
-              "--no-install-recommends", *PACKAGES], "apt-get install asterisk", env=env)
-        _run(["chroot", str(building), "apt-get", "clean"], "apt-get clean", env=env)
-    finally:
-        _unmount(building)
-    version = _run(["chroot", str(building), "dpkg-query", "-W", "-f=${Version}", "asterisk"],
-                   "dpkg-query asterisk").strip()
-    # Keep the package's sample configuration aside: only the project's files are loaded.
-    shipped = building / "etc/asterisk"
-    shipped.rename(building / "etc/asterisk.dist")
-    shipped.mkdir()
-    (building / _BUILT_MARK).write_text(version + "\n")
-    building.rename(cfg.root)
-    progress(f"Asterisk {version} installed")
+        return path.read_text().strip()
+    except OSError:
+        return ""
 
 
-def _built_version(cfg: AsteriskConfig) -> str:
+def _tail(path: Path, lines: int = 15) -> str:
     with contextlib.suppress(OSError):
-        return (cfg.root / _BUILT_MARK).read_text().strip()
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     return ""
 
 
-# --- configuration ---------------------------------------------------------------------------
-def _generated(cfg: AsteriskConfig) -> dict[str, str]:
-    ari = urlsplit(cfg.ari_url)
-    if ari.hostname not in ("127.0.0.1", "localhost"):
+# --- the root file system --------------------------------------------------------------------
+def _marker(root: Path) -> dict[str, object]:
+    text = _read(root / _MARKER)
+    if not text:
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError:  # an early format: just the version
+        return {"asterisk": text, "packages": ["asterisk", "asterisk-core-sounds-en-wav"]}
+    return data if isinstance(data, dict) else {}
+
+
+def _mirror(cfg: AsteriskConfig) -> str:
+    """The Debian mirror this machine's apt already uses for its own suite (sid is served by
+    the same mirror); deb.debian.org when none is found."""
+    if cfg.debian_mirror:
+        return cfg.debian_mirror.rstrip("/")
+    codename = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("VERSION_CODENAME="):
+                codename = line.split("=", 1)[1].strip().strip('"')
+    entries: list[tuple[str, list[str]]] = []  # (url, suites)
+    sources = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
+    for path in sources:
+        if not path.name.endswith((".list", ".sources")):
+            continue
+        with contextlib.suppress(OSError):
+            text = path.read_text()
+            if path.name.endswith(".list"):
+                for line in text.splitlines():
+                    words = [w for w in line.split("#", 1)[0].split() if not w.startswith("[")]
+                    if len(words) >= 3 and words[0] == "deb":
+                        entries.append((words[1], [words[2]]))
+            else:
+                for stanza in re.split(r"\n\s*\n", text):
+                    fields = dict(
+                        (k.strip(), v.strip()) for k, _, v in
+                        (ln.partition(":") for ln in stanza.splitlines()
+                         if ":" in ln and not ln.lstrip().startswith("#"))
+                    )
+                    if "deb" in fields.get("Types", "").split():
+                        for url in fields.get("URIs", "").split():
+                            entries.append((url, fields.get("Suites", "").split()))
+    for url, suites in entries:
+        if codename and codename in suites and url.startswith(("http://", "https://")):
+            return url.rstrip("/")
+    return "http://deb.debian.org/debian"
+
+
+def _mounts_under(path: Path) -> list[str]:
+    prefix = str(path.resolve()) if path.exists() else str(path)
+    found = []
+    with open("/proc/self/mountinfo") as info:
+        for line in info:
+            point = _unescape(line.split()[4])
+            if point == prefix or point.startswith(prefix + "/"):
+                found.append(point)
+    return found
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
+
+
+def _remove_tree(path: Path) -> None:
+    """rmtree, but never through a mount (a bind of /dev below it would empty the host's)."""
+    for point in sorted(_mounts_under(path), key=len, reverse=True):
+        subprocess.run(["umount", point], capture_output=True)
+        if point in _mounts_under(path):
+            subprocess.run(["umount", "-l", point], capture_output=True)
+    left = _mounts_under(path)
+    if left:
+        raise ProvisionError(f"cannot remove {path}: still mounted below it: {', '.join(left)}")
+    _own(path, 0, 0)  # folders of other users (apt's partial/, asterisk's) become listable
+    shutil.rmtree(path)
+
+
+def _chroot(root: Path, *args: str, what: str, timeout: float = 900) -> str:
+    return _run(["chroot", str(root), *args], what, env=_CHROOT_ENV, timeout=timeout)
+
+
+def _apt(root: Path, *args: str, what: str, attempts: int = 3) -> None:
+    """apt-get in the root, retried: the package registry sometimes answers 404 for a moment."""
+    # apt runs as root here (APT::Sandbox::User=root): its download folders, made for the _apt
+    # user by an earlier run, must be root's, or a root without CAP_DAC_OVERRIDE cannot use them.
+    for rel in ("var/lib/apt/lists/partial", "var/lib/apt/lists/auxfiles",
+                "var/cache/apt/archives/partial"):
+        with contextlib.suppress(FileNotFoundError):
+            _own(root / rel, 0, 0)
+    for attempt in range(1, attempts + 1):
+        try:
+            _chroot(root, *_APT, *args, what=what)
+            return
+        except ProvisionError:
+            if attempt == attempts:
+                raise
+            time.sleep(3 * attempt)
+
+
+def _ensure_root(cfg: AsteriskConfig, progress: Progress) -> None:
+    marker = _marker(cfg.root)
+    if marker:
+        have = marker.get("packages")
+        missing = [p for p in PACKAGES if not isinstance(have, list) or p not in have]
+        if missing:  # a root built by an earlier version of this file
+            progress(f"adding {' '.join(missing)} to the Asterisk root ...")
+            _mount(cfg.root)
+            _apt(cfg.root, "update", what="apt-get update (sid)")
+            _apt(cfg.root, "install", "-y", "--no-install-recommends", *missing,
+                 what=f"apt-get install {' '.join(missing)}")
+            _chroot(cfg.root, "apt-get", "clean", what="apt-get clean")
+            _write_marker(cfg.root)
+        return
+    if cfg.root.exists() and any(cfg.root.iterdir()):
         raise ProvisionError(
-            f"IVR_ARI_URL points at {ari.hostname}: the project's own Asterisk listens on "
-            "127.0.0.1 only; for a remote Asterisk, configure that host instead of running "
-            "`ivr asterisk up`")
+            f"{cfg.root} exists but is not an Asterisk root built by ivr (no {_MARKER} in it): "
+            "remove it, or point IVR_ASTERISK_ROOT elsewhere")
+    if shutil.which("debootstrap") is None:
+        _install_debootstrap(progress)
+    if shutil.which("chroot") is None:
+        raise ProvisionError("chroot is not installed (it is part of coreutils)")
+    cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    building = cfg.root.with_name(cfg.root.name + ".building")
+    if building.exists():  # an interrupted build: never trust half a root
+        progress(f"removing an unfinished build in {building} ...")
+        _remove_tree(building)
+    mirror = _mirror(cfg)
+    progress(f"building a Debian sid root in {cfg.root} from {mirror} "
+             "(first time only, about a minute) ...")
+    try:
+        _run(["debootstrap", "--variant=minbase", "sid", str(building), mirror],
+             "debootstrap sid", timeout=1800)
+        # No service may start inside the root while packages install.
+        policy = building / "usr/sbin/policy-rc.d"
+        policy.write_text("#!/bin/sh\nexit 101\n")
+        policy.chmod(0o755)
+        progress(f"installing {' '.join(PACKAGES)} in it ...")
+        _mount(building)
+        try:
+            # The mirror's sid Release file may be past its Valid-Until date.
+            _apt(building, "update", what="apt-get update (sid)")
+            _apt(building, "install", "-y", "--no-install-recommends", *PACKAGES,
+                 what="apt-get install asterisk")
+            _chroot(building, "apt-get", "clean", what="apt-get clean")
+        finally:
+            _unmount(building)
+        # Keep the package's sample configuration aside: only the project's files are read.
+        (building / "etc/asterisk").rename(building / "etc/asterisk.dist")
+        _write_marker(building)
+        building.rename(cfg.root)  # the root appears complete, or not at all
+    except BaseException:
+        with contextlib.suppress(Exception):
+            if building.exists():
+                _remove_tree(building)
+        raise
+    version = str(_marker(cfg.root).get("asterisk", "")).split(":", 1)[-1]
+    progress(f"Asterisk {version} installed in {cfg.root}")
+
+
+def _install_debootstrap(progress: Progress) -> None:
+    progress("debootstrap is missing: apt-get install debootstrap ...")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "-q", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "debootstrap"]
+    hint = "; install it by hand: apt-get install debootstrap"
+    try:
+        _run(install, "apt-get install debootstrap", env=env)
+    except ProvisionError:  # a fresh machine may have no package lists yet
+        _run(["apt-get", "-q", "-o", "DPkg::Lock::Timeout=300", "update"],
+             "apt-get update" + hint, env=env)
+        _run(install, "apt-get install debootstrap" + hint, env=env)
+    if shutil.which("debootstrap") is None:
+        raise ProvisionError("debootstrap is still not on PATH after installing it" + hint)
+
+
+def _write_marker(root: Path) -> None:
+    version = _chroot(root, "dpkg-query", "-W", "-f=${Version}", "asterisk",
+                      what="dpkg-query asterisk").strip()
+    (root / _MARKER).write_text(json.dumps({"asterisk": version, "packages": list(PACKAGES)}))
+
+
+def _inside(root: Path, path: str) -> Path:
+    """ROOT/path with symlinks resolved the way the chroot sees them (ROOT/var/run points to
+    /run, which outside the chroot would be the host's /run)."""
+    current = root
+    parts = [p for p in path.split("/") if p]
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            current = current.parent if current != root else root
+            continue
+        candidate = current / part
+        if candidate.is_symlink():
+            hops += 1
+            if hops > 40:
+                raise ProvisionError(f"symlink loop at {candidate}")
+            target = os.readlink(candidate)
+            parts = [p for p in target.split("/") if p] + parts
+            if target.startswith("/"):
+                current = root
+            continue
+        current = candidate
+    return current
+
+
+# --- configuration ---------------------------------------------------------------------------
+def _check(name: str, value: str, *, secret: bool = False) -> str:
+    if secret:
+        if not value or value != value.strip() or any(c in value for c in "\r\n\0"):
+            raise ProvisionError(f"{name} must be non-empty, on one line, without surrounding "
+                                 "spaces")
+        return value.replace(";", r"\;")  # ';' starts a comment in Asterisk's config files
+    if not _NAME.fullmatch(value):
+        raise ProvisionError(f"{name}={value!r}: use letters, digits, '_', '.', '-' only")
+    return value
+
+
+def _generated(cfg: AsteriskConfig) -> dict[str, str]:
+    host, port = cfg.ari_host_port
+    if host not in ("127.0.0.1", "localhost"):
+        raise ProvisionError(
+            f"the ARI URL points at {host}: the project's own Asterisk listens on 127.0.0.1 "
+            "only; for an Asterisk elsewhere, configure that host instead of provisioning one")
+    if not 0 < cfg.sip_port < 65536 or not 0 < port < 65536:
+        raise ProvisionError(f"bad port in {cfg.ari_url} or sip_port={cfg.sip_port}")
+    ari_user = _check("ARI user", cfg.ari_user)
+    ari_password = _check("ARI password", cfg.ari_password, secret=True)
+    app = _check("ARI app", cfg.ari_app)
+    user = _check("softphone user", cfg.softphone_user)
+    if user in _RESERVED:
+        raise ProvisionError(f"softphone user {user!r} is taken by asterisk-conf/pjsip.conf")
+    password = _check("softphone password", cfg.softphone_password, secret=True)
+    http = _check("engine HTTP URL", cfg.engine_http_url, secret=True)
+    # asterisk-conf/docker-entrypoint.sh writes the same files, byte for byte.
+    head = "; Generated from the IVR_* settings; not kept in git.\n"
     return {
-        "http_bind.conf": f"bindaddr = 127.0.0.1\nbindport = {ari.port or 8088}\n",
+        "http_bind.conf": f"{head}bindaddr = 127.0.0.1\nbindport = {port}\n",
         "ari_users.conf": (
-            f"[{cfg.ari_user}]\ntype = user\nread_only = no\npassword_format = plain\n"
-            f"password = {cfg.ari_password}\n"
+            f"{head}[{ari_user}]\ntype = user\nread_only = no\npassword_format = plain\n"
+            f"password = {ari_password}\n"
+        ),
+        "pjsip_local.conf": (
+            f"{head}[transport-udp]\ntype = transport\nprotocol = udp\n"
+            f"bind = 127.0.0.1:{cfg.sip_port}\n\n"
+            f"; The loopback trunk and the load generator call this very Asterisk.\n"
+            f"[ivr-loopback]\ntype = aor\ncontact = sip:127.0.0.1:{cfg.sip_port}\n\n"
+            f"[loadgen-out]\ntype = aor\ncontact = sip:127.0.0.1:{cfg.sip_port}\n"
         ),
         "pjsip_accounts.conf": (
-            f"[{cfg.softphone_user}](endpoint-defaults)\nauth = {cfg.softphone_user}-auth\n"
-            f"aors = {cfg.softphone_user}\n\n"
-            f"[{cfg.softphone_user}-auth]\ntype = auth\nauth_type = userpass\n"
-            f"username = {cfg.softphone_user}\npassword = {cfg.softphone_password}\n\n"
-            f"[{cfg.softphone_user}]\ntype = aor\nmax_contacts = 5\nremove_existing = yes\n"
+            f"{head}[{user}](softphone-endpoint)\nauth = {user}\naors = {user}\n\n"
+            f"[{user}]\ntype = auth\nauth_type = userpass\n"
+            f"username = {user}\npassword = {password}\n\n"
+            f"[{user}](softphone-aor)\n"
         ),
-        "extensions_globals.conf": (
-            f"IVR_APP = {cfg.ari_app}\nIVR_HTTP = {cfg.engine_http_url}\n"
-        ),
+        "extensions_globals.conf": f"{head}IVR_APP = {app}\nIVR_HTTP = {http}\n",
     }
 
 
-def _render_config(cfg: AsteriskConfig) -> str:
-    """Write the configuration into the root; returns a digest of all of it."""
+def _render(cfg: AsteriskConfig) -> dict[str, bytes]:
+    """Every file ROOT/etc/asterisk will hold, by relative path."""
+    if not cfg.conf_dir.is_dir():
+        raise ProvisionError(f"no Asterisk configuration folder at {cfg.conf_dir}")
     files: dict[str, bytes] = {}
     for path in sorted(cfg.conf_dir.glob("*.conf")):
         files[path.name] = path.read_bytes()
-    for path in sorted(cfg.dialplan_dir.glob("*.conf")):
-        files[f"dialplan/{path.name}"] = path.read_bytes()
+    if cfg.dialplan_dir.is_dir():
+        for path in sorted(cfg.dialplan_dir.glob("*.conf")):
+            files[f"dialplan/{path.name}"] = path.read_bytes()
     for name, text in _generated(cfg).items():
         files[f"generated/{name}"] = text.encode()
-    uid, gid = _asterisk_ids(cfg.root)
-    etc = cfg.root / "etc/asterisk"
-    if etc.exists():
-        shutil.rmtree(etc)
+    return files
+
+
+def _digest(files: dict[str, bytes]) -> str:
     digest = hashlib.sha256()
     for rel, data in sorted(files.items()):
-        target = etc / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-        target.chmod(0o640)
-        digest.update(rel.encode() + b"\0" + data + b"\0")
-    for folder in [etc, *(p for p in etc.rglob("*") if p.is_dir())]:
-        folder.chmod(0o750)
-    for rel in _ASTERISK_DIRS:
-        folder = cfg.root / rel
-        folder.mkdir(parents=True, exist_ok=True)
-        _chown_tree(folder, uid, gid)
-    # Without it every POST /channels/{id}/record answers 500.
-    recording = spool_recording_dir(cfg)
-    recording.mkdir(parents=True, exist_ok=True)
-    os.chown(recording, uid, gid)
+        digest.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
     return digest.hexdigest()
 
 
-def _asterisk_ids(root: Path) -> tuple[int, int]:
+def _ids(root: Path) -> tuple[int, int]:
     for line in (root / "etc/passwd").read_text().splitlines():
         fields = line.split(":")
         if fields[0] == "asterisk":
             return int(fields[2]), int(fields[3])
-    raise ProvisionError(f"no asterisk user in {root}/etc/passwd: rebuild (remove {root})")
+    raise ProvisionError(f"no asterisk user in {root}/etc/passwd: remove {root} to rebuild it")
 
 
-def _chown_tree(folder: Path, uid: int, gid: int) -> None:
-    os.chown(folder, uid, gid)
-    for dirpath, dirnames, filenames in os.walk(folder):
-        for name in dirnames + filenames:
-            os.lchown(os.path.join(dirpath, name), uid, gid)
+def _write_config(cfg: AsteriskConfig, files: dict[str, bytes]) -> None:
+    """ROOT/etc/asterisk: owned by root, group asterisk, 0750 folders and 0640 files. Asterisk
+    reads it through its group; root rewrites it without needing CAP_DAC_OVERRIDE (files owned
+    by asterisk would be unreadable to such a root), and Asterisk cannot alter it."""
+    _, gid = _ids(cfg.root)
+    etc = cfg.root / "etc/asterisk"
+    if etc.is_symlink() or etc.is_file():
+        etc.unlink()
+    if etc.exists():
+        _own(etc, 0, 0)  # a root prepared by an earlier version: asterisk-owned
+        _remove_tree(etc)
+    staging = cfg.root / "etc/asterisk.new"
+    if staging.exists():
+        _remove_tree(staging)
+    staging.mkdir(mode=0o750)
+    for rel, data in sorted(files.items()):
+        target = staging / rel
+        if not target.parent.exists():
+            target.parent.mkdir(mode=0o750, parents=True)
+            os.chown(target.parent, 0, gid)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        with os.fdopen(fd, "wb") as out:
+            os.fchown(out.fileno(), 0, gid)
+            out.write(data)
+    os.chown(staging, 0, gid)
+    staging.chmod(0o750)
+    staging.rename(etc)
 
 
-# --- process ---------------------------------------------------------------------------------
-def _mounted(path: Path) -> bool:
-    target = str(path.resolve())
+def _own(path: Path, uid: int, gid: int) -> None:
+    """chown -R that works without CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH: a folder is handed
+    to root before it is listed; folders that still cannot be listed are skipped."""
+    try:
+        st = path.lstat()
+    except OSError:
+        return
+    is_dir = path.is_dir() and not path.is_symlink()
+    if is_dir:
+        if st.st_uid != 0:
+            os.lchown(path, 0, st.st_gid)
+        with contextlib.suppress(PermissionError):
+            for child in path.iterdir():
+                _own(child, uid, gid)
+    if (st.st_uid, st.st_gid) != (uid, gid) or is_dir:
+        os.lchown(path, uid, gid)
+
+
+def _prepare_dirs(cfg: AsteriskConfig) -> None:
+    uid, gid = _ids(cfg.root)
+    for rel in _WRITABLE:
+        folder = _inside(cfg.root, rel)
+        folder.mkdir(parents=True, exist_ok=True)
+        _own(folder, uid, gid)
+    # Without it every POST /channels/{id}/record answers 500.
+    recording = spool_recording_dir(cfg)
+    if not recording.exists():
+        spool = recording.parent
+        st = spool.stat()
+        os.chown(spool, 0, st.st_gid)  # hand it to root for a moment: no CAP_DAC_OVERRIDE
+        try:
+            recording.mkdir(mode=0o755)  # readable to the engine too
+            os.chown(recording, uid, gid)
+        finally:
+            os.chown(spool, uid, gid)
+
+
+# --- mounts and the process ------------------------------------------------------------------
+def _mounted(point: Path) -> bool:
+    target = str(point.resolve())
     with open("/proc/self/mountinfo") as info:
-        return any(line.split()[4] == target for line in info)
+        return any(_unescape(line.split()[4]) == target for line in info)
 
 
 def _mount(root: Path) -> None:
@@ -336,26 +637,52 @@ def _mount(root: Path) -> None:
 def _unmount(root: Path) -> None:
     for sub in ("dev", "proc"):
         point = root / sub
-        if point.exists() and _mounted(point):
+        for _ in range(5):  # mounts may be stacked by earlier sessions
+            if not (point.exists() and _mounted(point)):
+                break
             if subprocess.run(["umount", str(point)], capture_output=True).returncode != 0:
                 subprocess.run(["umount", "-l", str(point)], capture_output=True)
+        if point.exists() and _mounted(point):
+            raise ProvisionError(f"cannot unmount {point}: `umount -l {point}` by hand")
 
 
-def _running_pid(cfg: AsteriskConfig) -> int | None:
+def _process_root(pid: int) -> str:
     try:
-        pid = int(cfg.pidfile.read_text().strip())
-    except (OSError, ValueError):
-        return None
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        return os.readlink(f"/proc/{pid}/root")
     except OSError:
-        return None
-    if cmdline and cmdline[0].endswith(b"asterisk"):
-        return pid
+        return ""
+
+
+def _is_our_asterisk(cfg: AsteriskConfig, pid: int, *, trust_unknown_root: bool = False) -> bool:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except OSError:
+        return False
+    if state in ("Z", "X") or not argv or not argv[0].endswith(b"asterisk"):
+        return False
+    if b"-r" in argv or b"-rx" in argv or b"-f" not in argv:
+        return False  # a remote console (asterisk -rx), not the daemon
+    root = _process_root(pid)  # unreadable without CAP_SYS_PTRACE
+    return root == str(cfg.root.resolve()) or (not root and trust_unknown_root)
+
+
+def _find_pid(cfg: AsteriskConfig) -> int | None:
+    """The running Asterisk of this root: from the pid file, else (stale or lost pid file) by
+    looking at every process's root folder."""
+    with contextlib.suppress(ValueError):
+        pid = int(_read(cfg.pidfile) or "0")
+        if pid and _is_our_asterisk(cfg, pid, trust_unknown_root=True):
+            return pid
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _is_our_asterisk(cfg, int(entry.name)):
+            cfg.pidfile.write_text(f"{entry.name}\n")
+            return int(entry.name)
+    cfg.pidfile.unlink(missing_ok=True)
     return None
 
 
-def _port_open(port: int, kind: int = socket.SOCK_STREAM) -> bool:
+def _port_taken(port: int, kind: int) -> bool:
     with socket.socket(socket.AF_INET, kind) as s:
         # As Asterisk binds: connections in TIME_WAIT from a stopped Asterisk do not count.
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -366,38 +693,58 @@ def _port_open(port: int, kind: int = socket.SOCK_STREAM) -> bool:
     return False
 
 
-def _check_ports_free(cfg: AsteriskConfig, wait: float = 5.0) -> None:
-    ari_port = urlsplit(cfg.ari_url).port or 8088
+def _wait_ports_free(cfg: AsteriskConfig, wait: float = 5.0) -> None:
+    _, ari_port = cfg.ari_host_port
+    checks = ((ari_port, socket.SOCK_STREAM, f"TCP 127.0.0.1:{ari_port} (ARI)"),
+              (cfg.sip_port, socket.SOCK_DGRAM, f"UDP 127.0.0.1:{cfg.sip_port} (SIP)"))
     deadline = time.monotonic() + wait  # a stopping Asterisk lets go of its sockets last
-    while time.monotonic() < deadline and (
-        _port_open(ari_port) or _port_open(5060, socket.SOCK_DGRAM)
-    ):
-        time.sleep(0.1)
-    if _port_open(ari_port):
-        raise ProvisionError(f"127.0.0.1:{ari_port} is taken by another program: is another "
-                             f"Asterisk running? (`ss -ltnp sport = :{ari_port}` tells which)")
-    if _port_open(5060, socket.SOCK_DGRAM):
-        raise ProvisionError("UDP 127.0.0.1:5060 (SIP) is taken by another program")
+    for port, kind, label in checks:
+        while _port_taken(port, kind):
+            if time.monotonic() > deadline:
+                raise ProvisionError(
+                    f"{label} is taken by another program (another Asterisk?); "
+                    f"`ss -lntup | grep :{port}` names it")
+            time.sleep(0.1)
 
 
 def _start(cfg: AsteriskConfig) -> int:
-    _mount(cfg.root)
+    # setsid --fork: Asterisk gets its own session and is nobody's child here, so it outlives
+    # the caller (make, pytest) and never lingers as its zombie.
     with cfg.console_log.open("ab") as out:
-        proc = subprocess.Popen(
-            ["chroot", str(cfg.root), "asterisk", "-f", "-U", "asterisk", "-G", "asterisk"],
+        out.write(f"--- {time.strftime('%F %T')} starting Asterisk\n".encode())
+        out.flush()
+        launcher = subprocess.Popen(
+            ["setsid", "--fork", "chroot", str(cfg.root),
+             "asterisk", "-f", "-U", "asterisk", "-G", "asterisk"],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            env=_CHROOT_ENV, start_new_session=True,
         )
-    cfg.pidfile.write_text(f"{proc.pid}\n")
-    return proc.pid
+        launcher.wait(10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and _is_our_asterisk(cfg, int(entry.name)):
+                cfg.pidfile.write_text(f"{entry.name}\n")
+                return int(entry.name)
+        time.sleep(0.05)
+    raise ProvisionError(f"Asterisk did not start; see {cfg.console_log}:\n"
+                         + _tail(cfg.console_log))
 
 
-def _stop(cfg: AsteriskConfig, pid: int) -> None:
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def _stop(cfg: AsteriskConfig, pid: int, progress: Progress) -> None:
     with contextlib.suppress(ProvisionError):
-        _run(["chroot", "--userspec=asterisk:asterisk", str(cfg.root), "asterisk", "-rx",
-              "core stop now"], "asterisk -rx 'core stop now'", timeout=15)
+        cli(cfg, "core stop now", timeout=15)
     for sig, wait in ((None, 10.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
         if sig is not None:
+            progress(f"Asterisk (pid {pid}) is still running: sending {sig.name}")
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
         deadline = time.monotonic() + wait
@@ -405,20 +752,8 @@ def _stop(cfg: AsteriskConfig, pid: int) -> None:
             if not _alive(pid):
                 cfg.pidfile.unlink(missing_ok=True)
                 return
-            time.sleep(0.1)
-    raise ProvisionError(f"Asterisk (pid {pid}) does not stop")
-
-
-def _alive(pid: int) -> bool:
-    with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)  # reap it when it is our own child
-        if done == pid:
-            return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+            time.sleep(0.05)
+    raise ProvisionError(f"Asterisk (pid {pid}) does not stop, even on SIGKILL")
 
 
 # --- ARI probe -------------------------------------------------------------------------------
@@ -430,37 +765,38 @@ def _ari_get(cfg: AsteriskConfig, path: str, timeout: float = 2.0) -> object:
         return json.loads(resp.read())
 
 
-def _ari_info(cfg: AsteriskConfig) -> dict[str, dict[str, str]] | None:
+def _ari_info(cfg: AsteriskConfig) -> dict[str, dict[str, object]] | None:
     try:
         info = _ari_get(cfg, "/asterisk/info?only=system")
     except (OSError, ValueError):
         return None
-    return info if isinstance(info, dict) else None
+    return info if isinstance(info, dict) and "system" in info else None
 
 
-def _wait_for_ari(cfg: AsteriskConfig, pid: int, timeout: float) -> str:
+def _wait_ready(cfg: AsteriskConfig, pid: int, timeout: float) -> str:
+    """Until ARI answers with our credentials and every module has loaded."""
     deadline = time.monotonic() + timeout
-    last = ""
+    last = "no answer"
     while time.monotonic() < deadline:
         if not _alive(pid):
             raise ProvisionError(
-                f"Asterisk exited during start-up; see {cfg.console_log} and {log_path(cfg)}:\n"
+                f"Asterisk exited while starting; see {log_path(cfg)} and {cfg.console_log}:\n"
                 + _tail(cfg.console_log))
         try:
             info = _ari_get(cfg, "/asterisk/info?only=system")
-            return str(info["system"]["version"])  # type: ignore[index]
         except urllib.error.HTTPError as exc:
             last = f"HTTP {exc.code}"
             if exc.code == 401:
-                raise ProvisionError("ARI refused IVR_ARI_USER/IVR_ARI_PASSWORD") from exc
+                raise ProvisionError(
+                    "ARI refused the configured user and password (check "
+                    f"{cfg.root}/etc/asterisk/generated/ari_users.conf)") from exc
         except (OSError, ValueError) as exc:
             last = str(exc)
-        time.sleep(0.2)
-    raise ProvisionError(f"ARI did not answer at {cfg.ari_url} within {timeout:.0f}s ({last}); "
-                         f"see {log_path(cfg)}")
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    with contextlib.suppress(OSError):
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    return ""
+        else:
+            # ARI answers before the last modules (chan_pjsip, ...) have loaded.
+            cli(cfg, "core waitfullybooted", timeout=max(1.0, deadline - time.monotonic()))
+            return str(info["system"]["version"])  # type: ignore[index]
+        time.sleep(0.1)
+    raise ProvisionError(
+        f"ARI did not answer at {cfg.ari_url} within {timeout:.0f}s ({last}); see "
+        f"{log_path(cfg)}:\n" + _tail(log_path(cfg)))
