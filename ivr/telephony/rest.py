@@ -213,6 +213,24 @@ class AriClient:
         body = {"variables": dict(variables)} if variables else None
         return await self.request("originate", {"channelId": channel_id}, params, body)
 
+    async def create_channel(
+        self, channel_id: str, endpoint: str, *, app: str, app_args: str | None = None,
+        variables: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """A channel in `app` that is not dialled yet (`dial` places the call), so every
+        progress event of the call (Dial, ChannelStateChange) reaches the app."""
+        body = {"variables": dict(variables)} if variables else None
+        return await self.request(
+            "create_channel", None,
+            {"endpoint": endpoint, "app": app, "appArgs": app_args, "channelId": channel_id},
+            body,
+        )
+
+    async def dial(self, channel_id: str, *, caller: str | None = None,
+                   timeout: int | None = None) -> None:
+        await self.request("dial", {"channelId": channel_id},
+                           {"caller": caller, "timeout": timeout})
+
     async def hangup(self, channel_id: str, reason: str | None = None) -> None:
         await self.request("hangup", {"channelId": channel_id}, {"reason": reason})
 
@@ -258,7 +276,11 @@ class AriClient:
     async def play(
         self, channel_id: str, playback_id: str, media: Iterable[str], lang: str | None = None
     ) -> dict[str, Any]:
-        params = [("media", m) for m in media]
+        # One comma-separated `media` value: given repeated, Asterisk plays only the last one.
+        media = list(media)
+        if any("," in m for m in media):
+            raise TelephonyError(f"ARI play: a media URI may not contain ',': {media}")
+        params = [("media", ",".join(media))]
         if lang:
             params.append(("lang", lang))
         return await self.request(
@@ -320,6 +342,17 @@ class AriClient:
 
     async def remove_channel(self, bridge_id: str, channel_id: str) -> None:
         await self.request("remove_channel", {"bridgeId": bridge_id}, {"channel": channel_id})
+
+    async def bridge_record(
+        self, bridge_id: str, name: str, *, fmt: str = "wav", max_duration: int = 0,
+        if_exists: str = "fail", beep: bool = False,
+    ) -> dict[str, Any]:
+        """Record the bridge's mix: every channel in it, not one leg."""
+        return await self.request(
+            "bridge_record", {"bridgeId": bridge_id},
+            {"name": name, "format": fmt, "maxDurationSeconds": max_duration,
+             "ifExists": if_exists, "beep": beep, "terminateOn": "none"},
+        )
 
     # --- playbacks ----------------------------------------------------------------------
     async def get_playback(self, playback_id: str) -> dict[str, Any]:
