@@ -7,24 +7,34 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 
 import aiohttp
 import asyncpg
 from aiohttp import web
 
 from ivr import __version__
+from ivr.callcontrol.rest import CALLCONTROL
+from ivr.callcontrol.routes import add_routes as add_callcontrol_routes
+from ivr.callcontrol.service import CallControl
 from ivr.core import db
 from ivr.core.web import POOL, SETTINGS, error_middleware, json_response
 from ivr.linecheck.flow import line_check, not_in_service
+from ivr.media.prompts import PROMPTS_DIR, PromptCatalog
+from ivr.media.routes import add_routes as add_media_routes
+from ivr.media.transcode import wav_to_mp3
+from ivr.media.tts import EspeakTts
+from ivr.recorder.flow import RecorderFlow
+from ivr.recorder.phone import RecorderPhone
 from ivr.recorder.routes import add_routes as add_recorder_routes
 from ivr.settings import Settings
 from ivr.telephony.call import Call
 from ivr.telephony.call_log import PgCallLog
 from ivr.telephony.events import EventStream
 from ivr.telephony.rest import AriClient, basic_auth
-from ivr.telephony.runner import CallRunner, Choose, Route
+from ivr.telephony.runner import CallRunner, Route
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +52,42 @@ class Telephony:
 TELEPHONY = web.AppKey("telephony", Telephony)
 
 
-async def choose_route(call: Call) -> Route:
-    if call.dialed == LINECHECK_NUMBER:
-        return Route("linecheck", line_check)
-    return Route("not-in-service", not_in_service)
+RouteOverride = Callable[[Call], Awaitable[Route | None]]
+
+
+class Dialled:
+    """Which flow a dialled number gets: the line check, a recorder's number (a dedicated one
+    for call-initiated recorders), else "not in service". One query per new call."""
+
+    def __init__(self, recorder: RecorderFlow, override: RouteOverride | None = None,
+                 callcontrol: CallControl | None = None) -> None:
+        self.recorder = recorder
+        self.override = override
+        self.callcontrol = callcontrol
+
+    async def choose(self, call: Call) -> Route:
+        if self.override is not None:
+            chosen = await self.override(call)
+            if chosen is not None:
+                return chosen
+        if call.dialed == LINECHECK_NUMBER:
+            return Route("linecheck", line_check)
+        if self.callcontrol is not None:
+            chosen = await self.callcontrol.route_for(call)
+            if chosen is not None:
+                return chosen
+        route = await self.recorder.phone.route(call.dialed)
+        if route is not None:
+            if route.dedicated is not None:
+                return Route("recorder-call-in", partial(self.recorder.call_initiated, route=route))
+            return Route("recorder", partial(self.recorder.api_initiated, route=route))
+        return Route("not-in-service", not_in_service)
 
 
 @contextlib.asynccontextmanager
 async def telephony(
-    settings: Settings, pool: asyncpg.Pool | None, choose: Choose = choose_route
+    settings: Settings, pool: asyncpg.Pool, override: RouteOverride | None = None,
+    callcontrol: CallControl | None = None,
 ) -> AsyncIterator[Telephony]:
     # A large keep-alive pool: every call's steps are REST requests to the same Asterisk.
     session = aiohttp.ClientSession(
@@ -59,7 +96,17 @@ async def telephony(
         timeout=aiohttp.ClientTimeout(total=30, connect=5),
     )
     ari = AriClient(session, settings.ari_url)
-    runner = CallRunner(ari, settings.ari_app, choose, PgCallLog(pool) if pool else None)
+    recorder = RecorderFlow(
+        RecorderPhone(pool, settings.data_dir),
+        PromptCatalog(PROMPTS_DIR, settings.data_dir, settings.public_url),
+        EspeakTts(settings.data_dir, settings.public_url),
+        wav_to_mp3,
+        settings.data_dir,
+    )
+    runner = CallRunner(ari, settings.ari_app, Dialled(recorder, override, callcontrol).choose,
+                        PgCallLog(pool))
+    if callcontrol is not None:
+        callcontrol.attach(ari, runner.router, settings.ari_app)
     events = EventStream(session, settings.ari_ws_url, [settings.ari_app], runner.router.dispatch,
                          runner.resync)
     events.start()
@@ -98,7 +145,9 @@ async def healthz(request: web.Request) -> web.Response:
     return json_response(body, 200 if healthy else 503)
 
 
-def create_app(settings: Settings, *, with_telephony: bool = True) -> web.Application:
+def create_app(
+    settings: Settings, *, with_telephony: bool = True, route_override: RouteOverride | None = None
+) -> web.Application:
     """The web application; its start-up also prepares the database and (unless told not to,
     as API-only tests do) starts the telephony worker."""
     app = web.Application(middlewares=[error_middleware], client_max_size=64 * 1024**2)
@@ -108,19 +157,23 @@ def create_app(settings: Settings, *, with_telephony: bool = True) -> web.Applic
         await db.prepare_database(settings.database_url)
         pool = await db.create_pool(settings.database_url)
         app[POOL] = pool
+        app[CALLCONTROL] = callcontrol = CallControl(pool)
         try:
             if with_telephony:
-                async with telephony(settings, pool) as tel:
+                async with telephony(settings, pool, route_override, callcontrol) as tel:
                     app[TELEPHONY] = tel
                     yield
             else:
                 yield
         finally:
+            await callcontrol.close()
             await pool.close()
 
     app.cleanup_ctx.append(resources)
     app.router.add_get("/healthz", healthz)
     add_recorder_routes(app)
+    add_callcontrol_routes(app)
+    add_media_routes(app)
     return app
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import fcntl
 import io
 import itertools
 import secrets
@@ -19,7 +21,7 @@ import socket
 import subprocess
 import tempfile
 import wave
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +31,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from ivr.app import Telephony, telephony
+from ivr.app import TELEPHONY, Telephony, create_app
 from ivr.cli import asterisk_config
 from ivr.core.errors import IvrError
 from ivr.provision import asterisk as provision
@@ -138,7 +140,8 @@ class TcpProxy:
 
 # --- the engine under test ------------------------------------------------------------------
 class TestRoutes:
-    """Dialled number -> flow, registered by each test on a number of its own."""
+    """Dialled number -> flow, registered by each test on a number of its own; any other
+    number gets the product's own routing (recorders, line check)."""
 
     __test__ = False
     _numbers = itertools.count(7001)
@@ -151,11 +154,8 @@ class TestRoutes:
         self.flows[number] = Route(name, flow)
         return number
 
-    async def choose(self, call: Call) -> Route:
-        route = self.flows.get(call.dialed)
-        if route is None:
-            raise LookupError(f"no test flow on {call.dialed}")
-        return route
+    async def choose(self, call: Call) -> Route | None:
+        return self.flows.get(call.dialed)
 
 
 @dataclass
@@ -163,39 +163,47 @@ class Engine:
     tel: Telephony
     routes: TestRoutes
     proxy: TcpProxy
+    url: str  # the web app's base URL (the API, and the audio Asterisk fetches)
+
+
+@pytest.fixture(scope="session")
+def engine_lock(base_settings: Settings) -> Iterator[None]:
+    """One test session at a time owns the configured Stasis app (SIP calls reach it through
+    the dialplan): a second suite run on this machine waits here instead of stealing calls."""
+    path = base_settings.asterisk_root.parent / "engine-tests.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print("[engine] another test session holds the Stasis app; waiting ...")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 @pytest.fixture(scope="session")
 async def engine(
-    settings: Settings, pool: asyncpg.Pool, ari: AriClient
+    settings: Settings, pool: asyncpg.Pool, ari: AriClient, engine_lock: None
 ) -> AsyncIterator[Engine]:
-    """The real telephony worker (event socket, router, runner, call log), talking to Asterisk
-    through a proxy the tests can cut."""
+    """The real application (web app + telephony worker: event socket, router, runner, call
+    log), talking to Asterisk through a proxy the tests can cut."""
     ari_port = int(settings.ari_url.rsplit(":", 1)[1])
     proxy = TcpProxy(ari_port)
     await proxy.start()
     routes = TestRoutes()
-    proxied = type(settings).from_mapping(
-        {**_env_of(settings), "IVR_ARI_URL": f"http://127.0.0.1:{proxy.port}"}
-    )
-    async with telephony(proxied, pool, routes.choose) as tel:
+    proxied = dataclasses.replace(settings, ari_url=f"http://127.0.0.1:{proxy.port}")
+    app = create_app(proxied, route_override=routes.choose)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", settings.http_port)
+    await site.start()
+    tel = app[TELEPHONY]
+    try:
         await tel.events.wait_connected(10)
-        yield Engine(tel, routes, proxy)
-    await proxy.close()
-
-
-def _env_of(settings: Settings) -> dict[str, str]:
-    return {
-        "IVR_DATABASE_URL": settings.database_url,
-        "IVR_ARI_URL": settings.ari_url,
-        "IVR_ARI_USER": settings.ari_user,
-        "IVR_ARI_PASSWORD": settings.ari_password,
-        "IVR_ARI_APP": settings.ari_app,
-        "IVR_SOFTPHONE_USER": settings.softphone_user,
-        "IVR_SOFTPHONE_PASSWORD": settings.softphone_password,
-        "IVR_HTTP_PORT": str(settings.http_port),
-        "IVR_DATA_DIR": str(settings.data_dir),
-    }
+        yield Engine(tel, routes, proxy, settings.public_url)
+    finally:
+        await runner.cleanup()
+        await proxy.close()
 
 
 # --- the caller -----------------------------------------------------------------------------

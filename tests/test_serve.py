@@ -93,9 +93,10 @@ async def test_line_check_call_and_sigterm_lets_the_call_finish(
     # Stopping: a new call is refused ...
     with pytest.raises(AssertionError, match="ended unanswered"):
         await caller.dial(LINECHECK_NUMBER, caller_id="5550098", app=served.app)
-    # ... while the call in progress goes on: the caller talks after the beep, presses #, and
-    # hears the take played back before the engine says goodbye and hangs up.
-    await asyncio.sleep(4.0)
+    # ... while the call in progress goes on: the caller talks after the greeting and beep
+    # (about 6.5 s), presses #, and hears the take played back before the engine says goodbye
+    # and hangs up.
+    await asyncio.sleep(6.0)
     await leg.say("speech-short.wav")
     await leg.press("#")
     assert await leg.wait_hangup(25), "the line check should finish and hang up"

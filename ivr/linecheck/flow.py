@@ -14,15 +14,15 @@ log = logging.getLogger(__name__)
 
 async def line_check(call: Call) -> None:
     await call.answer()
-    await call.play("sound:silence/1", "sound:hello-world", "sound:vm-intro")
+    await call.play("sound:hello-world", "sound:vm-intro", "sound:beep")
     name = f"linecheck-{call.id}"
-    take = await call.record(name, max_duration=30, max_silence=5, beep=True)
+    take = await call.record(name, max_duration=30, max_silence=5)
     try:
         if take.hung_up:
             return
         log.info("[%s] line check recorded %.1fs", call.id, take.duration or 0.0)
         if take.ok and (take.duration or 0) > 0:
-            await call.play("sound:vm-youhave", f"recording:{name}")
+            await call.play(f"recording:{name}")
         await call.play("sound:vm-goodbye")
     finally:
         await _delete_quietly(call, name)

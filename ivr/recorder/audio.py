@@ -9,7 +9,7 @@ from aiohttp import web
 from ivr.core.errors import NotFound
 from ivr.core.web import SETTINGS
 from ivr.recorder.context import service_for
-from ivr.recorder.models import audio_path
+from ivr.recorder.models import take_path
 
 CONTENT_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg"}
 
@@ -17,10 +17,11 @@ CONTENT_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg"}
 async def recording_audio(request: web.Request) -> web.StreamResponse:
     play_key, ext = request.match_info["play_key"], request.match_info["ext"]
     recording = await service_for(request).recording_for_play_key(play_key)
-    has_file = recording is not None and (
-        recording.has_wav_file if ext == "wav" else recording.has_mp3_file)
-    path = audio_path(request.app[SETTINGS].data_dir, play_key, ext)
-    if not has_file or not path.is_file():
+    if recording is None or recording.accepted_take is None or not (
+            recording.has_wav_file if ext == "wav" else recording.has_mp3_file):
+        raise NotFound(f"no {ext} audio for play key {play_key}")
+    path = take_path(request.app[SETTINGS].data_dir, play_key, recording.accepted_take, ext)
+    if not path.is_file():
         raise NotFound(f"no {ext} audio for play key {play_key}")
     return web.FileResponse(path, headers={"Content-Type": CONTENT_TYPES[ext]})
 

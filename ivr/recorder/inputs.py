@@ -112,12 +112,16 @@ def recorder_values(p: Params) -> dict[str, Any]:
         "touchtone_length": p.integer("touchtone_length", 1, 32),
         "pin_length": p.integer("pin_length", 4, 10),
         "pin_ttl_seconds": p.integer("pin_ttl_seconds", 60, 604800),
+        "max_take_seconds": p.integer("max_take_seconds", 5, 3600),
+        "silence_seconds": p.integer("silence_seconds", 0, 60),
+        "min_take_seconds": p.integer("min_take_seconds", 0, 60),
     })
     for flag in ("password_required", "touchtone_prompt"):
         if p.given(flag):
             values[flag] = p.boolean(flag, False)
     for name in ("audio_format", "storage", "initiation", "identification", "lookup_mode",
-                 "pin_length", "pin_ttl_seconds", "prompt_set"):
+                 "pin_length", "pin_ttl_seconds", "prompt_set", "max_take_seconds",
+                 "silence_seconds", "min_take_seconds"):
         if values.get(name, "") is None:
             raise InvalidParameter(name, f"parameter '{name}' cannot be cleared")
     prompt_set = values.get("prompt_set")

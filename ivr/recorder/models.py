@@ -44,9 +44,10 @@ def is_random_password_request(value: str) -> bool:
     return len(value) >= 3 and set(value) == {"?"}
 
 
-def audio_path(data_dir: Path, play_key: str, ext: str) -> Path:
-    """Where a recording's accepted audio lives in local storage (the phone flow writes it)."""
-    return data_dir / "recordings" / play_key / f"recording.{ext}"
+def take_path(data_dir: Path, play_key: str, take_number: int, ext: str) -> Path:
+    """Where a take's audio lives in local storage. Every take keeps its own files, so
+    accepting one never overwrites another; a recording serves its accepted take."""
+    return data_dir / "recordings" / play_key / f"take-{take_number}.{ext}"
 
 
 def prompt_path(data_dir: Path, recorder_key: str, prompt_name: str) -> Path:
@@ -91,6 +92,9 @@ class Recorder:
     touchtone_length: int | None
     pin_length: int
     pin_ttl_seconds: int
+    max_take_seconds: int
+    silence_seconds: int
+    min_take_seconds: int
     created_at: datetime
     updated_at: datetime
     phone_numbers: tuple[PhoneNumber, ...] = ()
@@ -145,6 +149,7 @@ class Recording:
     created_at: datetime
     updated_at: datetime
     accessed_at: datetime
+    accepted_take: int | None = None  # the take number whose audio the recording serves
 
 
 @dataclass(frozen=True, slots=True)

@@ -196,6 +196,8 @@ def recorder_node(v: Recorder, generated: Generated | None = None) -> Node:
              ("lookup_mode", v.lookup_mode), ("touchtone_prompt", v.touchtone_prompt)]
     _opt(node, "touchtone_length", v.touchtone_length)
     node += [("pin_length", v.pin_length), ("pin_ttl_seconds", v.pin_ttl_seconds),
+             ("max_take_seconds", v.max_take_seconds), ("silence_seconds", v.silence_seconds),
+             ("min_take_seconds", v.min_take_seconds),
              ("phone_number_list", [Many("phone_number_info",
                                          [number_node(n) for n in v.phone_numbers])]),
              ("date_created", v.created_at), ("last_updated", v.updated_at)]

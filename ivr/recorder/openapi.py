@@ -162,12 +162,16 @@ SCHEMAS: dict[str, Any] = {
         "lookup_mode": {"enum": ["lookup", "lookup_else_create", "create"]},
         "touchtone_prompt": _B, "touchtone_length": {"type": "integer", "nullable": True},
         "pin_length": {"type": "integer", "minimum": 4, "maximum": 10, "default": 6},
-        "pin_ttl_seconds": {"type": "integer", "minimum": 60, "default": 900}}},
+        "pin_ttl_seconds": {"type": "integer", "minimum": 60, "default": 900},
+        "max_take_seconds": {"type": "integer", "minimum": 5, "maximum": 3600, "default": 300},
+        "silence_seconds": {"type": "integer", "minimum": 0, "maximum": 60, "default": 10},
+        "min_take_seconds": {"type": "integer", "minimum": 0, "maximum": 60, "default": 1}}},
     "VoiceRecorder": {"type": "object", "properties": {
         "voice_recorder_key": _S, "name": _S, "audio_format": _S, "storage": _S,
         "upload_url": _S, "retention_days": _I, "password_required": _B, "prompt_set": _S,
         "initiation": _S, "identification": _S, "lookup_mode": _S, "touchtone_prompt": _B,
         "touchtone_length": _I, "pin_length": _I, "pin_ttl_seconds": _I,
+        "max_take_seconds": _I, "silence_seconds": _I, "min_take_seconds": _I,
         "phone_number_list": {"type": "array", "items": _ref("PhoneNumber")},
         "date_created": _T, "last_updated": _T, "recorder_password": _S}},
     "RecordingListInput": {"type": "object", "properties": {

@@ -416,6 +416,10 @@ class RecorderService:
             if keep_consecutive:
                 ids.insert(position - 1, new_id)
                 await store.renumber(conn, ids)
+            # A caller voicing this list right now gets the new recording at its next step.
+            live_session = await store.live_session_of_list(conn, row["id"])
+            if live_session is not None:
+                await store.add_session_recordings(conn, live_session, [new_id])
             (recording,) = await store.touch_recordings(conn, [new_id])
             return recording, generated
 
@@ -603,67 +607,6 @@ class RecorderService:
                 if session.state in LIVE_SESSION_STATES:
                     await store.set_session_state(conn, session.id, "expired")
                 return await self._view(conn, await store.session_by_id(conn, session.id))
-
-    # --- the phone side (the call flow drives a session through these) -------------------------
-    async def find_session(self, number: str, pin: str) -> Session | None:
-        """The live session a caller reaches on `number` with `pin` (or their caller id)."""
-        async with self.pool.acquire() as conn:
-            await store.expire_due(conn)
-            found = await store.number_by_digits(conn, number)
-            if found is None:
-                return None
-            session_id = await store.live_session_for_pin(conn, found.id, pin)
-            return None if session_id is None else await store.session_by_id(conn, session_id)
-
-    async def mark_called(self, session_id: int) -> Session:
-        async with self.pool.acquire() as conn, conn.transaction():
-            session = await store.session_by_id(conn, session_id, for_update=True)
-            if session.state not in LIVE_SESSION_STATES:
-                raise NotFound("the recording session is no longer live")
-            await store.set_session_state(conn, session_id, "called")
-            return await store.session_by_id(conn, session_id)
-
-    async def start_recording(self, session_id: int, recording_id: int) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
-            session = await store.session_by_id(conn, session_id, for_update=True)
-            if session.state not in ("called", "recording"):
-                raise NotFound("the recording session is not in a call")
-            if recording_id not in await store.session_recording_ids(conn, session_id):
-                raise NotFound("the recording is not part of this session")
-            await store.set_session_state(conn, session_id, "recording")
-            await store.set_current_recording(conn, session_id, recording_id)
-            await store.update_recording(conn, recording_id, {"state": "recording"})
-
-    async def finish_take(self, session_id: int, recording_id: int, *, length: int,
-                          has_wav: bool, has_mp3: bool, caller_id: str | None,
-                          touchtone_input: str | None, access_code: str | None = None) -> int:
-        """Record a take and make it the recording's accepted audio (its files are already in
-        local storage at models.audio_path). Returns the take id."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            await store.session_by_id(conn, session_id, for_update=True)
-            number = await store.next_take_number(conn, recording_id)
-            take_id = await store.insert_take(conn, recording_id, session_id, number, length,
-                                              has_wav, has_mp3, caller_id, touchtone_input)
-            await store.update_recording(conn, recording_id, {
-                "state": "recorded", "recording_length": length, "has_wav_file": has_wav,
-                "has_mp3_file": has_mp3, "caller_id": caller_id,
-                "touchtone_input": touchtone_input, "access_code": access_code,
-                "accepted_take_id": take_id})
-            await store.set_session_state(conn, session_id, "called")
-            return take_id
-
-    async def next_recording(self, session_id: int, after_sequence: int = 0) -> Recording | None:
-        async with self.pool.acquire() as conn:
-            for recording in await store.session_recordings(conn, session_id):
-                if recording.sequence > after_sequence:
-                    return recording
-        return None
-
-    async def end_session(self, session_id: int) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
-            session = await store.session_by_id(conn, session_id, for_update=True)
-            if session.state in LIVE_SESSION_STATES:
-                await store.set_session_state(conn, session_id, "ended")
 
 
 async def _allowed(stored: str | None, supplied: str | None) -> bool:

@@ -132,6 +132,7 @@ RECORDER_FIELDS = (
     "name", "audio_format", "storage", "upload_url", "retention_days", "password_required",
     "password_hash", "prompt_set", "initiation", "identification", "lookup_mode",
     "touchtone_prompt", "touchtone_length", "pin_length", "pin_ttl_seconds",
+    "max_take_seconds", "silence_seconds", "min_take_seconds",
 )
 
 
@@ -147,7 +148,9 @@ async def _recorder(conn: Conn, row: asyncpg.Record) -> Recorder:
         initiation=row["initiation"], identification=row["identification"],
         lookup_mode=row["lookup_mode"], touchtone_prompt=row["touchtone_prompt"],
         touchtone_length=row["touchtone_length"], pin_length=row["pin_length"],
-        pin_ttl_seconds=row["pin_ttl_seconds"], created_at=row["created_at"],
+        pin_ttl_seconds=row["pin_ttl_seconds"], max_take_seconds=row["max_take_seconds"],
+        silence_seconds=row["silence_seconds"], min_take_seconds=row["min_take_seconds"],
+        created_at=row["created_at"],
         updated_at=row["updated_at"], phone_numbers=await recorder_numbers(conn, row["id"]),
         prompts=tuple(p["prompt_name"] for p in prompts),
     )
@@ -305,7 +308,8 @@ RECORDING_FIELDS = ("name", "meta_data_1", "meta_data_2", "meta_data_3", "caller
 _RECORDING_SELECT = """
     SELECT r.*, l.list_key,
            EXISTS (SELECT 1 FROM session_recordings sr
-                    WHERE sr.recording_id = r.id AND sr.live) AS is_in_session
+                    WHERE sr.recording_id = r.id AND sr.live) AS is_in_session,
+           (SELECT t.take_number FROM takes t WHERE t.id = r.accepted_take_id) AS accepted_take
       FROM recordings r JOIN recording_lists l ON l.id = r.list_id"""
 
 
@@ -323,6 +327,7 @@ def _recording(row: asyncpg.Record) -> Recording:
         delete_protected=row["delete_password_hash"] is not None,
         is_in_session=row["is_in_session"], created_at=row["created_at"],
         updated_at=row["updated_at"], accessed_at=row["accessed_at"],
+        accepted_take=row["accepted_take"],
     )
 
 
@@ -563,3 +568,80 @@ async def save_idempotent_response(conn: Conn, developer_id: int, key: str, stat
 async def release_idempotency_key(conn: Conn, developer_id: int, key: str) -> None:
     await conn.execute("DELETE FROM idempotency_keys WHERE developer_id = $1 AND idem_key = $2",
                        developer_id, key)
+
+
+# --- the phone side -------------------------------------------------------------------------
+async def recorders_on_number(conn: Conn, number_id: int) -> list[tuple[int, bool]]:
+    """(recorder id, dedicated) for every recorder a number is assigned to."""
+    rows = await conn.fetch(
+        "SELECT recorder_id, dedicated FROM recorder_numbers WHERE phone_number_id = $1"
+        " ORDER BY recorder_id", number_id)
+    return [(int(r["recorder_id"]), bool(r["dedicated"])) for r in rows]
+
+
+async def live_session_for_caller(conn: Conn, number_id: int, caller_id: str) -> int | None:
+    """A live session keyed to this caller id (never a PIN session that happens to match)."""
+    value = await conn.fetchval(
+        "SELECT p.session_id FROM session_pins p JOIN recording_sessions s ON s.id = p.session_id"
+        " WHERE p.live AND p.phone_number_id = $1 AND s.caller_id = $2"
+        " AND (s.state <> 'created' OR s.expires_at > now())", number_id, caller_id)
+    return None if value is None else int(value)
+
+
+async def pin_failures_since(conn: Conn, number_id: int, caller_id: str,
+                             seconds: int) -> tuple[int, int]:
+    """Recent failures (on this number, by this caller id)."""
+    row = await conn.fetchrow(
+        "SELECT count(*) AS on_number,"
+        " count(*) FILTER (WHERE caller_id <> '' AND caller_id = $2) AS by_caller"
+        " FROM pin_failures WHERE phone_number_id = $1"
+        " AND failed_at > now() - make_interval(secs => $3)",
+        number_id, caller_id, float(seconds))
+    return int(row["on_number"]), int(row["by_caller"])
+
+
+async def insert_pin_failure(conn: Conn, number_id: int, caller_id: str) -> None:
+    await conn.execute("INSERT INTO pin_failures (phone_number_id, caller_id) VALUES ($1, $2)",
+                       number_id, caller_id)
+
+
+async def insert_pending_take(conn: Conn, recording_id: int, session_id: int,
+                              channel_id: str) -> tuple[int, int]:
+    """A take row for audio about to be stored: (take id, take number)."""
+    await conn.execute("SELECT 1 FROM recordings WHERE id = $1 FOR UPDATE", recording_id)
+    number = await next_take_number(conn, recording_id)
+    take_id = await conn.fetchval(
+        "INSERT INTO takes (recording_id, session_id, take_number, status, channel_id)"
+        " VALUES ($1, $2, $3, 'pending', $4) RETURNING id",
+        recording_id, session_id, number, channel_id)
+    return int(take_id), number
+
+
+async def update_take(conn: Conn, take_id: int, changes: Mapping[str, Any]) -> None:
+    assert all(name.isidentifier() for name in changes)
+    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(changes, 2))
+    await conn.execute(f"UPDATE takes SET {sets} WHERE id = $1", take_id, *changes.values())
+
+
+async def accepted_take_number(conn: Conn, recording_id: int) -> int | None:
+    value = await conn.fetchval(
+        "SELECT t.take_number FROM recordings r JOIN takes t ON t.id = r.accepted_take_id"
+        " WHERE r.id = $1", recording_id)
+    return None if value is None else int(value)
+
+
+async def live_session_of_list(conn: Conn, list_id: int) -> int | None:
+    value = await conn.fetchval(
+        "SELECT id FROM recording_sessions WHERE list_id = $1"
+        " AND state IN ('created', 'called', 'recording') ORDER BY id DESC LIMIT 1", list_id)
+    return None if value is None else int(value)
+
+
+async def lists_for_caller(conn: Conn, recorder_id: int, caller_id: str | None,
+                           access_code: str | None) -> list[int]:
+    """Lists matching every given identifier, most recently used first."""
+    rows = await conn.fetch(
+        "SELECT id FROM recording_lists WHERE recorder_id = $1"
+        " AND ($2::text IS NULL OR caller_id = $2) AND ($3::text IS NULL OR access_code = $3)"
+        " ORDER BY accessed_at DESC, id DESC LIMIT 1", recorder_id, caller_id, access_code)
+    return [int(r["id"]) for r in rows]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ivr.core.errors import CallHungUp
-from ivr.telephony.events import Event
+from ivr.telephony.events import Event, Sink
 from ivr.telephony.rest import AriClient, AriHttpError
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ class RecordingResult:
 class Playback:
     id: str
     interrupted_by: str | None  # the digit that barged in, when barge-in was asked for
+    failed: bool = False  # Asterisk could not play it (no such sound, media URL unreachable)
 
 
 def _recording_result(rec: dict[str, Any], hung_up: bool) -> RecordingResult:
@@ -77,6 +78,11 @@ class Call:
         self._barge_in: str | None = None
         self._recordings: dict[str, asyncio.Future[RecordingResult]] = {}
         self._ids = itertools.count(1)
+        # The recording Asterisk is writing right now (set on RecordingStarted, after any
+        # beep): what "the caller is recording" means, for status and for tests.
+        self.live_recording: str | None = None
+        self._failed_playbacks: set[str] = set()
+        self._listeners: list[Sink] = []
 
     def __repr__(self) -> str:
         return f"<Call {self.id} from {self.caller_id!r} to {self.dialed!r}>"
@@ -119,16 +125,41 @@ class Call:
                 fut.set_result(RecordingResult(name, "", "unknown", None, None, None, hung_up=True))
 
     # --- events -------------------------------------------------------------------------
+    def add_listener(self, listener: Sink) -> None:
+        """Also hand every event of this channel, after the call has taken it in, to
+        `listener` (synchronously, on the reader task: it must not block)."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Sink) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     def feed(self, event: Event) -> None:
+        self._take(event)
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("[%s] listener failed for %s", self.id, event.get("type"))
+
+    def _take(self, event: Event) -> None:
         kind = event["type"]
         if kind == "ChannelDtmfReceived":
             self._on_digit(event["digit"])
         elif kind in ("PlaybackFinished", "PlaybackFailed"):
-            fut = self._playbacks.get(event["playback"]["id"])
+            playback = event["playback"]
+            fut = self._playbacks.get(playback["id"])
             if fut is not None and not fut.done():
+                if kind == "PlaybackFailed" or playback.get("state") == "failed":
+                    self._failed_playbacks.add(playback["id"])
                 fut.set_result(None)
+        elif kind == "RecordingStarted":
+            if event["recording"]["name"] in self._recordings:
+                self.live_recording = event["recording"]["name"]
         elif kind in ("RecordingFinished", "RecordingFailed"):
             rec = event["recording"]
+            if self.live_recording == rec["name"]:
+                self.live_recording = None
             fut2 = self._recordings.get(rec["name"])
             if fut2 is not None and not fut2.done():
                 fut2.set_result(_recording_result(rec, self.gone))
@@ -201,9 +232,10 @@ class Call:
                 except AriHttpError as exc:
                     if exc.status != 404:  # it had just finished by itself
                         raise
-            return Playback(playback_id, digit)
+            return Playback(playback_id, digit, playback_id in self._failed_playbacks)
         finally:
             self._playbacks.pop(playback_id, None)
+            self._failed_playbacks.discard(playback_id)
             if self._barge_in == playback_id:
                 self._barge_in = None
 
@@ -276,6 +308,8 @@ class Call:
             result = await fut
         finally:
             self._recordings.pop(name, None)
+            if self.live_recording == name:
+                self.live_recording = None
         # The key that ended the take also arrives as a DTMF event: it is not input.
         while self._digits and self._digits[0] in terminate_on:
             self._digits.popleft()

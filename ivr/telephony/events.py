@@ -23,7 +23,8 @@ Sink = Callable[[Event], None]
 
 
 def event_channel_id(event: Event) -> str | None:
-    """The channel an event concerns, or None for events about no channel of ours."""
+    """The channel an event concerns (or, for a bridge's playback or recording, the bridge),
+    or None for events about no channel of ours."""
     channel = event.get("channel")
     if channel is not None:
         return channel["id"]
@@ -31,7 +32,10 @@ def event_channel_id(event: Event) -> str | None:
         target = event.get(key)
         if target is not None:
             uri: str = target.get("target_uri", "")
-            return uri[8:] if uri.startswith("channel:") else None
+            if uri.startswith("channel:"):
+                return uri[8:]
+            # A bridge's playbacks and recordings go to whoever registered the bridge id.
+            return uri[7:] if uri.startswith("bridge:") else None
     peer = event.get("peer")  # Dial events
     if peer is not None:
         return peer["id"]

@@ -10,7 +10,7 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 
 from ivr.core.web import POOL
-from ivr.recorder.models import audio_path
+from ivr.recorder.models import take_path
 from tests.recorder.conftest import Dev, Vr, make_dev
 
 
@@ -115,12 +115,14 @@ async def test_play_recording_and_audio_range(vr: Vr, api: TestClient, settings:
                   recording_key=rec["recording_key"])
     resp = await api.get(f"/{rec['play_key']}/recording.wav")
     assert resp.status == 404
-    path = audio_path(settings.data_dir, rec["play_key"], "wav")
+    path = take_path(settings.data_dir, rec["play_key"], 1, "wav")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(wav_bytes())
     await api.server.app[POOL].execute(
-        "UPDATE recordings SET state = 'recorded', has_wav_file = true WHERE play_key = $1",
-        rec["play_key"])
+        "WITH t AS (INSERT INTO takes (recording_id, take_number, has_wav_file)"
+        " SELECT id, 1, true FROM recordings WHERE play_key = $1 RETURNING id, recording_id)"
+        " UPDATE recordings r SET state = 'recorded', has_wav_file = true,"
+        " accepted_take_id = t.id FROM t WHERE r.id = t.recording_id", rec["play_key"])
     tree = await vr.ok("PlayRecording", "json", recording_list_key=lk,
                        recording_key=rec["recording_key"])
     url = tree["recording"]["wav_url"]

@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from ivr.recorder.phone import RecorderPhone
 from ivr.recorder.service import RecorderService
 from tests.recorder.conftest import Vr, make_dev
 
@@ -129,23 +130,26 @@ async def test_recording_states_and_rerecord(vr: Vr, service: RecorderService) -
                         recording_keys=f"{k1} ; {k2}")
     key = start["recording_session_key"]
     assert len(start["ivr_pin"]) == 6 and start["ivr_pin"].isdigit()
-    session = await service.find_session(start["phone_number_list"]["phone_number_info"][0]
-                                         ["phone_number"], start["ivr_pin"])
+    phone = RecorderPhone(service.pool, service.data_dir)
+    route = await phone.route(start["phone_number_list"]["phone_number_info"][0]["phone_number"])
+    assert route is not None
+    session = await phone.session_by_pin(route.number.id, start["ivr_pin"])
     assert session is not None and session.session_key == key
     status = await vr.ok("GetSessionStatus", "json", recording_session_key=key)
     assert status["session_state"] == "created" and "current_recording" not in status
-    await service.mark_called(session.id)
+    await phone.mark_called(session.id)
     assert (await vr.ok("GetSessionStatus", recording_session_key=key))["session_state"] == "called"
-    await service.start_recording(session.id, rows[0]["id"])
+    assert await phone.start_take(session.id, rows[0]["id"])
     status = await vr.ok("GetSessionStatus", "json", recording_session_key=key)
     assert status["session_state"] == "recording"
     assert status["current_recording"]["recording_key"] == k1
     assert status["current_recording"]["recording_state"] == "recording"
-    await service.finish_take(session.id, rows[0]["id"], length=4, has_wav=True, has_mp3=False,
-                              caller_id="5125550100", touchtone_input=None)
-    nxt = await service.next_recording(session.id, 1)
-    assert nxt is not None and nxt.recording_key == k2
-    await service.end_session(session.id)
+    take = await phone.new_take(session.id, rows[0]["id"], "chan-1")
+    assert await phone.accept_take(session.id, rows[0]["id"], take, duration_ms=4200,
+                                   has_wav=True, has_mp3=False, caller_id="5125550100",
+                                   touchtone_input=None)
+    assert [r.recording_key for r in await phone.recordings(session.id)] == [k1, k2]
+    await phone.end_session(session.id)
     status = await vr.ok("GetSessionStatus", "json", recording_session_key=key)
     assert status["session_state"] == "ended"
     got = (await vr.ok("GetRecording", "json", recording_list_key=lk, recording_key=k1))
@@ -210,7 +214,10 @@ async def test_unused_pin_expires(vr: Vr, service: RecorderService) -> None:
     assert status["session_state"] == "expired"
     assert status["session_recordings"]["recording"]["is_in_session"] == "false"
     number = start["phone_number_list"]["phone_number_info"]["phone_number"]
-    assert await service.find_session(number, start["ivr_pin"]) is None
+    phone = RecorderPhone(service.pool, service.data_dir)
+    route = await phone.route(number)
+    assert route is not None
+    assert await phone.session_by_pin(route.number.id, start["ivr_pin"]) is None
 
 
 async def test_authentication_and_isolation(api: TestClient, vr: Vr, phone_number: str) -> None:

@@ -1,0 +1,350 @@
+"""The recorder's phone side, as the caller hears it.
+
+API-initiated: the caller dials a recorder's number, hears its welcome, is identified by caller
+id (a session keyed to it) or by PIN, then voices each recording of the session in sequence
+order: its name (or number), a beep, the take until `#` / max length / silence, then review —
+1 keep, 2 listen, 3 record again, `*` skip, 9 done. Call-initiated: a dedicated number; the
+caller is identified by caller id and/or access code and records into the list found or
+created for them, new recordings up to the list's max_recordings.
+
+Never lose audio: a take is fetched from Asterisk and stored under its own file before any row
+says it exists; accepting it only moves the recording's pointer; a hang-up mid-take keeps the
+take when it is long enough (flagged), and leaves the recording as it was otherwise."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import io
+import logging
+import os
+import re
+import uuid
+import wave
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from ivr.core.errors import CallHungUp, TelephonyError
+from ivr.recorder.errors import LimitReached
+from ivr.recorder.models import Recorder, Recording, Session, take_path
+from ivr.recorder.phone import NumberRoute, RecorderPhone, Take
+from ivr.telephony.call import Call, RecordingResult
+
+log = logging.getLogger(__name__)
+
+PIN_TRIES = 3
+MENU_TRIES = 3
+TOO_SHORT_TRIES = 3
+DIGIT_TIMEOUT = 8.0
+INTER_DIGIT_TIMEOUT = 4.0
+_CALLER_ID = re.compile(r"^\+?[0-9]{2,15}$")
+
+
+class Prompts(Protocol):
+    def media(self, name: str, recorder_key: str | None = None) -> str: ...
+
+
+class Speech(Protocol):
+    async def synthesize(self, text: str) -> str: ...
+
+
+ToMp3 = Callable[[Path, Path], Awaitable[None]]
+
+
+class Outcome(enum.Enum):
+    ACCEPTED = "accepted"
+    SKIPPED = "skipped"
+    DONE = "done"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTake:
+    take: Take
+    wav: Path
+    duration_ms: int
+
+
+def wav_duration_ms(data: bytes) -> int:
+    with wave.open(io.BytesIO(data)) as w:
+        return round(w.getnframes() * 1000 / w.getframerate())
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with tmp.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.replace(path)
+
+
+class RecorderFlow:
+    def __init__(self, phone: RecorderPhone, prompts: Prompts, speech: Speech, to_mp3: ToMp3,
+                 data_dir: Path) -> None:
+        self.phone = phone
+        self.prompts = prompts
+        self.speech = speech
+        self.to_mp3 = to_mp3
+        self.data_dir = data_dir
+
+    def _prompt(self, recorder: Recorder | None, name: str) -> str:
+        return self.prompts.media(name, recorder.recorder_key if recorder else None)
+
+    async def _say(self, call: Call, recorder: Recorder | None, *names: str) -> None:
+        await call.play(*(self._prompt(recorder, n) for n in names), barge_in=True)
+
+    # --- API-initiated -----------------------------------------------------------------------
+    async def api_initiated(self, call: Call, route: NumberRoute) -> None:
+        await call.answer()
+        # A shared number does not know the recorder before the PIN: its default prompts.
+        first = route.recorders[0] if len(route.recorders) == 1 else None
+        caller = call.caller_id if _CALLER_ID.match(call.caller_id) else ""
+        session = None
+        if caller:
+            session = await self.phone.session_by_caller_id(route.number.id, caller)
+            if session is not None:
+                log.info("[%s] identified by caller id", call.id)
+        await self._say(call, first, "welcome")
+        if session is None:
+            session = await self._collect_pin(call, route, first, caller)
+            if session is None:
+                return
+        session = await self.phone.mark_called(session.id)
+        recorder = await self.phone.recorder(session.recorder_id)
+        log.info("[%s] session %s: caller in", call.id, session.session_key)
+        await self._voice_session(call, recorder, session, list_id=None)
+
+    async def _collect_pin(self, call: Call, route: NumberRoute, recorder: Recorder | None,
+                           caller: str) -> Session | None:
+        for attempt in range(1, PIN_TRIES + 1):
+            if await self.phone.pin_blocked(route.number.id, caller):
+                log.warning("[%s] PIN entry refused: too many recent failures", call.id)
+                await self._say(call, recorder, "try_later", "goodbye")
+                return None
+            await self._say(call, recorder, "enter_pin")
+            pin = await call.collect_digits(15, DIGIT_TIMEOUT, "#", INTER_DIGIT_TIMEOUT)
+            if pin:
+                session = await self.phone.session_by_pin(route.number.id, pin)
+                if session is not None:
+                    log.info("[%s] PIN accepted on attempt %d", call.id, attempt)
+                    return session
+                await self.phone.pin_failed(route.number.id, caller)
+            # The digits themselves are never logged.
+            log.info("[%s] PIN not accepted (attempt %d of %d)", call.id, attempt, PIN_TRIES)
+            if attempt < PIN_TRIES:
+                await self._say(call, recorder, "invalid_pin")
+        await self._say(call, recorder, "too_many_attempts", "goodbye")
+        return None
+
+    # --- call-initiated ----------------------------------------------------------------------
+    async def call_initiated(self, call: Call, route: NumberRoute) -> None:
+        recorder = route.dedicated
+        assert recorder is not None
+        await call.answer()
+        await self._say(call, recorder, "welcome")
+        caller = call.caller_id if _CALLER_ID.match(call.caller_id) else None
+        ident = recorder.identification
+        code = None
+        if ident in ("access_code", "both"):
+            code = await self._collect_access_code(call, recorder)
+            if code is None:
+                return
+        by_caller = caller if ident in ("caller_id", "both") else None
+        if ident in ("caller_id", "both") and by_caller is None:
+            log.info("[%s] caller id withheld: cannot identify", call.id)
+            await self._say(call, recorder, "not_found", "goodbye")
+            return
+        list_id = None
+        if recorder.lookup_mode != "create" and ident != "none":
+            list_id = await self.phone.find_list(recorder, by_caller, code)
+        if list_id is None:
+            if recorder.lookup_mode == "lookup":
+                log.info("[%s] no recording list for this caller", call.id)
+                await self._say(call, recorder, "not_found", "goodbye")
+                return
+            list_id = await self.phone.create_list(recorder, caller, code)
+        session = await self.phone.open_call_session(recorder, list_id)
+        log.info("[%s] session %s: caller in (call-initiated)", call.id, session.session_key)
+        await self._voice_session(call, recorder, session, list_id=list_id)
+
+    async def _collect_access_code(self, call: Call, recorder: Recorder) -> str | None:
+        for _ in range(PIN_TRIES):
+            await self._say(call, recorder, "enter_access_code")
+            code = await call.collect_digits(32, DIGIT_TIMEOUT, "#", INTER_DIGIT_TIMEOUT)
+            if code:
+                return code
+        await self._say(call, recorder, "too_many_attempts", "goodbye")
+        return None
+
+    # --- the recording loop ------------------------------------------------------------------
+    async def _voice_session(self, call: Call, recorder: Recorder, session: Session,
+                             list_id: int | None) -> None:
+        """Each recording of the session, in the order the list has *now*; with `list_id`
+        (call-initiated), then new recordings until the caller is done or the list is full."""
+        handled: set[int] = set()
+        idle = 0
+        try:
+            while True:
+                recordings = await self.phone.recordings(session.id)
+                recording = next((r for r in recordings if r.id not in handled), None)
+                if recording is None and list_id is not None and idle < 2:
+                    with contextlib.suppress(LimitReached):
+                        recording = await self.phone.add_recording(session.id, list_id)
+                if recording is None:
+                    await self._say(call, recorder, "no_more_recordings")
+                    break
+                handled.add(recording.id)
+                outcome = await self._voice_recording(call, recorder, session, recording)
+                if outcome is Outcome.DONE:
+                    break
+                idle = idle + 1 if outcome is Outcome.SKIPPED else 0
+            await self._say(call, recorder, "goodbye")
+        finally:
+            await asyncio.shield(self.phone.end_session(session.id))
+            log.info("[%s] session %s ended", call.id, session.session_key)
+
+    async def _announce(self, call: Call, recorder: Recorder, recording: Recording) -> None:
+        if recording.name:
+            media = [await self.speech.synthesize(recording.name)]
+        else:
+            media = [self._prompt(recorder, "recording_number"), f"number:{recording.sequence}"]
+        await call.play(*media, barge_in=True)
+
+    async def _voice_recording(self, call: Call, recorder: Recorder, session: Session,
+                               recording: Recording) -> Outcome:
+        await self._announce(call, recorder, recording)
+        touchtone = None
+        if recorder.touchtone_prompt and recorder.touchtone_length:
+            await self._say(call, recorder, "enter_touchtone")
+            touchtone = await call.collect_digits(recorder.touchtone_length, DIGIT_TIMEOUT,
+                                                  "#", INTER_DIGIT_TIMEOUT) or None
+        too_short = 0
+        while True:
+            # The beep is ours, not record(beep=True): Asterisk reports the recording started
+            # before its own beep, and the caller's first words would fall into the beep.
+            await call.play(self._prompt(recorder, "record_after_tone"), "sound:beep",
+                            barge_in=True)
+            call.flush_digits()
+            if not await self.phone.start_take(session.id, recording.id):
+                log.info("[%s] recording %s left the session", call.id, recording.recording_key)
+                return Outcome.SKIPPED
+            name = f"take-{uuid.uuid4().hex}"
+            result = await call.record(
+                name, max_duration=recorder.max_take_seconds,
+                max_silence=recorder.silence_seconds, terminate_on="#")
+            if result.hung_up:
+                await asyncio.shield(self._hung_up_mid_take(call, recorder, session, recording,
+                                                            name, touchtone, result))
+                raise CallHungUp(f"channel {call.id} hung up")
+            stored = await self._store_take(call, session, recording, name)
+            min_ms = recorder.min_take_seconds * 1000
+            if stored is None or stored.duration_ms < min_ms:
+                if stored is not None:
+                    await self._discard(call, stored, name)
+                too_short += 1
+                if too_short >= TOO_SHORT_TRIES:
+                    await self.phone.leave_recording(session.id, recording.id)
+                    return Outcome.SKIPPED
+                await self._say(call, recorder, "too_short")
+                continue
+            try:
+                choice = await self._review(call, recorder, name)
+            except CallHungUp:
+                # A complete take the caller had not judged yet is kept, not lost.
+                await asyncio.shield(self._accept(call, recorder, session, recording, stored,
+                                                  name, touchtone, kept_on_hangup=True))
+                raise
+            if choice == "3":
+                await self._discard(call, stored, name)
+                continue
+            if choice == "*":
+                await self._discard(call, stored, name)
+                await self.phone.leave_recording(session.id, recording.id)
+                await self._say(call, recorder, "skipped")
+                return Outcome.SKIPPED
+            await self._accept(call, recorder, session, recording, stored, name, touchtone)
+            if choice == "9":
+                return Outcome.DONE
+            await self._say(call, recorder, "recording_saved")
+            return Outcome.ACCEPTED
+
+    async def _review(self, call: Call, recorder: Recorder, name: str) -> str:
+        """1 keep, 2 listen, 3 again, * skip, 9 done. After MENU_TRIES invalid keys or
+        silences the take is kept: moving on never throws audio away."""
+        failures = 0
+        while failures < MENU_TRIES:
+            await self._say(call, recorder, "review_menu")
+            digit = await call.next_digit(DIGIT_TIMEOUT)
+            if digit in ("1", "3", "*", "9"):
+                return digit
+            if digit == "2":
+                await call.play(self._prompt(recorder, "playback_intro"), f"recording:{name}",
+                                barge_in=True)
+                continue
+            failures += 1
+            if digit is not None:
+                await self._say(call, recorder, "invalid_choice")
+        return "1"
+
+    # --- takes -------------------------------------------------------------------------------
+    async def _store_take(self, call: Call, session: Session, recording: Recording,
+                          name: str) -> StoredTake | None:
+        """Fetch the take from Asterisk into its own file in storage."""
+        try:
+            data = await call.ari.stored_recording_file(name)
+        except TelephonyError as exc:
+            log.warning("[%s] take %s could not be fetched: %s", call.id, name, exc)
+            return None
+        take = await self.phone.new_take(session.id, recording.id, call.id)
+        path = take_path(self.data_dir, recording.play_key, take.number, "wav")
+        await asyncio.to_thread(_write_atomically, path, data)
+        try:
+            duration = wav_duration_ms(data)
+        except (wave.Error, EOFError):
+            duration = 0
+        return StoredTake(take, path, duration)
+
+    async def _accept(self, call: Call, recorder: Recorder, session: Session,
+                      recording: Recording, stored: StoredTake, name: str,
+                      touchtone: str | None, *, kept_on_hangup: bool = False) -> None:
+        has_mp3 = recorder.audio_format in ("mp3", "both")
+        has_wav = recorder.audio_format in ("wav", "both")
+        if has_mp3:
+            mp3 = take_path(self.data_dir, recording.play_key, stored.take.number, "mp3")
+            await self.to_mp3(stored.wav, mp3)
+        caller = call.caller_id if _CALLER_ID.match(call.caller_id) else None
+        kept = await self.phone.accept_take(
+            session.id, recording.id, stored.take, duration_ms=stored.duration_ms,
+            has_wav=has_wav, has_mp3=has_mp3, caller_id=caller, touchtone_input=touchtone,
+            kept_on_hangup=kept_on_hangup)
+        log.info("[%s] take %d of %s %s (%.1fs%s)", call.id, stored.take.number,
+                 recording.recording_key, "accepted" if kept else "kept as history",
+                 stored.duration_ms / 1000, ", caller hung up" if kept_on_hangup else "")
+        await self._forget(call, name)
+
+    async def _discard(self, call: Call, stored: StoredTake, name: str) -> None:
+        await self.phone.discard_take(stored.take, stored.duration_ms)
+        await self._forget(call, name)
+
+    async def _forget(self, call: Call, name: str) -> None:
+        """Our storage holds the take now; Asterisk's copy goes."""
+        with contextlib.suppress(TelephonyError):
+            await call.ari.delete_stored_recording(name)
+
+    async def _hung_up_mid_take(self, call: Call, recorder: Recorder, session: Session,
+                                recording: Recording, name: str, touchtone: str | None,
+                                result: RecordingResult) -> None:
+        stored = await self._store_take(call, session, recording, name)
+        if stored is not None and stored.duration_ms >= recorder.min_take_seconds * 1000:
+            await self._accept(call, recorder, session, recording, stored, name, touchtone,
+                               kept_on_hangup=True)
+            return
+        if stored is not None:
+            await self._discard(call, stored, name)
+        log.info("[%s] caller hung up mid-take (%s): too short to keep", call.id,
+                 result.state)
+        await self.phone.leave_recording(session.id, recording.id)

@@ -1,0 +1,221 @@
+"""What the phone flow asks of the database: who is calling, which session, which recording
+next, and each take's fate. Every method is one short transaction; nothing here talks to
+Asterisk (flow.py does) so that a take's audio is stored before any row says it exists."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+from ivr.core import keys
+from ivr.core.errors import NotFound
+from ivr.recorder import store
+from ivr.recorder.errors import LimitReached
+from ivr.recorder.models import LIVE_SESSION_STATES, PhoneNumber, Recorder, Recording, Session
+
+log = logging.getLogger(__name__)
+
+# PIN guessing: a caller id gets this many failures in the window, a number (all callers,
+# withheld ids included) many more; past either the caller is told to try later.
+PIN_WINDOW_SECONDS = 900
+PIN_FAILURES_PER_CALLER = 10
+PIN_FAILURES_PER_NUMBER = 100
+
+
+@dataclass(frozen=True, slots=True)
+class NumberRoute:
+    """A dialled number and the recorders it serves."""
+
+    number: PhoneNumber
+    recorders: tuple[Recorder, ...]
+    dedicated: Recorder | None  # a call-initiated recorder owning the number
+
+
+@dataclass(frozen=True, slots=True)
+class Take:
+    id: int
+    number: int
+
+
+class RecorderPhone:
+    def __init__(self, pool: asyncpg.Pool, data_dir: Path) -> None:
+        self.pool = pool
+        self.data_dir = data_dir
+
+    # --- who is calling ----------------------------------------------------------------------
+    async def route(self, dialled: str) -> NumberRoute | None:
+        async with self.pool.acquire() as conn:
+            number = await store.number_by_digits(conn, dialled)
+            if number is None:
+                return None
+            assigned = await store.recorders_on_number(conn, number.id)
+            if not assigned:
+                return None
+            recorders = [await store.recorder_by_id(conn, rid) for rid, _ in assigned]
+            dedicated = next((r for r, (_, d) in zip(recorders, assigned, strict=True)
+                              if d and r.initiation == "call"), None)
+            return NumberRoute(number, tuple(recorders), dedicated)
+
+    async def recorder(self, recorder_id: int) -> Recorder:
+        async with self.pool.acquire() as conn:
+            return await store.recorder_by_id(conn, recorder_id)
+
+    async def pin_blocked(self, number_id: int, caller_id: str) -> bool:
+        async with self.pool.acquire() as conn:
+            on_number, by_caller = await store.pin_failures_since(
+                conn, number_id, caller_id, PIN_WINDOW_SECONDS)
+        return on_number >= PIN_FAILURES_PER_NUMBER or by_caller >= PIN_FAILURES_PER_CALLER
+
+    async def pin_failed(self, number_id: int, caller_id: str) -> None:
+        async with self.pool.acquire() as conn:
+            await store.insert_pin_failure(conn, number_id, caller_id)
+
+    async def session_by_pin(self, number_id: int, pin: str) -> Session | None:
+        async with self.pool.acquire() as conn:
+            await store.expire_due(conn)
+            session_id = await store.live_session_for_pin(conn, number_id, pin)
+            return None if session_id is None else await store.session_by_id(conn, session_id)
+
+    async def session_by_caller_id(self, number_id: int, caller_id: str) -> Session | None:
+        async with self.pool.acquire() as conn:
+            await store.expire_due(conn)
+            session_id = await store.live_session_for_caller(conn, number_id, caller_id)
+            return None if session_id is None else await store.session_by_id(conn, session_id)
+
+    # --- the session -------------------------------------------------------------------------
+    async def mark_called(self, session_id: int) -> Session:
+        async with self.pool.acquire() as conn, conn.transaction():
+            session = await store.session_by_id(conn, session_id, for_update=True)
+            if session.state not in LIVE_SESSION_STATES:
+                raise NotFound("the recording session is no longer live")
+            if session.state == "created":
+                await store.set_session_state(conn, session_id, "called")
+            return await store.session_by_id(conn, session_id)
+
+    async def recordings(self, session_id: int) -> list[Recording]:
+        """The session's recordings in sequence order, as they are now (reorders, inserts and
+        deletes made through the API while the caller is on the line show up here)."""
+        async with self.pool.acquire() as conn:
+            return await store.session_recordings(conn, session_id)
+
+    async def start_take(self, session_id: int, recording_id: int) -> bool:
+        """Session `recording` on this recording, the recording `recording`. False when the
+        recording left the session (deleted) meanwhile."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            session = await store.session_by_id(conn, session_id, for_update=True)
+            if session.state not in ("called", "recording"):
+                raise NotFound("the recording session is not in a call")
+            if recording_id not in await store.session_recording_ids(conn, session_id):
+                return False
+            await store.set_session_state(conn, session_id, "recording")
+            await store.set_current_recording(conn, session_id, recording_id)
+            await store.update_recording(conn, recording_id, {"state": "recording"})
+            return True
+
+    async def new_take(self, session_id: int, recording_id: int, channel_id: str) -> Take:
+        async with self.pool.acquire() as conn, conn.transaction():
+            take_id, number = await store.insert_pending_take(conn, recording_id, session_id,
+                                                              channel_id)
+            return Take(take_id, number)
+
+    async def accept_take(self, session_id: int, recording_id: int, take: Take, *,
+                          duration_ms: int, has_wav: bool, has_mp3: bool, caller_id: str | None,
+                          touchtone_input: str | None, kept_on_hangup: bool = False) -> bool:
+        """The take becomes the recording's audio (its files are already stored). False when
+        the recording was deleted meanwhile (the take stays as history)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await store.update_take(conn, take.id, {
+                "status": "accepted", "duration_ms": duration_ms, "has_wav_file": has_wav,
+                "has_mp3_file": has_mp3, "length_seconds": round(duration_ms / 1000),
+                "caller_id": caller_id, "touchtone_input": touchtone_input,
+                "kept_on_hangup": kept_on_hangup})
+            exists = await conn.fetchval("SELECT 1 FROM recordings WHERE id = $1 FOR UPDATE",
+                                         recording_id)
+            if not exists:
+                return False
+            await store.update_recording(conn, recording_id, {
+                "state": "recorded", "recording_length": round(duration_ms / 1000),
+                "has_wav_file": has_wav, "has_mp3_file": has_mp3, "caller_id": caller_id,
+                "touchtone_input": touchtone_input, "accepted_take_id": take.id})
+            await self._back_to_called(conn, session_id)
+            return True
+
+    async def discard_take(self, take: Take, duration_ms: int = 0) -> None:
+        async with self.pool.acquire() as conn:
+            await store.update_take(conn, take.id, {"status": "discarded",
+                                                    "duration_ms": duration_ms})
+
+    async def leave_recording(self, session_id: int, recording_id: int) -> None:
+        """No take was accepted: the recording keeps the audio it had."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE recordings SET updated_at = now(), state = CASE"
+                " WHEN NOT (has_wav_file OR has_mp3_file) THEN 'unrecorded'"
+                " WHEN EXISTS (SELECT 1 FROM session_recordings sr JOIN recording_sessions s"
+                "   ON s.id = sr.session_id WHERE sr.recording_id = recordings.id AND sr.live"
+                "   AND s.state IN ('created', 'called', 'recording')) THEN 'rerecord'"
+                " ELSE 'recorded' END WHERE id = $1 AND state = 'recording'", recording_id)
+            await self._back_to_called(conn, session_id)
+
+    async def _back_to_called(self, conn: asyncpg.Connection, session_id: int) -> None:
+        session = await store.session_by_id(conn, session_id, for_update=True)
+        if session.state == "recording":
+            await store.set_session_state(conn, session_id, "called")
+
+    async def end_session(self, session_id: int) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            session = await store.session_by_id(conn, session_id, for_update=True)
+            if session.state in LIVE_SESSION_STATES:
+                await store.set_session_state(conn, session_id, "ended")
+
+    # --- call-initiated apps -----------------------------------------------------------------
+    async def find_list(self, recorder: Recorder, caller_id: str | None,
+                        access_code: str | None) -> int | None:
+        async with self.pool.acquire() as conn:
+            found = await store.lists_for_caller(conn, recorder.id, caller_id, access_code)
+            return found[0] if found else None
+
+    async def create_list(self, recorder: Recorder, caller_id: str | None,
+                          access_code: str | None) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            return await store.insert_list(conn, recorder.id, keys.new_key(), {
+                "caller_id": caller_id, "access_code": access_code})
+
+    async def open_call_session(self, recorder: Recorder, list_id: int) -> Session:
+        """A session for a caller who called in: already `called`, holding the list's
+        placeholders not yet voiced (and held by no other live session); recordings with audio
+        stay as they are, the caller adds new ones. Its PIN is never live on a number."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT 1 FROM recording_lists WHERE id = $1 FOR UPDATE", list_id)
+            session_id = await store.insert_session(
+                conn, keys.new_key(), recorder.id, list_id, keys.new_pin(recorder.pin_length),
+                None, recorder.pin_ttl_seconds)
+            await store.set_session_state(conn, session_id, "called")
+            ids = [r["id"] for r in await store.recordings_of_list(conn, list_id)
+                   if not (r["has_wav_file"] or r["has_mp3_file"])]
+            locked = await store.locked_recording_ids(conn, ids)
+            await store.add_session_recordings(conn, session_id,
+                                               [i for i in ids if i not in locked])
+            await conn.execute("UPDATE recording_lists SET accessed_at = now() WHERE id = $1",
+                               list_id)
+            return await store.session_by_id(conn, session_id)
+
+    async def add_recording(self, session_id: int, list_id: int) -> Recording:
+        """A new recording at the end of the list, in this session (call-initiated callers
+        record as many as max_recordings allows)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow("SELECT * FROM recording_lists WHERE id = $1 FOR UPDATE",
+                                      list_id)
+            ids = await store.recording_ids_in_order(conn, list_id)
+            if row["max_recordings"] is not None and len(ids) >= row["max_recordings"]:
+                raise LimitReached("the list holds max_recordings recordings already")
+            used = await store.used_sequences(conn, list_id)
+            new_id = await store.insert_recording(conn, list_id, keys.new_key(),
+                                                  max(used, default=0) + 1,
+                                                  keys.new_play_key(), {})
+            await store.add_session_recordings(conn, session_id, [new_id])
+            (recording,) = await store.touch_recordings(conn, [new_id])
+            return recording
