@@ -16,9 +16,6 @@ import asyncpg
 from aiohttp import web
 
 from ivr import __version__
-from ivr.callcontrol.rest import CALLCONTROL
-from ivr.callcontrol.routes import add_routes as add_callcontrol_routes
-from ivr.callcontrol.service import CallControl
 from ivr.core import db
 from ivr.core.web import POOL, SETTINGS, error_middleware, json_response
 from ivr.linecheck.flow import line_check, not_in_service
@@ -59,11 +56,9 @@ class Dialled:
     """Which flow a dialled number gets: the line check, a recorder's number (a dedicated one
     for call-initiated recorders), else "not in service". One query per new call."""
 
-    def __init__(self, recorder: RecorderFlow, override: RouteOverride | None = None,
-                 callcontrol: CallControl | None = None) -> None:
+    def __init__(self, recorder: RecorderFlow, override: RouteOverride | None = None) -> None:
         self.recorder = recorder
         self.override = override
-        self.callcontrol = callcontrol
 
     async def choose(self, call: Call) -> Route:
         if self.override is not None:
@@ -72,10 +67,6 @@ class Dialled:
                 return chosen
         if call.dialed == LINECHECK_NUMBER:
             return Route("linecheck", line_check)
-        if self.callcontrol is not None:
-            chosen = await self.callcontrol.route_for(call)
-            if chosen is not None:
-                return chosen
         route = await self.recorder.phone.route(call.dialed)
         if route is not None:
             if route.dedicated is not None:
@@ -86,8 +77,7 @@ class Dialled:
 
 @contextlib.asynccontextmanager
 async def telephony(
-    settings: Settings, pool: asyncpg.Pool, override: RouteOverride | None = None,
-    callcontrol: CallControl | None = None,
+    settings: Settings, pool: asyncpg.Pool, override: RouteOverride | None = None
 ) -> AsyncIterator[Telephony]:
     # A large keep-alive pool: every call's steps are REST requests to the same Asterisk.
     session = aiohttp.ClientSession(
@@ -103,10 +93,8 @@ async def telephony(
         wav_to_mp3,
         settings.data_dir,
     )
-    runner = CallRunner(ari, settings.ari_app, Dialled(recorder, override, callcontrol).choose,
+    runner = CallRunner(ari, settings.ari_app, Dialled(recorder, override).choose,
                         PgCallLog(pool))
-    if callcontrol is not None:
-        callcontrol.attach(ari, runner.router, settings.ari_app)
     events = EventStream(session, settings.ari_ws_url, [settings.ari_app], runner.router.dispatch,
                          runner.resync)
     events.start()
@@ -157,22 +145,19 @@ def create_app(
         await db.prepare_database(settings.database_url)
         pool = await db.create_pool(settings.database_url)
         app[POOL] = pool
-        app[CALLCONTROL] = callcontrol = CallControl(pool)
         try:
             if with_telephony:
-                async with telephony(settings, pool, route_override, callcontrol) as tel:
+                async with telephony(settings, pool, route_override) as tel:
                     app[TELEPHONY] = tel
                     yield
             else:
                 yield
         finally:
-            await callcontrol.close()
             await pool.close()
 
     app.cleanup_ctx.append(resources)
     app.router.add_get("/healthz", healthz)
     add_recorder_routes(app)
-    add_callcontrol_routes(app)
     add_media_routes(app)
     return app
 
