@@ -52,14 +52,19 @@ def wav_seconds(data: bytes) -> float:
 
 # --- Asterisk ------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def asterisk(base_settings: Settings) -> object:
+def asterisk(base_settings: Settings) -> Iterator[object]:
+    """The real Asterisk, up with this checkout's configuration and kept so for the whole
+    session: another suite needing a different configuration waits instead of restarting it
+    under our calls."""
     cfg = asterisk_config(base_settings)
     try:
-        return provision.up(cfg, progress=lambda line: print(f"[asterisk] {line}"))
+        info = provision.up(cfg, progress=lambda line: print(f"[asterisk] {line}"))
     except IvrError as exc:
         pytest.fail(f"the real Asterisk could not be provisioned: {exc.message}", pytrace=False)
     except Exception as exc:  # the suite must fail, never skip, without its real parts
         pytest.fail(f"the real Asterisk could not be provisioned: {exc}", pytrace=False)
+    with provision.in_use(cfg):
+        yield info
 
 
 @pytest.fixture(scope="session")

@@ -96,6 +96,12 @@ class AsteriskConfig:
         return self.state_dir / f"{self.root.name}.lock"
 
     @property
+    def usefile(self) -> Path:
+        """Held shared by whoever depends on the running Asterisk (a test suite): a restart
+        with another configuration waits until it is released."""
+        return self.state_dir / f"{self.root.name}.in-use"
+
+    @property
     def digest_file(self) -> Path:
         return self.state_dir / f"{self.root.name}.config-sha256"
 
@@ -145,12 +151,17 @@ def up(cfg: AsteriskConfig, *, timeout: float = 180.0,
     digest = _digest(files)
     with _lock(cfg):
         _ensure_root(cfg, progress)
+        running = _running_with(cfg, digest)
+        if running is not None:
+            return running
+    # Waited for outside _lock, so that a suite holding the use lock can still call up().
+    with _exclusive_use(cfg, progress), _lock(cfg):
+        running = _running_with(cfg, digest)
+        if running is not None:
+            return running
         pid = _find_pid(cfg)
         if pid is not None:
             same = _read(cfg.digest_file) == digest
-            info = _ari_info(cfg) if same else None
-            if info is not None:
-                return AsteriskInfo(str(info["system"]["version"]), pid, cfg.ari_url, False)
             progress("configuration changed: restarting Asterisk" if not same
                      else "Asterisk runs but ARI does not answer: restarting it")
             _stop(cfg, pid, progress)
@@ -224,7 +235,47 @@ def spool_recording_dir(cfg: AsteriskConfig) -> Path:
     return cfg.root / "var/spool/asterisk/recording"
 
 
+@contextlib.contextmanager
+def in_use(cfg: AsteriskConfig) -> Iterator[None]:
+    """Hold while depending on the running Asterisk (a test suite does, for its whole run):
+    `up()` with a different configuration then waits instead of restarting it underneath."""
+    cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    with cfg.usefile.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 # --- helpers ---------------------------------------------------------------------------------
+def _running_with(cfg: AsteriskConfig, digest: str) -> AsteriskInfo | None:
+    """The running Asterisk, when it runs this very configuration and ARI answers."""
+    pid = _find_pid(cfg)
+    if pid is None or _read(cfg.digest_file) != digest:
+        return None
+    info = _ari_info(cfg)
+    if info is None:
+        return None
+    return AsteriskInfo(str(info["system"]["version"]), pid, cfg.ari_url, False)
+
+
+@contextlib.contextmanager
+def _exclusive_use(cfg: AsteriskConfig, progress: Progress) -> Iterator[None]:
+    cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    with cfg.usefile.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            progress("Asterisk is in use by a running test suite with another configuration; "
+                     "waiting for it to finish before restarting ...")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @contextlib.contextmanager
 def _lock(cfg: AsteriskConfig) -> Iterator[None]:
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
