@@ -1,0 +1,634 @@
+"""A call under programmatic control, while it lives in this process.
+
+`LiveCall` is the voice_id's leg (the caller on an inbound call, the called party on an
+outbound one) plus what the application asked for: a prompt or menu playing, a bridge to a
+second leg, a recording. REST handlers call its methods; its own steps (a menu waiting for
+keys, a leg being dialled) run as tasks it owns and cancels when the call ends. Every event the
+application hears leaves through one ordered queue per call.
+
+`Leg` is a channel we create and dial: it turns ARI progress events into ringing / answered /
+ended (with the hangup cause)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from ivr.callcontrol.errors import (
+    CallFailed,
+    CallStateMismatch,
+    PlayInBridge,
+    RecordingFailed,
+    RecordingNameTaken,
+    RequestPending,
+)
+from ivr.callcontrol.models import Application, Destination, PlayRequest, timestamp
+from ivr.callcontrol.store import CallControlStore
+from ivr.core.errors import CallHungUp, IvrError
+from ivr.telephony.call import Call
+from ivr.telephony.events import Event, Router
+from ivr.telephony.rest import AriClient, AriHttpError
+
+log = logging.getLogger(__name__)
+
+Post = Callable[[str, str, dict[str, Any]], Awaitable[bool]]
+
+# Q.850 causes an application most often needs, by the names the API reports.
+_CAUSES = {16: "normal", 17: "busy", 18: "no answer", 19: "no answer", 21: "rejected",
+           1: "unallocated number", 3: "no route", 27: "destination out of order",
+           34: "congestion", 38: "network out of order", 127: "interworking"}
+
+
+def cause_name(code: int | None) -> str:
+    if code is None:
+        return "unknown"
+    return _CAUSES.get(code, f"cause {code}")
+
+
+@dataclass
+class Telephony:
+    """What a live call needs of the telephony layer."""
+
+    ari: AriClient
+    router: Router
+    app: str  # the Stasis app our legs enter
+    trunk: str  # PJSIP endpoint numbers are dialled through
+
+
+class Leg:
+    """A channel we create in our Stasis app and dial; registered with the router before it
+    exists, unregistered once destroyed."""
+
+    def __init__(self, tel: Telephony, channel_id: str, destination: Destination) -> None:
+        self.tel = tel
+        self.destination = destination
+        self.call = Call(tel.ari, {"id": channel_id}, [])
+        self.id = channel_id
+        loop = asyncio.get_running_loop()
+        self.ringing: asyncio.Future[None] = loop.create_future()
+        self.answered: asyncio.Future[None] = loop.create_future()
+        self.destroyed: asyncio.Future[int | None] = loop.create_future()
+        self._in_stasis: asyncio.Future[None] = loop.create_future()
+
+    def endpoint(self) -> str:
+        if self.destination.is_sip:
+            return f"PJSIP/{self.tel.trunk}/{self.destination.value}"
+        return f"PJSIP/{self.destination.value}@{self.tel.trunk}"
+
+    def sink(self, event: Event) -> None:
+        self.call.feed(event)
+        kind = event["type"]
+        if kind == "StasisStart" and not self._in_stasis.done():
+            self._in_stasis.set_result(None)
+        elif kind == "Dial" and event.get("dialstatus") == "RINGING":
+            self._rang()
+        elif kind == "ChannelStateChange":
+            state = event["channel"]["state"]
+            if state == "Ringing":
+                self._rang()
+            elif state == "Up" and not self.answered.done():
+                self.answered.set_result(None)
+        elif kind == "ChannelDestroyed":
+            cause = event.get("cause")
+            self.call.hangup_cause = cause
+            if not self.answered.done():
+                self.answered.set_exception(CallHungUp(cause_name(cause)))
+                self.answered.exception()  # retrieved: nobody may be waiting any more
+            if not self.destroyed.done():
+                self.destroyed.set_result(cause)
+            self.tel.router.unregister(self.id)
+
+    def _rang(self) -> None:
+        if not self.ringing.done():
+            self.ringing.set_result(None)
+
+    async def rings_first(self) -> bool:
+        """Waits until the leg rings or answers: True when it rang before answering. Raises
+        CallHungUp when it ended instead."""
+        await asyncio.wait({self.ringing, self.answered}, return_when=asyncio.FIRST_COMPLETED)
+        if self.answered.done():
+            self.answered.result()
+            return False
+        return True
+
+    async def dial(self, caller_id: str, timeout: int) -> None:
+        self.tel.router.register(self.id, self.sink)
+        try:
+            await self.tel.ari.create_channel(
+                self.id, self.endpoint(), app=self.tel.app, app_args="callcontrol",
+                variables={"CALLERID(num)": caller_id, "CALLERID(name)": caller_id},
+            )
+            # The new channel enters Stasis a moment after create answers; dial wants it there.
+            try:
+                await asyncio.wait_for(asyncio.shield(self._in_stasis), 5)
+            except TimeoutError:
+                raise CallFailed("the new channel did not enter the Stasis app") from None
+            await self.tel.ari.dial(self.id, timeout=timeout)
+        except IvrError:
+            self.tel.router.unregister(self.id)
+            with contextlib.suppress(IvrError):
+                await self.tel.ari.hangup(self.id)
+            raise
+
+    async def hangup(self) -> None:
+        with contextlib.suppress(IvrError):
+            await self.call.hangup()
+
+    async def wait_destroyed(self, timeout: float) -> int | None:
+        try:
+            return await asyncio.wait_for(asyncio.shield(self.destroyed), timeout)
+        except TimeoutError:
+            self.tel.router.unregister(self.id)
+            return None
+
+
+@dataclass
+class Bridge:
+    id: str
+    peer: Leg | None = None  # the answered second leg
+    dialing: Leg | None = None
+    held: bool = False
+
+
+@dataclass
+class ActiveRecording:
+    recording_id: uuid.UUID
+    asterisk_name: str
+    done: asyncio.Event
+
+
+class LiveCall:
+    def __init__(
+        self, *, tel: Telephony, store: CallControlStore, post: Post, app: Application,
+        call: Call, voice_id: uuid.UUID, direction: str, from_number: str, to_number: str,
+        state: str, owner_ref: str | None = None, event_url: str | None = None,
+        on_end: Callable[[LiveCall], None] | None = None,
+    ) -> None:
+        self.tel = tel
+        self.store = store
+        self._post = post
+        self.app = app
+        self.call = call
+        self.voice_id = voice_id
+        self.direction = direction
+        self.from_number = from_number
+        self.to_number = to_number
+        self.state = state
+        self.owner_ref = owner_ref
+        self.event_url = event_url
+        self.cause: str | None = None
+        self.bridge: Bridge | None = None
+        self.recording: ActiveRecording | None = None
+        self._play_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._sender = asyncio.create_task(self._send_events(), name=f"cc-events-{voice_id}")
+        self._accepted = asyncio.Event()
+        self._on_end = on_end
+        self._registered: set[str] = set()
+        call.add_listener(self._on_event)
+
+    def __repr__(self) -> str:
+        return f"<LiveCall {self.voice_id} {self.direction} {self.state}>"
+
+    # --- views -------------------------------------------------------------------------
+    @property
+    def ended(self) -> bool:
+        return self.state in ("disconnected", "failed")
+
+    @property
+    def bridged(self) -> bool:
+        return self.bridge is not None and self.bridge.peer is not None
+
+    @property
+    def playing(self) -> bool:
+        return self._play_task is not None and not self._play_task.done()
+
+    def base(self) -> dict[str, Any]:
+        return {"voice_id": str(self.voice_id), "from": self.from_number, "to": self.to_number}
+
+    # --- events to the application ------------------------------------------------------
+    def emit(self, state: str, key: str = "state", **fields: Any) -> None:
+        event: dict[str, Any] = {**self.base(), key: state, **fields}
+        if self.owner_ref is not None:
+            event["owner_ref"] = self.owner_ref
+        event["timestamp"] = timestamp()
+        self._outbox.put_nowait(event)
+
+    async def _send_events(self) -> None:
+        url = self.event_url or self.app.webhook_url
+        while (event := await self._outbox.get()) is not None:
+            await self._post(url, self.app.webhook_secret, event)
+
+    def _on_event(self, event: Event) -> None:
+        kind = event["type"]
+        if kind == "ChannelDtmfReceived" and self.bridged:
+            self.emit("dtmfcollected", channel_id=event["channel"]["id"], digit=event["digit"])
+        elif kind in ("ChannelDestroyed", "ChannelHangupRequest") and event.get("cause"):
+            self.call.hangup_cause = event["cause"]
+        elif kind in ("RecordingFinished", "RecordingFailed"):
+            self._on_recording_event(event)
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.create_task(self._guard(coro), name=f"cc-{name}-{self.voice_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _guard(self, coro: Coroutine[Any, Any, None]) -> None:
+        try:
+            await coro
+        except (CallHungUp, asyncio.CancelledError):
+            pass
+        except Exception:
+            log.exception("[%s] call-control step failed", self.call.id)
+
+    async def _set_state(self, state: str, cause: str | None = None) -> None:
+        self.state = state
+        await self.store.set_call_state(self.voice_id, state, cause)
+
+    # --- inbound ------------------------------------------------------------------------
+    async def run_inbound(self, greeting: str | None, *, answered: bool = False) -> None:
+        """The runner's flow for an inbound call: greeting or ringing, `incomingcall`, then
+        (unless accepted) a drop after the application's accept timeout. A call `answered`
+        already (a shared number's PIN prompt) goes straight to `incomingcall`."""
+        if answered:
+            await self.store.set_call_state(self.voice_id, "connected")
+            self.emit("incomingcall", channel_id=self.call.id)
+        elif greeting is not None:
+            await self.call.answer()
+            await self._set_state("connected")
+            await self.call.play(greeting)
+            self.emit("incomingcall", channel_id=self.call.id)
+        else:
+            try:
+                await self.call.ari.ring(self.call.id)
+            except AriHttpError as exc:
+                if exc.channel_gone:
+                    return
+                raise
+            self.emit("incomingcall", channel_id=self.call.id)
+            accepted = asyncio.ensure_future(self._accepted.wait())
+            gone = asyncio.ensure_future(self.call.wait_gone())
+            try:
+                await asyncio.wait({accepted, gone}, timeout=self.app.accept_timeout,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                accepted.cancel()
+                gone.cancel()
+            if self.call.gone:  # the caller gave up, or the application hung up
+                return
+            if not self._accepted.is_set():
+                self.cause = "not accepted"
+                log.info("[%s] not accepted in %ds: dropping", self.call.id,
+                         self.app.accept_timeout)
+                return
+        await self.call.wait_gone()
+
+    async def accept(self) -> None:
+        if self.ended:
+            raise CallStateMismatch("Call is already disconnected")
+        if self.direction != "inbound":
+            raise CallStateMismatch("Only an incoming call can be accepted")
+        if self.state == "incomingcall":
+            try:
+                await self.call.answer()
+            except CallHungUp:
+                raise CallStateMismatch("Call is already disconnected") from None
+            await self._set_state("connected")
+            self._accepted.set()
+            self.emit("connected", channel_id=self.call.id)
+
+    # --- outbound -----------------------------------------------------------------------
+    async def run_outbound(self, leg: Leg, action: PlayRequest | None,
+                           media: str | None) -> None:
+        try:
+            if await leg.rings_first():
+                await self._set_state("ringing")
+                self.emit("ringing", channel_id=leg.id)
+            await leg.answered
+            await self._set_state("connected")
+            self.emit("connected", channel_id=leg.id)
+            if action is not None and media is not None:
+                self._start_play(action, media)
+            await self.call.wait_gone()
+        except CallHungUp:
+            pass
+        finally:
+            await leg.hangup()
+            code = await leg.wait_destroyed(5)
+            self.call.hangup_cause = code if code is not None else self.call.hangup_cause
+            await self.finish()
+
+    # --- play ---------------------------------------------------------------------------
+    def check_can_play(self) -> None:
+        if self.bridged:
+            raise PlayInBridge("Call is in bridged mode, can't play media")
+        if self.state != "connected":
+            raise CallStateMismatch("Call is not connected yet")
+        if self.playing:
+            raise RequestPending("Play request pending", 6114)
+
+    def play(self, request: PlayRequest, media: str) -> str:
+        self.check_can_play()
+        return self._start_play(request, media)
+
+    def _start_play(self, request: PlayRequest, media: str) -> str:
+        play_id = str(uuid.uuid4())
+        self._play_task = self.spawn(self._play(play_id, request, media), "play")
+        return play_id
+
+    async def _play(self, play_id: str, request: PlayRequest, media: str) -> None:
+        def event(playstate: str, **fields: Any) -> None:
+            if request.prompt_ref is not None:
+                fields["prompt_ref"] = request.prompt_ref
+            self.emit(playstate, key="playstate", play_id=play_id, **fields)
+
+        self.call.flush_digits()
+        try:
+            playback = await self.call.play(media, barge_in=request.dtmf)
+        except AriHttpError as exc:
+            log.info("[%s] play failed: %s", self.call.id, exc.message)
+            event("failed", msg="Media Request Failed")
+            return
+        if playback.failed:
+            event("failed", msg="Media Request Failed")
+            return
+        if not request.dtmf:
+            event("playfinished")
+            return
+        digits = await self.call.collect_digits(
+            request.max_digits, timeout=request.menu_timeout, terminators="#",
+            inter_digit_timeout=3,
+        )
+        if digits:
+            event("digitcollected", digit=digits)
+        else:
+            event("menutimeout")
+
+    async def _stop_play(self) -> None:
+        task = self._play_task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            # Call.play's playback may still be sounding: stop whatever plays on the channel.
+        self._play_task = None
+
+    # --- bridge -------------------------------------------------------------------------
+    def check_connected(self) -> None:
+        if self.ended:
+            raise CallStateMismatch("Call is already disconnected")
+        if self.state != "connected":
+            raise CallStateMismatch("Call is not connected yet")
+
+    def check_bridged(self) -> Bridge:
+        self.check_connected()
+        if self.bridge is None or self.bridge.peer is None:
+            raise CallStateMismatch("Call is not bridged yet")
+        return self.bridge
+
+    async def connect(self, destination: Destination, caller_id: str, timeout: int) -> str:
+        self.check_connected()
+        if self.bridge is not None:
+            raise CallStateMismatch("Call is already bridged")
+        await self._stop_play()
+        bridge = Bridge(f"ccb-{uuid.uuid4().hex}")
+        try:
+            await self.tel.ari.create_bridge(bridge.id, "mixing", f"cc-{self.voice_id}")
+            self.tel.router.register(bridge.id, self._on_bridge_event)
+            self._registered.add(bridge.id)
+            await self.tel.ari.add_channel(bridge.id, self.call.id)
+        except IvrError as exc:
+            with contextlib.suppress(IvrError):
+                await self.tel.ari.destroy_bridge(bridge.id)
+            raise CallFailed(f"could not create the bridge: {exc.message}") from exc
+        self.bridge = bridge
+        self.spawn(self._dial_into_bridge(bridge, destination, caller_id, timeout, None),
+                   "connect")
+        return bridge.id
+
+    async def transfer(self, destination: Destination, caller_id: str, timeout: int) -> str:
+        """Attended: the current peer stays until the new leg answers, then is released."""
+        bridge = self.check_bridged()
+        if bridge.dialing is not None:
+            raise RequestPending("A transfer is already in progress", 408)
+        leg = Leg(self.tel, f"ccl-{uuid.uuid4().hex}", destination)
+        bridge.dialing = leg
+        self.spawn(self._dial_into_bridge(bridge, destination, caller_id, timeout, leg),
+                   "transfer")
+        return leg.id
+
+    async def forward(self, destination: Destination, caller_id: str, timeout: int) -> None:
+        """The bridged peer is released now and the new destination dialled in its place."""
+        bridge = self.check_bridged()
+        if bridge.dialing is not None:
+            raise RequestPending("A transfer is already in progress", 408)
+        old = bridge.peer
+        bridge.peer = None
+        leg = Leg(self.tel, f"ccl-{uuid.uuid4().hex}", destination)
+        bridge.dialing = leg
+        if old is not None:
+            await old.hangup()
+        self.spawn(self._dial_into_bridge(bridge, destination, caller_id, timeout, leg),
+                   "forward")
+
+    async def _dial_into_bridge(self, bridge: Bridge, destination: Destination, caller_id: str,
+                                timeout: int, leg: Leg | None) -> None:
+        leg = leg or Leg(self.tel, f"ccl-{uuid.uuid4().hex}", destination)
+        bridge.dialing = leg
+        to = {"to": destination.value}
+        try:
+            await leg.dial(caller_id, timeout)
+        except IvrError as exc:
+            log.info("[%s] dialling %s failed: %s", self.call.id, destination.value, exc.message)
+            bridge.dialing = None
+            self.emit("bridge_failed", **to, cause="failed")
+            await self._drop_bridge_if_alone(bridge)
+            return
+        try:
+            if await leg.rings_first():
+                self.emit("bridging", **to, channel_id=leg.id)
+            await leg.answered
+        except CallHungUp as exc:
+            bridge.dialing = None
+            if not self.call.gone:
+                self.emit("bridge_failed", **to, cause=exc.message)
+                await self._drop_bridge_if_alone(bridge)
+            return
+        bridge.dialing = None
+        if self.call.gone or self.bridge is not bridge:
+            await leg.hangup()
+            return
+        await self.tel.ari.add_channel(bridge.id, leg.id)
+        old, bridge.peer = bridge.peer, leg
+        if old is not None:
+            await old.hangup()
+        self.emit("bridged", **to, channel_id=leg.id, bridge_id=bridge.id)
+        leg.call.add_listener(self._on_peer_event)
+        cause = await asyncio.shield(leg.destroyed)
+        if bridge.peer is leg and not self.call.gone:
+            bridge.peer = None
+            self.emit("bridge_disconnected", **to, channel_id=leg.id, cause=cause_name(cause))
+            await self._drop_bridge_if_alone(bridge)
+
+    def _on_peer_event(self, event: Event) -> None:
+        if event["type"] == "ChannelDtmfReceived" and self.bridged:
+            self.emit("dtmfcollected", channel_id=event["channel"]["id"], digit=event["digit"])
+
+    async def _drop_bridge_if_alone(self, bridge: Bridge) -> None:
+        if bridge.peer is not None or bridge.dialing is not None or self.bridge is not bridge:
+            return
+        self.bridge = None
+        if bridge.held:
+            with contextlib.suppress(IvrError):
+                await self.tel.ari.stop_moh(self.call.id)
+        with contextlib.suppress(IvrError):
+            await self.tel.ari.destroy_bridge(bridge.id)
+
+    def _on_bridge_event(self, event: Event) -> None:
+        if event["type"] in ("RecordingFinished", "RecordingFailed"):
+            self._on_recording_event(event)
+
+    # --- hold ---------------------------------------------------------------------------
+    async def hold(self, on: bool) -> None:
+        """On hold, this leg leaves the conversation and hears music; the peer hears
+        silence. Holding a held call (or resuming a live one) changes nothing."""
+        bridge = self.check_bridged()
+        if on == bridge.held:
+            return
+        try:
+            if on:
+                await self.tel.ari.remove_channel(bridge.id, self.call.id)
+                await self.tel.ari.start_moh(self.call.id, "default")
+            else:
+                await self.tel.ari.stop_moh(self.call.id)
+                await self.tel.ari.add_channel(bridge.id, self.call.id)
+        except IvrError as exc:
+            raise CallFailed(f"hold failed: {exc.message}") from exc
+        bridge.held = on
+
+    # --- recording ----------------------------------------------------------------------
+    async def start_recording(self, recording_name: str | None, fmt: str) -> uuid.UUID:
+        self.check_connected()
+        if self.recording is not None:
+            raise RequestPending("Call is already recording", 408)
+        recording_id = uuid.uuid4()
+        name = f"cc-{recording_id.hex}"
+        mixed = self.bridged
+        if not await self.store.insert_recording(
+            recording_id=recording_id, application_id=self.app.id, voice_id=self.voice_id,
+            recording_name=recording_name or str(recording_id), asterisk_name=name, fmt=fmt,
+            mixed=mixed,
+        ):
+            raise RecordingNameTaken(f"A recording named '{recording_name}' already exists")
+        active = ActiveRecording(recording_id, name, asyncio.Event())
+        self.recording = active
+        recorded = "wav" if fmt == "mp3" else fmt  # Asterisk writes no MP3: encoded on GET
+        try:
+            if mixed:
+                assert self.bridge is not None
+                await self.tel.ari.bridge_record(self.bridge.id, name, fmt=recorded)
+            else:
+                await self.tel.ari.record(self.call.id, name, fmt=recorded, terminate_on="none")
+        except IvrError as exc:
+            self.recording = None
+            await self.store.delete_recording(recording_id)
+            where = "bridge" if mixed else "call"
+            raise RecordingFailed(f"Failed to start recording on {where}") from exc
+        self.emit("started", recording_id=str(recording_id), msg="")
+        return recording_id
+
+    async def stop_recording(self) -> uuid.UUID:
+        self.check_connected()
+        active = self.recording
+        if active is None:
+            raise CallStateMismatch("Call is not recording")
+        try:
+            await self.tel.ari.stop_live_recording(active.asterisk_name)
+        except AriHttpError as exc:
+            if exc.status != 404:  # 404: it had just ended by itself
+                raise RecordingFailed("Failed to stop recording") from exc
+        return active.recording_id
+
+    def _on_recording_event(self, event: Event) -> None:
+        rec = event["recording"]
+        active = self.recording
+        if active is None or rec.get("name") != active.asterisk_name:
+            return
+        self.recording = None
+        ok = event["type"] == "RecordingFinished"
+        duration = rec.get("duration")
+        self.spawn(self._recording_ended(active, ok, duration), "recording-ended")
+
+    async def _recording_ended(self, active: ActiveRecording, ok: bool,
+                               duration: float | None) -> None:
+        state = "completed" if ok else "failed"
+        await self.store.finish_recording(
+            active.recording_id, state, float(duration) if duration is not None else None)
+        self.emit(state, recording_id=str(active.recording_id),
+                  msg="" if ok else "recording failed")
+        active.done.set()
+
+    # --- hangup and the end -------------------------------------------------------------
+    async def hangup(self) -> None:
+        if self.ended:
+            raise CallStateMismatch("Call is already disconnected")
+        self.cause = self.cause or "hangup requested"
+        await self.call.hangup()
+
+    async def finish(self) -> None:
+        """Once: release the other legs and the bridge, settle the recording, record the end
+        and send `disconnected` (the last event)."""
+        if self.ended:
+            return
+        bridge = self.bridge
+        if bridge is not None:
+            for leg in (bridge.peer, bridge.dialing):
+                if leg is not None:
+                    await leg.hangup()
+        await self._stop_play()
+        if self.state in ("incomingcall",) and self.cause == "not accepted":
+            with contextlib.suppress(IvrError):
+                await self.call.hangup("normal")
+        await self.call.wait_gone(2)
+        active = self.recording
+        if active is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(active.done.wait(), 5)
+        if bridge is not None:
+            with contextlib.suppress(IvrError):
+                await self.tel.ari.destroy_bridge(bridge.id)
+        tasks = [t for t in self._tasks if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.recording is not None:  # no event came: judge it by the stored file
+            await self._settle_lost_recording(self.recording)
+        for key in self._registered:
+            self.tel.router.unregister(key)
+        cause = self.cause or cause_name(self.call.hangup_cause)
+        final = "failed" if self.state == "initiated" and cause == "failed" else "disconnected"
+        await self._set_state(final, cause)
+        self.emit("disconnected", channel_id=self.call.id, cause=cause)
+        self._outbox.put_nowait(None)
+        if self._on_end is not None:
+            self._on_end(self)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._sender), 20)
+
+    async def _settle_lost_recording(self, active: ActiveRecording) -> None:
+        self.recording = None
+        try:
+            info = await self.tel.ari.get_stored_recording(active.asterisk_name)
+        except IvrError:
+            info = None
+        await self.store.finish_recording(active.recording_id,
+                                          "completed" if info else "failed", None)
+        self.emit("completed" if info else "failed", recording_id=str(active.recording_id),
+                  msg="" if info else "recording failed")

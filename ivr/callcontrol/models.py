@@ -1,0 +1,253 @@
+"""Entities and request bodies of the voice API (pure: no aiohttp, no asyncpg). Every body is
+parsed into a frozen request object here, so nothing unvalidated reaches the service, the
+database or Asterisk; unknown keys are refused rather than ignored."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ivr.callcontrol.errors import BadRequest, VoiceNotSupported
+
+NUMBER_RE = re.compile(r"^\+?[0-9]{2,15}$")
+# sip:user@host[:port] with conservative characters: it ends up in a PJSIP dial string.
+SIP_URI_RE = re.compile(r"^sips?:[A-Za-z0-9_.+*#-]{1,64}@[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?$")
+PROMPT_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}(/[A-Za-z0-9_-]{1,64}){0,3}$")
+REF_RE = re.compile(r"^[\x20-\x7e]{0,128}$")
+RECORDING_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+URL_RE = re.compile(r"^https?://[^\s]{1,2000}$")
+
+TTS_VOICES = ("male", "female")
+RECORDING_FORMATS = ("wav", "wav49", "mp3")
+
+
+def timestamp() -> str:
+    """UTC, ISO 8601 with milliseconds and a Z, as the API's examples show."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@dataclass(frozen=True, slots=True)
+class Application:
+    id: int
+    app_id: str
+    name: str
+    webhook_url: str
+    webhook_secret: str
+    greeting: str | None
+    accept_timeout: int
+    numbers: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where a leg is dialled: a number (through the trunk) or a SIP URI."""
+
+    value: str
+    is_sip: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    """What a play names: exactly one of a prompt, TTS text, or a URL."""
+
+    prompt_name: str | None = None
+    text: str | None = None
+    language: str | None = None
+    voice: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlayRequest:
+    media: Media
+    dtmf: bool
+    prompt_ref: str | None
+    max_digits: int
+    menu_timeout: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundRequest:
+    from_number: str
+    to: Destination
+    name: str | None
+    owner_ref: str | None
+    event_url: str | None
+    action_on_connect: PlayRequest | None
+    timeout: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectRequest:
+    from_number: str
+    to: Destination
+
+
+# --- parsing ---------------------------------------------------------------------------------
+def _only(body: Mapping[str, Any], allowed: set[str], where: str = "") -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise BadRequest(unknown[0], f"unknown parameter '{where}{unknown[0]}'")
+
+
+def _str(body: Mapping[str, Any], key: str, *, required: bool = False) -> str | None:
+    value = body.get(key)
+    if value is None:
+        if required:
+            raise BadRequest(key, f"'{key}' is required")
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(key, f"'{key}' must be a string")
+    return value
+
+
+def _bool(body: Mapping[str, Any], key: str, default: bool = False) -> bool:
+    value = body.get(key, default)
+    if not isinstance(value, bool):
+        raise BadRequest(key, f"'{key}' must be true or false")
+    return value
+
+
+def _int(body: Mapping[str, Any], key: str, default: int, lo: int, hi: int) -> int:
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise BadRequest(key, f"'{key}' must be a whole number from {lo} to {hi}")
+    return value
+
+
+def parse_number(value: str | None, key: str) -> str:
+    if value is None:
+        raise BadRequest(key, f"'{key}' is required")
+    if not NUMBER_RE.match(value):
+        raise BadRequest(key, f"'{key}' must be a phone number (digits, optional leading +)")
+    return value
+
+
+def parse_destination(value: str | None, key: str) -> Destination:
+    if value is None:
+        raise BadRequest(key, f"'{key}' is required")
+    if NUMBER_RE.match(value):
+        return Destination(value, is_sip=False)
+    if SIP_URI_RE.match(value):
+        return Destination(value, is_sip=True)
+    raise BadRequest(key, f"'{key}' must be a phone number or a SIP URI (sip:user@host)")
+
+
+def _ref(body: Mapping[str, Any], key: str) -> str | None:
+    value = _str(body, key)
+    if value is not None and not REF_RE.match(value):
+        raise BadRequest(key, f"'{key}' must be up to 128 printable characters")
+    return value
+
+
+def _url(body: Mapping[str, Any], key: str) -> str | None:
+    value = _str(body, key)
+    if value is not None and not URL_RE.match(value):
+        raise BadRequest(key, f"'{key}' must be an http or https URL")
+    return value
+
+
+_PLAY_KEYS = {"prompt_name", "text", "language", "voice", "url", "dtmf", "prompt_ref",
+              "max_digits", "menu_timeout", "asr", "start_timeout", "recognizer_timeout"}
+
+
+def parse_play(body: Mapping[str, Any], where: str = "") -> PlayRequest:
+    _only(body, _PLAY_KEYS, where)
+    prompt_name = _str(body, "prompt_name")
+    text = _str(body, "text")
+    url = _url(body, "url")
+    given = [k for k, v in (("prompt_name", prompt_name), ("text", text), ("url", url)) if v]
+    if len(given) != 1:
+        raise BadRequest("prompt_name", "give exactly one of 'prompt_name', 'text' or 'url'")
+    if prompt_name is not None and not PROMPT_NAME_RE.match(prompt_name):
+        raise BadRequest("prompt_name", "'prompt_name' must be letters, digits, '_', '-', '/'")
+    language = voice = None
+    if text is not None:
+        if not 1 <= len(text) <= 2000:
+            raise BadRequest("text", "'text' must be 1 to 2000 characters")
+        language = _str(body, "language", required=True)
+        voice = _str(body, "voice", required=True)
+        if voice not in TTS_VOICES:
+            raise VoiceNotSupported(f"voice '{voice}' is not supported for text-to-speech")
+    if _bool(body, "asr"):
+        raise BadRequest("asr", "speech recognition is not available on this server")
+    for key in ("start_timeout", "recognizer_timeout"):
+        if key in body:
+            _int(body, key, 1, 1, 10)
+    return PlayRequest(
+        media=Media(prompt_name=prompt_name, text=text, language=language, voice=voice, url=url),
+        dtmf=_bool(body, "dtmf"),
+        prompt_ref=_ref(body, "prompt_ref"),
+        max_digits=_int(body, "max_digits", 16, 1, 32),
+        menu_timeout=_int(body, "menu_timeout", 5, 1, 60),
+    )
+
+
+def parse_outbound(body: Mapping[str, Any]) -> OutboundRequest:
+    _only(body, {"name", "owner_ref", "auto_record", "from", "to", "action_on_connect",
+                 "event_url", "timeout"})
+    if _bool(body, "auto_record"):
+        raise BadRequest("auto_record", "start recording with PUT .../recording once connected")
+    action = body.get("action_on_connect")
+    play: PlayRequest | None = None
+    if action is not None:
+        if not isinstance(action, dict):
+            raise BadRequest("action_on_connect", "'action_on_connect' must be an object")
+        _only(action, {"play", "start_timeout", "recognizer_timeout"}, "action_on_connect.")
+        inner = action.get("play")
+        if not isinstance(inner, dict):
+            raise BadRequest("action_on_connect", "'action_on_connect.play' must be an object")
+        play = parse_play(inner, "action_on_connect.play.")
+    name = _ref(body, "name")
+    return OutboundRequest(
+        from_number=parse_number(_str(body, "from"), "from"),
+        to=parse_destination(_str(body, "to"), "to"),
+        name=name,
+        owner_ref=_ref(body, "owner_ref"),
+        event_url=_url(body, "event_url"),
+        action_on_connect=play,
+        timeout=_int(body, "timeout", 30, 1, 120),
+    )
+
+
+def parse_connect(body: Mapping[str, Any], to_key: str = "to") -> ConnectRequest:
+    _only(body, {"from", to_key})
+    return ConnectRequest(
+        from_number=parse_number(_str(body, "from"), "from"),
+        to=parse_destination(_str(body, to_key), to_key),
+    )
+
+
+def parse_hold(body: Mapping[str, Any]) -> bool:
+    _only(body, {"hold"})
+    if "hold" not in body:
+        raise BadRequest("hold", "'hold' is required")
+    return _bool(body, "hold")
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingCommand:
+    start: bool  # False: stop
+    recording_name: str | None
+    format: str
+
+
+def parse_recording(body: Mapping[str, Any]) -> RecordingCommand:
+    _only(body, {"start", "stop", "recording_name", "format"})
+    start = _bool(body, "start")
+    stop = _bool(body, "stop")
+    if start == stop:
+        raise BadRequest("start", "send either \"start\": true or \"stop\": true")
+    name = _str(body, "recording_name")
+    if name is not None and not RECORDING_NAME_RE.match(name):
+        raise BadRequest("recording_name",
+                         "'recording_name' must be 1 to 64 letters, digits, '_', '.', '-'")
+    fmt = _str(body, "format") or "wav"
+    if fmt not in RECORDING_FORMATS:
+        raise BadRequest("format", "'format' must be wav, wav49 or mp3")
+    if stop and (name is not None or "format" in body):
+        raise BadRequest("recording_name", "stop takes no other parameter")
+    return RecordingCommand(start, name, fmt)

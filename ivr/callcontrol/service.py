@@ -1,0 +1,319 @@
+"""The operations the voice API and the phone side share: applications and their credentials,
+routing an inbound number to its application, placing outbound calls, and finding the live
+call a request is about. Built once per process (app.py) with its dependencies; the telephony
+layer is attached once it is up."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import re
+import secrets
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from ivr.callcontrol.errors import (
+    BadRequest,
+    CallFailed,
+    CallNotFound,
+    CallStateMismatch,
+    NotAuthenticated,
+    NumberNotFound,
+    RecordingNotFound,
+)
+from ivr.callcontrol.live import Leg, LiveCall, Telephony
+from ivr.callcontrol.media import CoreSoundMedia, MediaSource
+from ivr.callcontrol.models import (
+    NUMBER_RE,
+    PROMPT_NAME_RE,
+    URL_RE,
+    Application,
+    Media,
+    OutboundRequest,
+)
+from ivr.callcontrol.store import CallControlStore, NumberTaken
+from ivr.callcontrol.webhooks import WebhookSender
+from ivr.core.errors import Conflict, IvrError, Unavailable
+from ivr.core.keys import new_pin
+from ivr.media.transcode import wav_to_mp3
+from ivr.recorder.passwords import burn_time, hash_password, verify_password
+from ivr.telephony.call import Call
+from ivr.telephony.events import Router
+from ivr.telephony.rest import AriClient, AriHttpError
+from ivr.telephony.runner import Route
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TRUNK = "ivr-loopback"
+SHARED_PIN_LENGTH = 6
+PIN_RE = re.compile(r"^[0-9]{4,10}$")
+PIN_ATTEMPTS = 3
+# Asterisk core sounds unless the prompt catalog has prompts of these names.
+PIN_PROMPT = "conf-getpin"
+WRONG_PIN_PROMPT = "conf-invalidpin"
+GOODBYE_PROMPT = "vm-goodbye"
+
+
+@dataclass(frozen=True, slots=True)
+class NewApplication:
+    """What creating an application hands back, once: the key and secret are not kept in
+    readable form (the key) or shown again (the secret)."""
+
+    app_id: str
+    app_key: str
+    webhook_secret: str
+    pins: dict[str, str]  # shared number -> the PIN that reaches this application
+
+
+class CallControl:
+    def __init__(self, pool: asyncpg.Pool, *, media: MediaSource | None = None,
+                 sender: WebhookSender | None = None, trunk: str = DEFAULT_TRUNK) -> None:
+        self.store = CallControlStore(pool)
+        self.media: MediaSource = media or CoreSoundMedia()
+        self.sender = sender or WebhookSender()
+        self.trunk = trunk
+        self.calls: dict[uuid.UUID, LiveCall] = {}
+        self._tel: Telephony | None = None
+
+    def attach(self, ari: AriClient, router: Router, stasis_app: str) -> None:
+        self._tel = Telephony(ari, router, stasis_app, self.trunk)
+
+    async def close(self) -> None:
+        for live in list(self.calls.values()):
+            with contextlib.suppress(IvrError):
+                await live.call.hangup()
+        await self.sender.close()
+
+    @property
+    def tel(self) -> Telephony:
+        if self._tel is None:
+            raise Unavailable("the telephony worker is not running")
+        return self._tel
+
+    # --- applications -------------------------------------------------------------------
+    async def create_application(
+        self, *, webhook_url: str, numbers: list[str], shared_numbers: list[str] | None = None,
+        name: str = "", greeting: str | None = None, accept_timeout: int = 10,
+    ) -> NewApplication:
+        """Dedicated `numbers` route straight to the application; on `shared_numbers` the
+        caller keys the PIN drawn here (returned once) first."""
+        shared = sorted(set(shared_numbers or []))
+        if not URL_RE.match(webhook_url):
+            raise BadRequest("webhook_url", "'webhook_url' must be an http or https URL")
+        every = [*numbers, *shared]
+        if not every or any(not NUMBER_RE.match(n) for n in every):
+            raise BadRequest("numbers", "give one or more phone numbers")
+        if set(numbers) & set(shared):
+            raise BadRequest("numbers", "a number is either dedicated or shared")
+        if greeting is not None and not PROMPT_NAME_RE.match(greeting):
+            raise BadRequest("greeting", "'greeting' must be a prompt name")
+        if not 1 <= accept_timeout <= 120:
+            raise BadRequest("accept_timeout", "'accept_timeout' must be 1 to 120 seconds")
+        app_id = secrets.token_hex(12)
+        app_key = secrets.token_urlsafe(32)
+        secret = secrets.token_urlsafe(32)
+        try:
+            pins = await self.store.insert_application(
+                app_id=app_id, app_key_hash=await hash_password(app_key), webhook_secret=secret,
+                name=name, webhook_url=webhook_url, greeting=greeting,
+                accept_timeout=accept_timeout, numbers=sorted(set(numbers)),
+                shared_numbers=shared, new_pin=lambda: new_pin(SHARED_PIN_LENGTH),
+            )
+        except NumberTaken:
+            raise Conflict("a number is already routed to another application") from None
+        log.info("call-control application %s created for %s", app_id, ", ".join(every))
+        return NewApplication(app_id, app_key, secret, pins)
+
+    async def authenticate(self, app_id: str, app_key: str) -> Application:
+        found = await self.store.application_by_app_id(app_id) if app_id.isalnum() else None
+        if found is None:
+            await burn_time(app_key)
+            raise NotAuthenticated("Unknown application or wrong key")
+        app, key_hash = found
+        if not await verify_password(key_hash, app_key):
+            raise NotAuthenticated("Unknown application or wrong key")
+        return app
+
+    # --- inbound ------------------------------------------------------------------------
+    async def route_for(self, call: Call) -> Route | None:
+        """The flow for a call to an application's number, or None: not ours."""
+        if not call.dialed or not NUMBER_RE.match(call.dialed):
+            return None
+        shared = await self.store.number_kind(call.dialed)
+        if shared:
+            return Route("callcontrol-shared", self._shared)
+        app = await self.store.application_for_number(call.dialed) if shared is False else None
+        if app is None:
+            return None
+        return Route("callcontrol", functools.partial(self._inbound, app))
+
+    async def _shared(self, call: Call) -> None:
+        """A shared number: the caller keys the PIN of the application they want (never
+        logged); three wrong tries end the call."""
+        await call.answer()
+        app = None
+        for attempt in range(1, PIN_ATTEMPTS + 1):
+            await call.play(await self.media.resolve(Media(prompt_name=PIN_PROMPT)),
+                            barge_in=True)
+            pin = await call.collect_digits(10, timeout=8, terminators="#",
+                                            inter_digit_timeout=4)
+            if PIN_RE.match(pin):
+                app = await self.store.application_for_number(call.dialed, pin)
+            if app is not None:
+                break
+            log.info("[%s] shared number %s: wrong PIN (try %d)", call.id, call.dialed, attempt)
+            await call.play(await self.media.resolve(Media(prompt_name=WRONG_PIN_PROMPT)))
+        if app is None:
+            await call.play(await self.media.resolve(Media(prompt_name=GOODBYE_PROMPT)))
+            return
+        live = await self._register(app, call, "inbound", call.caller_id, call.dialed,
+                                    "connected")
+        try:
+            await live.run_inbound(None, answered=True)
+        finally:
+            await live.finish()
+
+    async def _inbound(self, app: Application, call: Call) -> None:
+        greeting = None
+        if app.greeting is not None:
+            greeting = await self.media.resolve(Media(prompt_name=app.greeting))
+        live = await self._register(app, call, "inbound", call.caller_id, call.dialed,
+                                    "incomingcall")
+        try:
+            await live.run_inbound(greeting)
+        finally:
+            await live.finish()
+
+    async def _register(self, app: Application, call: Call, direction: str, from_number: str,
+                        to_number: str, state: str, owner_ref: str | None = None,
+                        event_url: str | None = None) -> LiveCall:
+        voice_id = uuid.uuid4()
+        await self.store.insert_call(
+            voice_id=voice_id, application_id=app.id, direction=direction,
+            from_number=from_number, to_number=to_number, channel_id=call.id, state=state,
+            owner_ref=owner_ref, event_url=event_url,
+        )
+        live = LiveCall(
+            tel=self.tel, store=self.store, post=self.sender.post, app=app, call=call,
+            voice_id=voice_id, direction=direction, from_number=from_number,
+            to_number=to_number, state=state, owner_ref=owner_ref, event_url=event_url,
+            on_end=self._forget,
+        )
+        self.calls[voice_id] = live
+        log.info("[%s] call-control %s call %s for application %s", call.id, direction,
+                 voice_id, app.app_id)
+        return live
+
+    def _forget(self, live: LiveCall) -> None:
+        self.calls.pop(live.voice_id, None)
+
+    # --- outbound -----------------------------------------------------------------------
+    def check_from(self, app: Application, number: str) -> None:
+        if number not in app.numbers:
+            raise NumberNotFound("Phone number not found for the service")
+
+    async def originate(self, app: Application, request: OutboundRequest) -> LiveCall:
+        self.check_from(app, request.from_number)
+        tel = self.tel
+        media = None
+        if request.action_on_connect is not None:
+            media = await self.media.resolve(request.action_on_connect.media)
+        leg = Leg(tel, f"ccv-{uuid.uuid4().hex}", request.to)
+        live = await self._register(
+            app, leg.call, "outbound", request.from_number, request.to.value, "initiated",
+            owner_ref=request.owner_ref, event_url=request.event_url,
+        )
+        try:
+            await leg.dial(request.from_number, request.timeout)
+        except IvrError as exc:
+            live.cause = "failed"
+            await live.finish()
+            raise CallFailed(f"the call could not be placed: {exc.message}") from exc
+        live.spawn(live.run_outbound(leg, request.action_on_connect, media), "outbound")
+        return live
+
+    # --- lookups ------------------------------------------------------------------------
+    @staticmethod
+    def parse_voice_id(value: str) -> uuid.UUID:
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            raise CallNotFound("Call not found") from None
+
+    async def live_call(self, app: Application, voice_id: str) -> LiveCall:
+        """The live call, or 404 (unknown, another application's) / 409 (ended)."""
+        vid = self.parse_voice_id(voice_id)
+        live = self.calls.get(vid)
+        if live is not None and live.app.id == app.id:
+            return live
+        row = await self.store.call(vid, app.id)
+        if row is None:
+            raise CallNotFound("Call not found")
+        if row["ended_at"] is None and not await self._settle_if_lost(row):
+            raise CallStateMismatch("Call is handled by another server", **_row_view(row))
+        raise CallStateMismatch("Call is already disconnected", **_row_view(row))
+
+    async def _settle_if_lost(self, row: dict[str, Any]) -> bool:
+        """A call open in the database that no process here holds: if its channel is gone
+        (a process died with it), record the end. True when it was gone."""
+        try:
+            await self.tel.ari.get_channel(row["channel_id"])
+        except AriHttpError as exc:
+            if exc.status == 404:
+                await self.store.set_call_state(row["voice_id"], "disconnected", "lost")
+                return True
+            raise
+        return False
+
+    async def call_view(self, app: Application, voice_id: str) -> dict[str, Any]:
+        vid = self.parse_voice_id(voice_id)
+        live = self.calls.get(vid)
+        if live is not None and live.app.id == app.id:
+            if live.state == "connected":
+                state = "IVR" if live.playing else "connected"
+            else:
+                state = "In progress"
+            return {**live.base(), "state": state, "direction": live.direction.capitalize(),
+                    "channel_id": live.call.id, "bridged": live.bridged}
+        row = await self.store.call(vid, app.id)
+        if row is None:
+            raise CallNotFound("Call not found")
+        return {**_row_view(row), "state": row["state"],
+                "direction": row["direction"].capitalize(), "cause": row["cause"]}
+
+    async def recording_file(self, app: Application, recording_id: str) -> tuple[bytes, str]:
+        try:
+            rid = uuid.UUID(recording_id)
+        except ValueError:
+            raise RecordingNotFound("Recording File Not Found") from None
+        row = await self.store.recording(rid, app.id)
+        if row is None or row["state"] != "completed":
+            raise RecordingNotFound("Recording File Not Found")
+        try:
+            data = await self.tel.ari.stored_recording_file(row["asterisk_name"])
+        except AriHttpError as exc:
+            if exc.status == 404:
+                raise RecordingNotFound("Recording File Not Found") from None
+            raise
+        if row["format"] == "mp3":
+            data = await _mp3(data)
+        return data, row["format"]
+
+
+async def _mp3(wav: bytes) -> bytes:
+    with tempfile.TemporaryDirectory(prefix="cc-mp3-") as folder:
+        src, dst = Path(folder) / "in.wav", Path(folder) / "out.mp3"
+        await asyncio.to_thread(src.write_bytes, wav)
+        await wav_to_mp3(src, dst)
+        return await asyncio.to_thread(dst.read_bytes)
+
+
+def _row_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {"voice_id": str(row["voice_id"]), "from": row["from_number"], "to": row["to_number"]}
