@@ -1,0 +1,48 @@
+"""Everything the console serves, under /console."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ivr.console import live, pages, render
+from ivr.console.pages import view
+
+KEY = r"{rk:[A-Za-z0-9_-]{1,64}}"
+LIST = r"{lk:[A-Za-z0-9_-]{1,64}}"
+RECORDING = r"{key:[A-Za-z0-9_-]{1,64}}"
+SESSION = r"{sk:[A-Z0-9]{10}}"
+
+
+def add_routes(app: web.Application) -> None:
+    live.setup(app)
+    r = app.router
+    p = "/console"
+    r.add_get(p, pages.root)
+    r.add_get(p + "/", pages.root)
+    r.add_static(p + "/static", render.STATIC, append_version=True,
+                 name="console_static")
+    r.add_get(p + "/signin", pages.signin_form)
+    r.add_post(p + "/signin", pages.signin)
+    r.add_post(p + "/signout", view(pages.signout))
+    r.add_get(p + "/recorders", view(pages.recorders))
+    r.add_post(p + "/recorders", view(pages.create_recorder))
+    rec = f"{p}/recorders/{KEY}"
+    r.add_get(rec, view(pages.recorder))
+    r.add_post(rec, view(pages.update_recorder))
+    r.add_post(rec + "/delete", view(pages.delete_recorder))
+    r.add_post(rec + r"/prompts/{name:[a-z0-9_]{1,32}}", view(pages.upload_prompt))
+    r.add_post(rec + r"/prompts/{name:[a-z0-9_]{1,32}}/reset", view(pages.reset_prompt))
+    r.add_post(rec + "/lists", view(pages.create_list))
+    lst = f"{rec}/lists/{LIST}"
+    r.add_get(lst, view(pages.recording_list))
+    r.add_post(lst + "/delete", view(pages.delete_list))
+    r.add_post(lst + "/recordings", view(pages.create_recording))
+    r.add_post(f"{lst}/recordings/{RECORDING}/delete", view(pages.delete_recording))
+    r.add_post(f"{lst}/recordings/{RECORDING}/sequence", view(pages.move_recording))
+    r.add_post(lst + "/sessions", view(pages.start_session))
+    r.add_get(f"{p}/sessions/{SESSION}", view(pages.session))
+    r.add_get(f"{p}/sessions/{SESSION}/events", view(live.session_events))
+    r.add_post(f"{p}/sessions/{SESSION}/expire", view(pages.expire_session))
+    r.add_get(p + "/operations", view(pages.operations))
+    r.add_post(rec + r"/deliveries/{event_id:[0-9a-fA-F-]{36}}/retry",
+               view(pages.retry_delivery))

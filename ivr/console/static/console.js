@@ -1,0 +1,211 @@
+// The console's few behaviours: confirmations, drag-and-drop reordering, waveforms, and the
+// live session view. No framework, no build step.
+"use strict";
+
+const csrf = () => document.body.dataset.csrf || "";
+
+function confirmations() {
+  for (const form of document.querySelectorAll("form[data-confirm]")) {
+    form.addEventListener("submit", (e) => {
+      if (!window.confirm(form.dataset.confirm)) e.preventDefault();
+    });
+  }
+}
+
+// --- drag and drop: a row is dragged by its handle with pointer events (mouse, pen, touch);
+// on release the new position is saved as the recording's sequence (SetRecording with
+// keep_consecutive), and the table takes the order the server answers with.
+function sortable(table) {
+  const body = table.tBodies[0];
+  let dragged = null;
+  let startIndex = -1;
+
+  const rows = () => Array.from(body.rows);
+
+  function onMove(e) {
+    if (!dragged) return;
+    e.preventDefault();
+    for (const row of rows()) {
+      if (row === dragged) continue;
+      const box = row.getBoundingClientRect();
+      if (e.clientY > box.top && e.clientY < box.bottom) {
+        const after = e.clientY > box.top + box.height / 2;
+        body.insertBefore(dragged, after ? row.nextSibling : row);
+        break;
+      }
+    }
+  }
+
+  async function onUp() {
+    if (!dragged) return;
+    const row = dragged;
+    dragged = null;
+    row.classList.remove("dragging");
+    document.removeEventListener("pointermove", onMove);
+    document.removeEventListener("pointerup", onUp);
+    const index = rows().indexOf(row);
+    if (index === startIndex) return;
+    const data = new URLSearchParams({ sequence: String(index + 1), csrf_token: csrf() });
+    const resp = await fetch(`${table.dataset.base}/recordings/${row.dataset.key}/sequence`, {
+      method: "POST", body: data, credentials: "same-origin",
+      headers: { "X-CSRF-Token": csrf() },
+    });
+    const answer = await resp.json();
+    if (!resp.ok) {
+      table.dataset.error = answer.message || "reorder failed";
+      window.location.reload();
+      return;
+    }
+    const byKey = new Map(rows().map((r) => [r.dataset.key, r]));
+    answer.order.forEach((key, i) => {
+      const r = byKey.get(key);
+      if (!r) return;
+      body.appendChild(r);
+      r.querySelector(".seq").textContent = String(i + 1);
+    });
+    table.dataset.saved = answer.order.join(",");
+  }
+
+  for (const handle of table.querySelectorAll(".handle")) {
+    handle.addEventListener("pointerdown", (e) => {
+      e.preventDefault();
+      dragged = handle.closest("tr");
+      startIndex = rows().indexOf(dragged);
+      dragged.classList.add("dragging");
+      document.addEventListener("pointermove", onMove);
+      document.addEventListener("pointerup", onUp);
+    });
+  }
+}
+
+// --- waveforms: the WAV is fetched and decoded, and each column of the canvas shows the
+// loudest sample in its slice; clicking the canvas seeks the player next to it.
+async function waveform(canvas) {
+  const ctx = canvas.getContext("2d");
+  try {
+    const resp = await fetch(canvas.dataset.src, { credentials: "same-origin" });
+    if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
+    const decoder = new OfflineAudioContext(1, 1, 8000);
+    const audio = await decoder.decodeAudioData(await resp.arrayBuffer());
+    const samples = audio.getChannelData(0);
+    const w = canvas.width, h = canvas.height, step = Math.max(1, Math.floor(samples.length / w));
+    ctx.clearRect(0, 0, w, h);
+    ctx.fillStyle = "#2563eb";
+    for (let x = 0; x < w; x++) {
+      let peak = 0;
+      for (let i = x * step; i < Math.min(samples.length, (x + 1) * step); i++) {
+        peak = Math.max(peak, Math.abs(samples[i]));
+      }
+      const bar = Math.max(1, peak * h);
+      ctx.fillRect(x, (h - bar) / 2, 1, bar);
+    }
+    canvas.dataset.drawn = String(audio.duration);
+  } catch (err) {
+    canvas.dataset.drawn = "error";
+    canvas.title = `no waveform: ${err.message}`;
+  }
+  const player = canvas.parentElement.querySelector("audio");
+  canvas.addEventListener("click", (e) => {
+    if (!player || !player.duration) return;
+    const box = canvas.getBoundingClientRect();
+    player.currentTime = ((e.clientX - box.left) / box.width) * player.duration;
+    player.play();
+  });
+}
+
+// --- the live session view: server-sent events carry the session's state whenever it
+// changes; the page keeps a history of the states it saw.
+function liveView(section) {
+  const stateEl = document.getElementById("session-state");
+  const history = document.getElementById("state-history");
+  const status = document.getElementById("live-status");
+  const tbody = document.querySelector("#session-recordings tbody");
+  let lastState = null;
+
+  function note(text) {
+    const li = document.createElement("li");
+    const time = document.createElement("time");
+    time.textContent = new Date().toLocaleTimeString();
+    const what = document.createElement("span");
+    what.className = "what";
+    what.textContent = text;
+    li.append(time, " ", what);
+    history.appendChild(li);
+  }
+
+  function show(data) {
+    if (data.state !== lastState) {
+      stateEl.textContent = data.state;
+      stateEl.className = `state ${data.state}`;
+      note(data.state + (data.current_recording ? ` (${data.current_recording})` : ""));
+      lastState = data.state;
+      if (!["created", "called", "recording"].includes(data.state)) {
+        const button = document.querySelector("#expire-session button");
+        if (button) button.disabled = true;
+      }
+    }
+    const seen = new Set();
+    for (const r of data.recordings) {
+      seen.add(r.key);
+      let row = tbody.querySelector(`tr[data-key="${CSS.escape(r.key)}"]`);
+      if (!row) {
+        row = document.createElement("tr");
+        row.dataset.key = r.key;
+        for (let i = 0; i < 5; i++) row.appendChild(document.createElement("td"));
+        row.cells[1].className = "mono";
+        row.cells[1].textContent = r.key;
+        tbody.appendChild(row);
+      }
+      row.classList.toggle("current", r.key === data.current_recording);
+      row.cells[0].textContent = String(r.sequence);
+      row.cells[2].textContent = r.name;
+      const state = row.cells[3];
+      if (state.dataset.state !== r.state) {
+        state.dataset.state = r.state;
+        state.innerHTML = "";
+        const badge = document.createElement("span");
+        badge.className = `state ${r.state}`;
+        badge.textContent = r.state + (r.length ? ` · ${r.length} s` : "");
+        state.appendChild(badge);
+      }
+      const cell = row.cells[4];
+      if (r.audio && cell.dataset.src !== r.audio) {
+        cell.dataset.src = r.audio;
+        cell.innerHTML = "";
+        const player = document.createElement("audio");
+        player.controls = true;
+        player.preload = "auto";
+        player.src = r.audio;
+        cell.appendChild(player);
+      }
+    }
+    for (const row of Array.from(tbody.rows)) {
+      if (!seen.has(row.dataset.key)) row.remove();
+    }
+  }
+
+  // Started by a form POST: the address becomes the session's own page, so reloading it
+  // neither starts another session nor shows the PIN again.
+  if (window.location.pathname !== section.dataset.url) {
+    window.history.replaceState(null, "", section.dataset.url);
+  }
+  show(JSON.parse(section.dataset.initial));
+  const events = new EventSource(section.dataset.events);
+  events.addEventListener("open", () => { status.textContent = "live"; });
+  events.addEventListener("state", (e) => show(JSON.parse(e.data)));
+  events.addEventListener("done", () => {
+    status.textContent = "session over";
+    events.close();
+  });
+  events.addEventListener("error", () => {
+    if (events.readyState !== EventSource.CLOSED) status.textContent = "reconnecting…";
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  confirmations();
+  for (const table of document.querySelectorAll("table[data-sortable]")) sortable(table);
+  for (const canvas of document.querySelectorAll("canvas.waveform")) waveform(canvas);
+  const live = document.getElementById("live");
+  if (live) liveView(live);
+});
