@@ -1,0 +1,350 @@
+"""Load over real SIP: Asterisk calls itself through the loadgen pair (asterisk-conf/pjsip.conf).
+Each caller (dialplan/loadgen.conf) makes two takes of a record/review loop: it waits for the
+beep, talks (a speech file), keys #, then 1 (keep). The callee is either the engine (a recorder's
+number: the caller is identified by its caller id, a session keyed to it) or the same loop as
+plain dialplan (dialplan/bench-baseline.conf). A take counts as complete when its audio is at
+least as long as the speech, less a small tolerance: a take that started late lost words.
+
+A step places N calls at N/10 calls per second, holding the test suite's engine lock (SIP calls
+reach the configured Stasis app), and measures what each part spent: CPU seconds of Asterisk,
+of the engine and of its Postgres backends, the engine's memory, and the engine's key press ->
+next prompt histogram (its /metrics) before and after."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import io
+import time
+import wave
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+from bench import procstat
+from bench.engine import EngineProcess
+from ivr.core.errors import IvrError
+from ivr.recorder.models import take_path
+from ivr.telephony.rest import AriClient, AriHttpError
+
+TAKES = 2
+# The caller's script (seconds), fitted to the prompts both callees play: from the answer to
+# the beep ~7.8 s (welcome, "recording number", the number, "record after the tone", beep),
+# from "1" to the next beep ~7.2 s, from the last "1" to the callee's hang-up ~5.2 s.
+SCRIPT = {"LOADGEN_WAIT": "9", "LOADGEN_REVIEW": "1.5", "LOADGEN_NEXT": "8.5",
+          "LOADGEN_HOLD": "10", "LOADGEN_DTMF": "1", "LOADGEN_TAKES": str(TAKES)}
+TOLERANCE = 0.25  # seconds a complete take may fall short of the speech (DTMF edge, framing)
+BASELINE_NUMBER = "bench-baseline"
+METRIC = "ivr_keypress_to_prompt_seconds"
+
+Progress = Callable[[str], None]
+
+
+def wav_seconds(data: bytes) -> float:
+    with wave.open(io.BytesIO(data)) as w:
+        return w.getnframes() / float(w.getframerate())
+
+
+# --- the engine lock ------------------------------------------------------------------------
+@contextlib.asynccontextmanager
+async def engine_lock(path: Path, progress: Progress) -> AsyncIterator[None]:
+    """The lock real-call test sessions hold (tests/telephony_harness.py `engine_lock`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            progress("  waiting: a test session holds the Stasis app (engine lock) ...")
+            await asyncio.to_thread(fcntl.flock, handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# --- the histogram on /metrics --------------------------------------------------------------
+async def scrape_histogram(http: aiohttp.ClientSession, base_url: str) -> dict[float, float] | None:
+    """le -> cumulative count of the key press histogram, or None when there is no /metrics."""
+    try:
+        async with http.get(f"{base_url}/metrics") as resp:
+            if resp.status != 200:
+                return None
+            text = await resp.text()
+    except aiohttp.ClientError:
+        return None
+    buckets: dict[float, float] = {}
+    prefix = f"{METRIC}_bucket{{"
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            labels, value = line[len(prefix):].rsplit("} ", 1)
+            le = labels.split('le="', 1)[1].split('"', 1)[0]
+            buckets[float("inf") if le == "+Inf" else float(le)] = float(value)
+    return buckets or None
+
+
+def percentiles(before: dict[float, float] | None, after: dict[float, float] | None,
+                qs: tuple[float, ...] = (0.5, 0.95, 0.99)) -> dict[str, Any]:
+    """Percentiles (ms) of what was observed between two scrapes, interpolated within buckets."""
+    if after is None:
+        return {"count": None, **{f"p{round(q * 100)}": None for q in qs}}
+    edges = sorted(after)
+    counts = [after[e] - (before or {}).get(e, 0.0) for e in edges]
+    total = counts[-1] if counts else 0.0
+    out: dict[str, Any] = {"count": int(total)}
+    for q in qs:
+        key = f"p{round(q * 100)}"
+        if total <= 0:
+            out[key] = None
+            continue
+        rank, lower, below = q * total, 0.0, 0.0
+        value = None
+        for edge, cum in zip(edges, counts, strict=True):
+            if cum >= rank:
+                if edge == float("inf"):
+                    value = lower
+                else:
+                    share = (rank - below) / (cum - below) if cum > below else 1.0
+                    value = lower + (edge - lower) * share
+                break
+            lower, below = edge, cum
+        out[key] = None if value is None else round(value * 1000, 1)
+    return out
+
+
+# --- one step ---------------------------------------------------------------------------------
+@dataclass
+class StepResult:
+    system: str  # "engine" or "baseline"
+    calls: int
+    cps: float
+    completed: int = 0
+    failed: int = 0
+    originate_errors: int = 0
+    leftover_hung_up: int = 0
+    recordings: int = 0
+    recordings_complete: int = 0
+    peak_channels: int = 0
+    seconds: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)
+    cpu_per_call_ms: dict[str, float] = field(default_factory=dict)
+    engine_rss_mb: float = 0.0
+    engine_rss_peak_mb: float = 0.0
+    latency_ms: dict[str, Any] = field(default_factory=dict)
+    short_takes: list[float] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0 and self.recordings_complete == self.calls * TAKES
+
+
+@dataclass
+class Load:
+    """What every step needs: Asterisk, the engine under test and its database."""
+
+    ari: AriClient
+    http: aiohttp.ClientSession
+    pool: asyncpg.Pool
+    lock_path: Path
+    asterisk_pid: int
+    engine: EngineProcess
+    engine_url: str
+    database: str
+    data_dir: Path
+    speech_url: str
+    speech_seconds: float
+    number: str
+    vr: Callable[..., Awaitable[dict[str, Any]]]
+    progress: Progress
+
+    async def _place(self, endpoint: str, caller_ids: list[str], cps: float,
+                     tag: str) -> tuple[list[str], int]:
+        """Originate one call per caller id at `cps`; returns the channel ids and the number
+        of originations Asterisk refused."""
+        variables = {**SCRIPT, "LOADGEN_PLAY": self.speech_url}
+        ids: list[str] = []
+        errors = 0
+        start = time.monotonic()
+        pending = []
+
+        async def one(channel_id: str, caller_id: str) -> bool:
+            try:
+                await self.ari.originate(
+                    channel_id, endpoint, context="ivr-loadgen-caller", extension="s",
+                    priority=1, caller_id=caller_id, timeout=30, variables=variables)
+                return True
+            except (IvrError, aiohttp.ClientError, TimeoutError):
+                return False
+
+        for i, caller_id in enumerate(caller_ids):
+            delay = start + i / cps - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            channel_id = f"bench-{tag}-{i}"
+            ids.append(channel_id)
+            pending.append(asyncio.ensure_future(one(channel_id, caller_id)))
+        for ok in await asyncio.gather(*pending):
+            errors += 0 if ok else 1
+        return ids, errors
+
+    async def _wait_done(self, ids: list[str], deadline: float, result: StepResult,
+                         engine_pid: int) -> None:
+        """Until every caller channel is gone (or the deadline: those left are hung up)."""
+        mine = set(ids)
+        while True:
+            channels = await self.ari.list_channels()
+            live = [c["id"] for c in channels if c["id"] in mine]
+            result.peak_channels = max(result.peak_channels, len(channels))
+            rss = procstat.rss_mb(engine_pid)
+            result.engine_rss_peak_mb = max(result.engine_rss_peak_mb, rss)
+            if not live:
+                return
+            if time.monotonic() > deadline:
+                self.progress(f"  {len(live)} call(s) still up at the deadline: hanging up")
+                result.leftover_hung_up = len(live)
+                for channel_id in live:
+                    with contextlib.suppress(AriHttpError):
+                        await self.ari.hangup(channel_id)
+                return
+            await asyncio.sleep(2)
+
+    async def _run(self, system: str, endpoint: str, caller_ids: list[str], tag: str,
+                   prepare: Callable[[], Awaitable[Any]] | None = None) -> tuple[StepResult, Any]:
+        """One step, with the engine running (for the baseline too: Asterisk fetches the same
+        prompt files from it, once, into its media cache); `prepare` runs first, unmeasured."""
+        n = len(caller_ids)
+        cps = n / 10
+        result = StepResult(system, n, cps)
+        async with engine_lock(self.lock_path, self.progress), self.engine.running() as pid:
+            prepared = await prepare() if prepare is not None else None
+            self.progress(f"  {system}: {n} calls at {cps:g}/s ...")
+            hist_before = await scrape_histogram(self.http, self.engine_url)
+            before = procstat.snapshot(self.asterisk_pid, pid, self.database)
+            started = time.monotonic()
+            ids, result.originate_errors = await self._place(endpoint, caller_ids, cps, tag)
+            # The script takes ~34 s per call; anything still up 60 s after the last call was
+            # placed is stuck.
+            await self._wait_done(ids, time.monotonic() + 60, result, pid)
+            result.seconds = round(time.monotonic() - started, 1)
+            after = procstat.snapshot(self.asterisk_pid, pid, self.database)
+            hist_after = await scrape_histogram(self.http, self.engine_url)
+            result.engine_rss_mb = round(procstat.rss_mb(pid), 1)
+            if system == "engine":
+                await asyncio.sleep(2)  # the last takes' rows are written after the hang-up
+        used = procstat.used(before, after)
+        if system == "baseline":
+            used.pop("engine")  # idle: the engine does no work in a baseline step
+            used.pop("postgres")
+            result.engine_rss_mb = result.engine_rss_peak_mb = 0.0
+        result.cpu = {k: round(v, 2) for k, v in used.items()}
+        result.cpu_per_call_ms = {k: round(v * 1000 / n, 1) for k, v in used.items()}
+        result.engine_rss_peak_mb = round(result.engine_rss_peak_mb, 1)
+        if system == "engine":
+            result.latency_ms = percentiles(hist_before, hist_after)
+        return result, prepared
+
+    def _judge(self, result: StepResult, durations: list[list[float]]) -> None:
+        """`durations`: per call, the seconds of each take it left."""
+        need = self.speech_seconds - TOLERANCE
+        for takes in durations:
+            result.recordings += len(takes)
+            complete = sum(1 for d in takes if d >= need)
+            result.recordings_complete += complete
+            result.short_takes.extend(round(d, 2) for d in takes if d < need)
+            if len(takes) == TAKES:
+                result.completed += 1
+        result.failed = result.calls - result.completed
+        result.short_takes = sorted(result.short_takes)[:20]
+
+    # --- the engine ---------------------------------------------------------------------------
+    async def engine_step(self, n: int, first_caller: int) -> StepResult:
+        caller_ids = [f"1555{first_caller + i:07d}" for i in range(n)]
+
+        async def prepare() -> list[str]:
+            self.progress(f"  engine: creating {n} sessions over the API ...")
+            return await self._sessions(caller_ids)
+
+        result, sessions = await self._run("engine", f"PJSIP/{self.number}@loadgen-out",
+                                           caller_ids, f"e{first_caller}", prepare)
+        self._judge(result, await self._engine_takes(sessions))
+        return result
+
+    async def _sessions(self, caller_ids: list[str]) -> list[str]:
+        gate = asyncio.Semaphore(16)
+
+        async def one(caller_id: str) -> str:
+            async with gate:
+                lk = (await self.vr("CreateRecordingList"))["recording_list"][
+                    "recording_list_key"]
+                keys = []
+                for _ in range(TAKES):
+                    tree = await self.vr("CreateRecording", recording_list_key=lk)
+                    keys.append(tree["recording"]["recording_key"])
+                tree = await self.vr("StartRecordingSession", recording_list_key=lk,
+                                     recording_keys=",".join(keys), caller_id=caller_id)
+                return str(tree["recording_session_key"])
+
+        return list(await asyncio.gather(*(one(c) for c in caller_ids)))
+
+    async def _engine_takes(self, session_keys: list[str]) -> list[list[float]]:
+        """Per session, the length of each accepted take, read from the engine's own WAV."""
+        rows = await self.pool.fetch(
+            "SELECT s.session_key, r.play_key, t.take_number"
+            "  FROM recording_sessions s"
+            "  JOIN session_recordings sr ON sr.session_id = s.id"
+            "  JOIN recordings r ON r.id = sr.recording_id"
+            "  JOIN takes t ON t.id = r.accepted_take_id"
+            " WHERE s.session_key = ANY($1::text[])", session_keys)
+        by_session: dict[str, list[float]] = {k: [] for k in session_keys}
+        for row in rows:
+            path = take_path(self.data_dir, row["play_key"], row["take_number"], "wav")
+            try:
+                seconds = wav_seconds(await asyncio.to_thread(path.read_bytes))
+            except (OSError, wave.Error, EOFError):
+                seconds = 0.0
+            by_session[row["session_key"]].append(seconds)
+        return list(by_session.values())
+
+    # --- Asterisk alone -----------------------------------------------------------------------
+    async def baseline_step(self, n: int, first_caller: int) -> StepResult:
+        caller_ids = [f"1555{first_caller + i:07d}" for i in range(n)]
+        result, _ = await self._run("baseline", f"PJSIP/{BASELINE_NUMBER}@loadgen-out",
+                                    caller_ids, f"b{first_caller}")
+        self._judge(result, await self._baseline_takes(caller_ids))
+        return result
+
+    async def _baseline_takes(self, caller_ids: list[str]) -> list[list[float]]:
+        gate = asyncio.Semaphore(16)
+
+        async def take(name: str) -> float | None:
+            async with gate:
+                try:
+                    data = await self.ari.stored_recording_file(name)
+                except IvrError:
+                    return None
+                with contextlib.suppress(IvrError):
+                    await self.ari.delete_stored_recording(name)
+            try:
+                return wav_seconds(data)
+            except (wave.Error, EOFError):
+                return 0.0
+
+        async def call(caller_id: str) -> list[float]:
+            found = await asyncio.gather(
+                *(take(f"bench-{caller_id}-{i}") for i in range(1, TAKES + 1)))
+            return [d for d in found if d is not None]
+
+        return list(await asyncio.gather(*(call(c) for c in caller_ids)))
+
+
+def as_json(result: StepResult) -> dict[str, Any]:
+    out = dict(result.__dict__)
+    out["ok"] = result.ok
+    return out
+
+
+__all__ = ["Load", "StepResult", "as_json"]

@@ -1,0 +1,67 @@
+"""The engine under test: `ivr serve` in a subprocess, with the developer's settings (.env) but
+a database and a data folder of its own. It owns the configured Stasis app while it runs, so it
+runs only while the bench holds the engine lock: one start per step."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+
+from ivr.settings import REPO_ROOT
+
+# `python -m ivr` from the repository (what `make` runs is the same code).
+IVR = (sys.executable, "-m", "ivr")
+
+
+class EngineProcess:
+    def __init__(self, database_url: str, data_dir: Path, base_url: str, log: Path) -> None:
+        self.env = {**os.environ, "IVR_DATABASE_URL": database_url, "IVR_DATA_DIR": str(data_dir)}
+        self.base_url = base_url
+        self.log = log
+
+    async def migrate(self) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            *IVR, "migrate", env=self.env, cwd=REPO_ROOT,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        out, _ = await proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"ivr migrate failed: {out.decode(errors='replace')[-2000:]}")
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[int]:
+        """Start `ivr serve`, wait until /healthz says it is connected to ARI, yield its pid;
+        stop it with SIGTERM (calls in progress drain) afterwards."""
+        with self.log.open("ab") as out:
+            proc = await asyncio.create_subprocess_exec(
+                *IVR, "serve", env=self.env, cwd=REPO_ROOT, stdin=asyncio.subprocess.DEVNULL,
+                stdout=out, stderr=out)
+        try:
+            await self._wait_ready(proc)
+            yield proc.pid
+        finally:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(proc.wait(), 40)
+                except TimeoutError:
+                    proc.kill()
+                    await proc.wait()
+
+    async def _wait_ready(self, proc: asyncio.subprocess.Process) -> None:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(300):
+                if proc.returncode is not None:
+                    raise RuntimeError(f"ivr serve exited ({proc.returncode}); see {self.log}")
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(f"{self.base_url}/healthz") as resp:
+                        if resp.status == 200:
+                            return
+                await asyncio.sleep(0.1)
+        raise RuntimeError(f"ivr serve did not become healthy in 30 s; see {self.log}")

@@ -1,0 +1,273 @@
+"""`make bench`: load steps over real SIP (the engine and Asterisk alone, side by side), the API
+against a bare handler, ARI event routing, and media conversion. Prints a table and writes
+bench/results/bench-TIMESTAMP.json.
+
+    python -m bench.run [--steps 50,100,200,400] [--more] [--skip api,events,media,calls]
+
+Steps go on past the listed ones (N += 200) while every system that passed the last step
+still passes and the time budget allows (--more)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import os
+import platform
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+import ivr.app  # noqa: F401  (first: the recorder package imports in this order)
+from bench import api, calls, events, media
+from bench.engine import EngineProcess
+from ivr.cli import asterisk_config
+from ivr.core import db
+from ivr.provision import asterisk as provision
+from ivr.provision.postgres import ensure_server
+from ivr.recorder.service import RecorderService
+from ivr.settings import REPO_ROOT, Settings
+
+RESULTS = REPO_ROOT / "bench" / "results"
+SPEECH = REPO_ROOT / "tests" / "data" / "speech-fox.wav"
+BUDGET = 22 * 60  # seconds: no new load step starts after this (make bench: 25 min in all)
+STEP_SECONDS = 75  # what one load step takes at most, start to verdict
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+def machine() -> dict[str, Any]:
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text()
+                .splitlines() if ln.startswith("model name")), platform.processor())
+    mem = next(int(ln.split()[1]) for ln in Path("/proc/meminfo").read_text().splitlines()
+               if ln.startswith("MemTotal"))
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(mem / 1024 / 1024, 1),
+            "kernel": platform.release(), "python": platform.python_version(),
+            "loadavg_at_start": Path("/proc/loadavg").read_text().split()[:3]}
+
+
+@contextlib.asynccontextmanager
+async def speech_server() -> AsyncIterator[tuple[str, float]]:
+    """Serves the caller's voice; cacheable, so Asterisk fetches it once."""
+    data = SPEECH.read_bytes()
+    name = f"speech-{hashlib.sha256(data).hexdigest()[:12]}.wav"
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=data, content_type="audio/wav",
+                            headers={"Cache-Control": "public, max-age=31536000, immutable"})
+
+    app = web.Application()
+    app.router.add_get(f"/{name}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = api.free_port()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{port}/{name}", calls.wav_seconds(data)
+    finally:
+        await runner.cleanup()
+
+
+class Vr:
+    """The MyVox API of the engine under test, as a developer."""
+
+    def __init__(self, http: aiohttp.ClientSession, base_url: str) -> None:
+        self.http, self.base_url = http, base_url
+        self.auth: dict[str, str] = {}
+
+    async def __call__(self, action: str, **params: str) -> dict[str, Any]:
+        form = {"action": action, "reply": "json", **self.auth, **params}
+        async with self.http.post(f"{self.base_url}/vr", data=form) as resp:
+            tree = dict(orjson.loads(await resp.read())["MyVoxapi"])
+        if tree.get("status") != "success":
+            raise RuntimeError(f"{action} failed: {tree}")
+        return tree
+
+
+async def set_up_recorder(vr: Vr, service: RecorderService) -> str:
+    """A developer and a voice recorder with a number of its own; returns the number."""
+    number = "1555" + "".join(secrets.choice("0123456789") for _ in range(7))
+    await service.add_number(number, None, "US", None)
+    username, password = "bench" + secrets.token_hex(4), secrets.token_urlsafe(16)
+    vr.auth = {"username": username, "password": password}
+    await vr("CreateDeveloper")
+    tree = await vr("CreateVoiceRecorder")
+    vr.auth["voice_recorder_key"] = tree["voice_recorder"]["voice_recorder_key"]
+    info = tree["voice_recorder"]["phone_number_list"]["phone_number_info"]
+    return str((info[0] if isinstance(info, list) else info)["phone_number"])
+
+
+async def main(args: argparse.Namespace) -> int:
+    t0 = time.monotonic()
+    settings = Settings.load(env_file=REPO_ROOT / ".env")
+    skip = set(args.skip.split(",")) if args.skip else set()
+    out: dict[str, Any] = {"started": datetime.now(UTC).isoformat(timespec="seconds"),
+                           "machine": machine()}
+    say(f"machine: {out['machine']}")
+    lock_path = settings.asterisk_root.parent / "engine-tests.lock"
+
+    say("media: WAV -> MP3 ...")
+    out["media"] = None if "media" in skip else await asyncio.to_thread(media.run, SPEECH)
+    say("events: ARI event routing ...")
+    out["events"] = None if "events" in skip else await events.run()
+
+    say("Asterisk and PostgreSQL ...")
+    async with calls.engine_lock(lock_path, say):
+        info = await asyncio.to_thread(provision.up, asterisk_config(settings), progress=say)
+    await asyncio.to_thread(ensure_server, settings.database_url, REPO_ROOT / ".local/postgres",
+                            say)
+    database = f"ivr_bench_{os.getpid()}"
+    database_url = db.with_database(settings.database_url, database)
+    data_dir = Path(tempfile.mkdtemp(prefix="ivr-bench-"))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    engine = EngineProcess(database_url, data_dir, settings.public_url,
+                           RESULTS / f"engine-{stamp}.log")
+    await engine.migrate()
+    pool = await db.create_pool(database_url, min_size=1, max_size=4)
+    try:
+        async with aiohttp.ClientSession() as http, speech_server() as (speech_url, speech_s):
+            from ivr.telephony.rest import AriClient, basic_auth
+
+            async with aiohttp.ClientSession(
+                    headers=basic_auth(settings.ari_user, settings.ari_password),
+                    timeout=aiohttp.ClientTimeout(total=30)) as ari_http:
+                vr = Vr(http, settings.public_url)
+                async with calls.engine_lock(lock_path, say), engine.running():
+                    number = await set_up_recorder(
+                        vr, RecorderService(pool, data_dir, open_signup=True))
+                load = calls.Load(
+                    AriClient(ari_http, settings.ari_url), http, pool, lock_path, info.pid,
+                    engine, settings.public_url, database, data_dir, speech_url, speech_s,
+                    number, vr, say)
+                out["load"] = [] if "calls" in skip else await run_steps(load, args, t0)
+                if "api" not in skip:
+                    out["api"] = await run_api(load, vr, database_url, lock_path)
+    finally:
+        await pool.close()
+        await db.drop_database(database_url)
+        shutil.rmtree(data_dir, ignore_errors=True)
+    out["seconds"] = round(time.monotonic() - t0)
+    path = RESULTS / f"bench-{stamp}.json"
+    path.write_bytes(orjson.dumps(out, option=orjson.OPT_INDENT_2))
+    print()
+    print(table(out))
+    say(f"\nresults: {path.relative_to(REPO_ROOT)} ({out['seconds']} s)")
+    return 0
+
+
+async def run_steps(load: calls.Load, args: argparse.Namespace, t0: float) -> list[Any]:
+    steps = [int(n) for n in args.steps.split(",")]
+    results: list[Any] = []
+    passing = {"baseline", "engine"}
+    k = 0
+    while k < len(steps) or (args.more and passing):
+        if k >= len(steps):
+            n = steps[-1] + 200
+            steps.append(n)
+        n = steps[k]
+        if time.monotonic() - t0 + 2 * STEP_SECONDS > BUDGET:
+            say(f"time budget reached: no step at N={n}")
+            break
+        say(f"step N={n}:")
+        for system in ("baseline", "engine"):
+            if k >= len(args.steps.split(",")) and system not in passing:
+                continue
+            first = 1_000_000 + k * 20_000 + (0 if system == "baseline" else 10_000)
+            step = (load.baseline_step if system == "baseline" else load.engine_step)
+            result = await step(n, first)
+            say(f"  {system}: {result.completed}/{n} completed, {result.recordings_complete}"
+                f"/{n * calls.TAKES} takes complete, CPU/call {result.cpu_per_call_ms} ms,"
+                f" latency {result.latency_ms or '-'}")
+            if not result.ok:
+                passing.discard(system)
+            results.append(calls.as_json(result))
+            await asyncio.sleep(3)  # let Asterisk settle between steps
+        k += 1
+    return results
+
+
+async def run_api(load: calls.Load, vr: Vr, database_url: str, lock_path: Path) -> Any:
+    say("api: wrk, 64 connections ...")
+    async with calls.engine_lock(lock_path, say), load.engine.running():
+        lk = (await vr("CreateRecordingList"))["recording_list"]["recording_list_key"]
+        keys = [(await vr("CreateRecording", recording_list_key=lk))["recording"]
+                ["recording_key"] for _ in range(calls.TAKES)]
+        tree = await vr("StartRecordingSession", recording_list_key=lk,
+                        recording_keys=",".join(keys))
+        return await api.run(load.engine_url, database_url, vr.auth,
+                             str(tree["recording_session_key"]), lk)
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def table(out: dict[str, Any]) -> str:
+    lines = ["Load over real SIP (2 takes per call; CPU in ms per call; latency = key press -> "
+             "next prompt, ms)",
+             "| N | system | calls ok/failed | takes complete | Asterisk CPU | engine CPU | "
+             "Postgres CPU | engine RSS MB (peak) | p50 | p95 | p99 |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in out.get("load") or []:
+        cpu = r["cpu_per_call_ms"]
+        lat = r["latency_ms"] or {}
+        rss = f"{r['engine_rss_mb']} ({r['engine_rss_peak_mb']})" if r["system"] == "engine" \
+            else "-"
+        lines.append(
+            f"| {r['calls']} | {r['system']} | {r['completed']}/{r['failed']} | "
+            f"{r['recordings_complete']}/{r['calls'] * calls.TAKES} | {_fmt(cpu.get('asterisk'))}"
+            f" | {_fmt(cpu.get('engine'))} | {_fmt(cpu.get('postgres'))} | {rss} | "
+            f"{_fmt(lat.get('p50'))} | {_fmt(lat.get('p95'))} | {_fmt(lat.get('p99'))} |")
+    if out.get("api"):
+        lines += ["", "API at 64 connections (wrk, 10 s each)",
+                  "| request | server | req/s | p50 ms | p90 ms | p99 ms | errors |",
+                  "|---|---|---:|---:|---:|---:|---:|"]
+        for action, by in out["api"].items():
+            for system, r in by.items():
+                lines.append(f"| {action} | {system} | {_fmt(r['rps'])} | {_fmt(r['p50_ms'])} |"
+                             f" {_fmt(r['p90_ms'])} | {_fmt(r['p99_ms'])} | {r['errors']} |")
+    if out.get("events"):
+        lines += ["", "ARI event routing (loopback websocket -> EventStream -> Router -> Call)",
+                  "| phase | events | events/s | delay p50 ms | p99 ms | max ms |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for phase, r in out["events"].items():
+            label = "flood" if phase == "flood" else f"paced at {r['rate']:g}/s"
+            lines.append(f"| {label} | {r['events']} | {_fmt(r['events_per_s'])} | "
+                         f"{r['delay_p50_ms']} | {r['delay_p99_ms']} | {r['delay_max_ms']} |")
+    if out.get("media"):
+        m = out["media"]
+        lines += ["", f"WAV -> MP3 ({m['audio_seconds']} s of 8 kHz speech, median of "
+                  f"{media.RUNS})", "| converter | wall s | x real time |", "|---|---:|---:|"]
+        for name, r in m.items():
+            if isinstance(r, dict):
+                lines.append(f"| {name} | {r['wall_s']} | {r['x_realtime']} |")
+    return "\n".join(lines)
+
+
+def cli() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", default="50,100,200,400")
+    parser.add_argument("--more", action="store_true",
+                        help="step on past the listed N while something still passes")
+    parser.add_argument("--skip", default="", help="comma-separated: calls,api,events,media")
+    return asyncio.run(main(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
