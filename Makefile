@@ -5,7 +5,7 @@ VENV := .venv
 IVR := $(VENV)/bin/ivr
 PY := $(VENV)/bin/python
 # Debian packages the project needs on the host (Asterisk itself lives in its own sid root).
-DEB_PACKAGES := debootstrap ffmpeg lame sox espeak-ng baresip-core
+DEB_PACKAGES := debootstrap ffmpeg lame sox espeak-ng baresip-core chromium chromium-driver wrk
 
 .PHONY: run test lint asterisk asterisk-down db prompts bench setup deps venv clean
 
@@ -28,6 +28,11 @@ asterisk-down: venv
 
 db: setup
 	$(IVR) db up
+
+# Benchmarks (bench/README.md): real SIP load against the engine and Asterisk alone, the API,
+# event routing, media. Prints a table; JSON in bench/results/. About 20 minutes.
+bench: setup
+	$(PY) -m bench.run --more $(BENCH_ARGS)
 
 # Regenerate the default prompt set's audio from prompts/*/prompts.tsv (deterministic output).
 prompts: venv

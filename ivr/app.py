@@ -16,16 +16,30 @@ import asyncpg
 from aiohttp import web
 
 from ivr import __version__
+from ivr.callcontrol.media import SpokenMedia
+from ivr.callcontrol.rest import CALLCONTROL
+from ivr.callcontrol.routes import add_routes as add_callcontrol_routes
+from ivr.callcontrol.service import CallControl
+from ivr.console.routes import add_routes as add_console_routes
 from ivr.core import db
+from ivr.core.errors import Unavailable
 from ivr.core.web import POOL, SETTINGS, error_middleware, json_response
+from ivr.delivery import metrics as delivery_metrics
+from ivr.delivery import outbox
+from ivr.delivery.retention import RetentionJob
+from ivr.delivery.worker import Backoff, DeliveryWorker
 from ivr.linecheck.flow import line_check, not_in_service
 from ivr.media.prompts import PROMPTS_DIR, PromptCatalog
 from ivr.media.routes import add_routes as add_media_routes
 from ivr.media.transcode import wav_to_mp3
 from ivr.media.tts import EspeakTts
+from ivr.recorder.events import RecorderEvents, upload_settled
 from ivr.recorder.flow import RecorderFlow
 from ivr.recorder.phone import RecorderPhone
+from ivr.recorder.recovery import Recovery
+from ivr.recorder.retention import AudioRetention
 from ivr.recorder.routes import add_routes as add_recorder_routes
+from ivr.recorder.takes import TakeStore
 from ivr.settings import Settings
 from ivr.telephony.call import Call
 from ivr.telephony.call_log import PgCallLog
@@ -49,6 +63,15 @@ class Telephony:
 TELEPHONY = web.AppKey("telephony", Telephony)
 
 
+@dataclass
+class Delivery:
+    worker: DeliveryWorker
+    retention: RetentionJob
+
+
+DELIVERY = web.AppKey("delivery", Delivery)
+
+
 RouteOverride = Callable[[Call], Awaitable[Route | None]]
 
 
@@ -56,9 +79,11 @@ class Dialled:
     """Which flow a dialled number gets: the line check, a recorder's number (a dedicated one
     for call-initiated recorders), else "not in service". One query per new call."""
 
-    def __init__(self, recorder: RecorderFlow, override: RouteOverride | None = None) -> None:
+    def __init__(self, recorder: RecorderFlow, override: RouteOverride | None = None,
+                 callcontrol: CallControl | None = None) -> None:
         self.recorder = recorder
         self.override = override
+        self.callcontrol = callcontrol
 
     async def choose(self, call: Call) -> Route:
         if self.override is not None:
@@ -67,6 +92,10 @@ class Dialled:
                 return chosen
         if call.dialed == LINECHECK_NUMBER:
             return Route("linecheck", line_check)
+        if self.callcontrol is not None:
+            chosen = await self.callcontrol.route_for(call)
+            if chosen is not None:
+                return chosen
         route = await self.recorder.phone.route(call.dialed)
         if route is not None:
             if route.dedicated is not None:
@@ -77,7 +106,8 @@ class Dialled:
 
 @contextlib.asynccontextmanager
 async def telephony(
-    settings: Settings, pool: asyncpg.Pool, override: RouteOverride | None = None
+    settings: Settings, pool: asyncpg.Pool, override: RouteOverride | None = None,
+    callcontrol: CallControl | None = None,
 ) -> AsyncIterator[Telephony]:
     # A large keep-alive pool: every call's steps are REST requests to the same Asterisk.
     session = aiohttp.ClientSession(
@@ -86,15 +116,20 @@ async def telephony(
         timeout=aiohttp.ClientTimeout(total=30, connect=5),
     )
     ari = AriClient(session, settings.ari_url)
+    phone = RecorderPhone(pool, settings.data_dir)
+    takes = TakeStore(phone, settings.data_dir, wav_to_mp3)
     recorder = RecorderFlow(
-        RecorderPhone(pool, settings.data_dir),
+        phone,
         PromptCatalog(PROMPTS_DIR, settings.data_dir, settings.public_url),
         EspeakTts(settings.data_dir, settings.public_url),
-        wav_to_mp3,
-        settings.data_dir,
+        takes,
     )
-    runner = CallRunner(ari, settings.ari_app, Dialled(recorder, override).choose,
+    runner = CallRunner(ari, settings.ari_app, Dialled(recorder, override, callcontrol).choose,
                         PgCallLog(pool))
+    if callcontrol is not None:
+        callcontrol.attach(ari, runner.router, settings.ari_app)
+    recovery = Recovery(pool, takes)
+    runner.resync_hooks.append(partial(recovery.once, ari))
     events = EventStream(session, settings.ari_ws_url, [settings.ari_app], runner.router.dispatch,
                          runner.resync)
     events.start()
@@ -129,8 +164,41 @@ async def healthz(request: web.Request) -> web.Response:
         body["calls"] = {"active": len(tel.runner.calls), "accepting": tel.runner.accepting,
                          "handled": tel.runner.finished}
         healthy = healthy and tel.events.connected
+    if database["connected"]:
+        with contextlib.suppress(OSError, asyncpg.PostgresError, TimeoutError):
+            async with asyncio.timeout(2), pool.acquire() as conn:
+                backlog = await outbox.backlog(conn)
+            delivery = request.app.get(DELIVERY)
+            body["delivery"] = delivery_metrics.health(
+                backlog, None if delivery is None else delivery.worker)
     body = {"status": "ok" if healthy else "degraded", **body}
     return json_response(body, 200 if healthy else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text: the outbox backlog and this process's delivery counters."""
+    try:
+        async with asyncio.timeout(5), request.app[POOL].acquire() as conn:
+            backlog = await outbox.backlog(conn)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        raise Unavailable(f"cannot read the outbox: {exc}") from exc
+    delivery = request.app.get(DELIVERY)
+    text = delivery_metrics.exposition(
+        backlog, None if delivery is None else delivery.worker,
+        None if delivery is None else delivery.retention.stats)
+    return web.Response(body=text, headers={"Content-Type": delivery_metrics.CONTENT_TYPE})
+
+
+def delivery_for(settings: Settings, pool: asyncpg.Pool) -> Delivery:
+    """The outbox worker (callbacks, uploads) and the audio retention job."""
+    worker = DeliveryWorker(
+        pool, database_url=settings.database_url, concurrency=settings.delivery_concurrency,
+        backoff=Backoff(base=settings.delivery_backoff), on_settled={"upload": upload_settled})
+    events = RecorderEvents.for_settings(settings.data_dir, settings.public_url,
+                                         settings.delivery_retry_for)
+    retention = RetentionJob(AudioRetention(pool, settings.data_dir, events).sweep,
+                             interval=settings.retention_interval)
+    return Delivery(worker, retention)
 
 
 def create_app(
@@ -145,20 +213,31 @@ def create_app(
         await db.prepare_database(settings.database_url)
         pool = await db.create_pool(settings.database_url)
         app[POOL] = pool
+        app[CALLCONTROL] = callcontrol = CallControl(
+            pool, media=SpokenMedia.for_settings(settings.data_dir, settings.public_url))
+        app[DELIVERY] = delivery = delivery_for(settings, pool)
+        delivery.worker.start()
+        delivery.retention.start()
         try:
             if with_telephony:
-                async with telephony(settings, pool, route_override) as tel:
+                async with telephony(settings, pool, route_override, callcontrol) as tel:
                     app[TELEPHONY] = tel
                     yield
             else:
                 yield
         finally:
+            await delivery.retention.stop()
+            await delivery.worker.stop()
+            await callcontrol.close()
             await pool.close()
 
     app.cleanup_ctx.append(resources)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
     add_recorder_routes(app)
+    add_callcontrol_routes(app)
     add_media_routes(app)
+    add_console_routes(app)
     return app
 
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ivr.callcontrol import cli as callcontrol_cli
 from ivr.core.errors import IvrError
 from ivr.provision.asterisk import AsteriskConfig
 from ivr.recorder import cli as recorder_cli
@@ -147,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", default=".env")
     p.set_defaults(func=cmd_env_init, needs_settings=False)
     recorder_cli.register(sub)
+    callcontrol_cli.register(sub)
     return parser
 
 

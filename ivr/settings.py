@@ -110,6 +110,10 @@ class Settings:
     log_level: str
     shutdown_grace: float
     open_signup: bool
+    delivery_retry_for: float = 86400.0
+    delivery_backoff: float = 2.0
+    delivery_concurrency: int = 16
+    retention_interval: float = 3600.0
 
     def __repr__(self) -> str:  # secrets never reach a log line through repr()
         shown = []
@@ -178,6 +182,14 @@ class Settings:
             log_level=level,
             shutdown_grace=_float("IVR_SHUTDOWN_GRACE", get("IVR_SHUTDOWN_GRACE", "30"), 0, 3600),
             open_signup=_bool("IVR_OPEN_SIGNUP", get("IVR_OPEN_SIGNUP", "true")),
+            delivery_retry_for=_float("IVR_DELIVERY_RETRY_FOR",
+                                      get("IVR_DELIVERY_RETRY_FOR", "86400"), 1, 30 * 86400),
+            delivery_backoff=_float("IVR_DELIVERY_BACKOFF", get("IVR_DELIVERY_BACKOFF", "2"),
+                                    0.01, 600),
+            delivery_concurrency=_int("IVR_DELIVERY_CONCURRENCY",
+                                      get("IVR_DELIVERY_CONCURRENCY", "16"), 1, 256),
+            retention_interval=_float("IVR_RETENTION_INTERVAL",
+                                      get("IVR_RETENTION_INTERVAL", "3600"), 1, 7 * 86400),
         )
 
 

@@ -15,11 +15,13 @@ import dataclasses
 import fcntl
 import io
 import itertools
+import os
 import secrets
 import shutil
 import socket
 import subprocess
 import tempfile
+import time
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -42,7 +44,10 @@ from ivr.telephony.rest import AriClient, AriHttpError, basic_auth
 from ivr.telephony.runner import Route
 
 DATA = Path(__file__).resolve().parent / "data"
-CALLER_APP = "ivr-test-caller"
+# The caller's own Stasis app and channel ids, one per test session: concurrent suites never
+# share them.
+CALLER_APP = f"ivr-test-caller-{os.getpid()}"
+CALLER_PREFIX = f"caller-{os.getpid()}-"
 
 
 def wav_seconds(data: bytes) -> float:
@@ -65,6 +70,21 @@ def asterisk(base_settings: Settings) -> Iterator[object]:
         pytest.fail(f"the real Asterisk could not be provisioned: {exc}", pytrace=False)
     with provision.in_use(cfg):
         yield info
+    _check_no_channel_left(cfg)
+
+
+def _check_no_channel_left(cfg: provision.AsteriskConfig) -> None:
+    """Asterisk's own testsuite ends every run by checking no channel is left behind. When
+    another suite is using Asterisk too, only this session's calls can be judged."""
+    with provision.sole_user(cfg) as alone:
+        left: list[str] = []
+        for _ in range(50):
+            left = [str(c["name"]) for c in provision.channels(cfg)
+                    if alone or str(c["id"]).startswith(CALLER_PREFIX)]
+            if not left:
+                return
+            time.sleep(0.2)
+        pytest.fail(f"channels left in Asterisk: {left}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -72,15 +92,7 @@ async def ari(base_settings: Settings, asterisk: object) -> AsyncIterator[AriCli
     async with aiohttp.ClientSession(
         headers=basic_auth(base_settings.ari_user, base_settings.ari_password)
     ) as session:
-        client = AriClient(session, base_settings.ari_url)
-        yield client
-        # Asterisk's own testsuite ends every test by checking no channel is left behind.
-        for _ in range(50):
-            left = await client.list_channels()
-            if not left:
-                break
-            await asyncio.sleep(0.2)
-        assert left == [], f"channels left in Asterisk: {[c['name'] for c in left]}"
+        yield AriClient(session, base_settings.ari_url)
 
 
 # --- a TCP proxy between the engine and Asterisk, to cut the event socket mid-call -----------
@@ -256,7 +268,7 @@ class Caller:
         """Call `number` through the inbound dialplan; returns once the engine answers. With
         `app`, the call goes to that Stasis app instead of the configured one (through the
         `ivr-app-direct` context), for a second engine such as an `ivr serve` under test."""
-        channel_id = f"caller-{secrets.token_hex(6)}"
+        channel_id = f"{CALLER_PREFIX}{secrets.token_hex(6)}"
         call = Call(self.ari, {"id": channel_id}, [])
         loop = asyncio.get_running_loop()
         answered: asyncio.Future[None] = loop.create_future()
@@ -292,7 +304,7 @@ class Caller:
 
 
 @pytest.fixture(scope="session")
-async def caller(base_settings: Settings, ari: AriClient, engine: Engine) -> AsyncIterator[Caller]:
+async def caller(base_settings: Settings, ari: AriClient) -> AsyncIterator[Caller]:
     media = web.Application()
     media.router.add_static("/", DATA)
     runner = web.AppRunner(media, access_log=None)

@@ -248,6 +248,27 @@ def in_use(cfg: AsteriskConfig) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def sole_user(cfg: AsteriskConfig) -> Iterator[bool]:
+    """True inside when nobody holds `in_use` (no suite depends on Asterisk right now)."""
+    cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    with cfg.usefile.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def channels(cfg: AsteriskConfig) -> list[dict[str, object]]:
+    listed = _ari_get(cfg, "/channels")
+    return listed if isinstance(listed, list) else []
+
+
 # --- helpers ---------------------------------------------------------------------------------
 def _running_with(cfg: AsteriskConfig, digest: str) -> AsteriskInfo | None:
     """The running Asterisk, when it runs this very configuration and ARI answers."""

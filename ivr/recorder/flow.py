@@ -16,21 +16,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import io
 import logging
-import os
 import re
-import uuid
-import wave
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
-from ivr.core.errors import CallHungUp, TelephonyError
+from ivr.core.errors import CallHungUp
 from ivr.recorder.errors import LimitReached
-from ivr.recorder.models import Recorder, Recording, Session, take_path
-from ivr.recorder.phone import NumberRoute, RecorderPhone, Take
+from ivr.recorder.models import Recorder, Recording, Session
+from ivr.recorder.phone import NumberRoute, RecorderPhone
+from ivr.recorder.takes import StoredTake, TakeStore, take_name
 from ivr.telephony.call import Call, RecordingResult
 
 log = logging.getLogger(__name__)
@@ -51,45 +45,19 @@ class Speech(Protocol):
     async def synthesize(self, text: str) -> str: ...
 
 
-ToMp3 = Callable[[Path, Path], Awaitable[None]]
-
-
 class Outcome(enum.Enum):
     ACCEPTED = "accepted"
     SKIPPED = "skipped"
     DONE = "done"
 
 
-@dataclass(frozen=True, slots=True)
-class StoredTake:
-    take: Take
-    wav: Path
-    duration_ms: int
-
-
-def wav_duration_ms(data: bytes) -> int:
-    with wave.open(io.BytesIO(data)) as w:
-        return round(w.getnframes() * 1000 / w.getframerate())
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with tmp.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
-
-
 class RecorderFlow:
-    def __init__(self, phone: RecorderPhone, prompts: Prompts, speech: Speech, to_mp3: ToMp3,
-                 data_dir: Path) -> None:
+    def __init__(self, phone: RecorderPhone, prompts: Prompts, speech: Speech,
+                 takes: TakeStore) -> None:
         self.phone = phone
         self.prompts = prompts
         self.speech = speech
-        self.to_mp3 = to_mp3
-        self.data_dir = data_dir
+        self.takes = takes
 
     def _prompt(self, recorder: Recorder | None, name: str) -> str:
         return self.prompts.media(name, recorder.recorder_key if recorder else None)
@@ -114,6 +82,7 @@ class RecorderFlow:
             if session is None:
                 return
         session = await self.phone.mark_called(session.id)
+        await self.phone.attach_channel(session.id, call.id)
         recorder = await self.phone.recorder(session.recorder_id)
         log.info("[%s] session %s: caller in", call.id, session.session_key)
         await self._voice_session(call, recorder, session, list_id=None)
@@ -168,6 +137,7 @@ class RecorderFlow:
                 return
             list_id = await self.phone.create_list(recorder, caller, code)
         session = await self.phone.open_call_session(recorder, list_id)
+        await self.phone.attach_channel(session.id, call.id)
         log.info("[%s] session %s: caller in (call-initiated)", call.id, session.session_key)
         await self._voice_session(call, recorder, session, list_id=list_id)
 
@@ -232,7 +202,7 @@ class RecorderFlow:
             if not await self.phone.start_take(session.id, recording.id):
                 log.info("[%s] recording %s left the session", call.id, recording.recording_key)
                 return Outcome.SKIPPED
-            name = f"take-{uuid.uuid4().hex}"
+            name = take_name(session.id, recording.id)
             result = await call.record(
                 name, max_duration=recorder.max_take_seconds,
                 max_silence=recorder.silence_seconds, terminate_on="#")
@@ -244,7 +214,7 @@ class RecorderFlow:
             min_ms = recorder.min_take_seconds * 1000
             if stored is None or stored.duration_ms < min_ms:
                 if stored is not None:
-                    await self._discard(call, stored, name)
+                    await self._discard(call, stored)
                 too_short += 1
                 if too_short >= TOO_SHORT_TRIES:
                     await self.phone.leave_recording(session.id, recording.id)
@@ -256,17 +226,17 @@ class RecorderFlow:
             except CallHungUp:
                 # A complete take the caller had not judged yet is kept, not lost.
                 await asyncio.shield(self._accept(call, recorder, session, recording, stored,
-                                                  name, touchtone, kept_on_hangup=True))
+                                                  touchtone, kept_on_hangup=True))
                 raise
             if choice == "3":
-                await self._discard(call, stored, name)
+                await self._discard(call, stored)
                 continue
             if choice == "*":
-                await self._discard(call, stored, name)
+                await self._discard(call, stored)
                 await self.phone.leave_recording(session.id, recording.id)
                 await self._say(call, recorder, "skipped")
                 return Outcome.SKIPPED
-            await self._accept(call, recorder, session, recording, stored, name, touchtone)
+            await self._accept(call, recorder, session, recording, stored, touchtone)
             if choice == "9":
                 return Outcome.DONE
             await self._say(call, recorder, "recording_saved")
@@ -293,58 +263,29 @@ class RecorderFlow:
     # --- takes -------------------------------------------------------------------------------
     async def _store_take(self, call: Call, session: Session, recording: Recording,
                           name: str) -> StoredTake | None:
-        """Fetch the take from Asterisk into its own file in storage."""
-        try:
-            data = await call.ari.stored_recording_file(name)
-        except TelephonyError as exc:
-            log.warning("[%s] take %s could not be fetched: %s", call.id, name, exc)
-            return None
-        take = await self.phone.new_take(session.id, recording.id, call.id)
-        path = take_path(self.data_dir, recording.play_key, take.number, "wav")
-        await asyncio.to_thread(_write_atomically, path, data)
-        try:
-            duration = wav_duration_ms(data)
-        except (wave.Error, EOFError):
-            duration = 0
-        return StoredTake(take, path, duration)
+        return await self.takes.fetch(call.ari, session.id, recording, name, call.id)
 
     async def _accept(self, call: Call, recorder: Recorder, session: Session,
-                      recording: Recording, stored: StoredTake, name: str,
-                      touchtone: str | None, *, kept_on_hangup: bool = False) -> None:
-        has_mp3 = recorder.audio_format in ("mp3", "both")
-        has_wav = recorder.audio_format in ("wav", "both")
-        if has_mp3:
-            mp3 = take_path(self.data_dir, recording.play_key, stored.take.number, "mp3")
-            await self.to_mp3(stored.wav, mp3)
+                      recording: Recording, stored: StoredTake, touchtone: str | None, *,
+                      kept_on_hangup: bool = False) -> None:
         caller = call.caller_id if _CALLER_ID.match(call.caller_id) else None
-        kept = await self.phone.accept_take(
-            session.id, recording.id, stored.take, duration_ms=stored.duration_ms,
-            has_wav=has_wav, has_mp3=has_mp3, caller_id=caller, touchtone_input=touchtone,
-            kept_on_hangup=kept_on_hangup)
-        log.info("[%s] take %d of %s %s (%.1fs%s)", call.id, stored.take.number,
-                 recording.recording_key, "accepted" if kept else "kept as history",
-                 stored.duration_ms / 1000, ", caller hung up" if kept_on_hangup else "")
-        await self._forget(call, name)
+        await self.takes.accept(call.ari, session.id, recorder, recording, stored,
+                                channel_id=call.id, caller_id=caller, touchtone=touchtone,
+                                kept_on_hangup=kept_on_hangup)
 
-    async def _discard(self, call: Call, stored: StoredTake, name: str) -> None:
-        await self.phone.discard_take(stored.take, stored.duration_ms)
-        await self._forget(call, name)
-
-    async def _forget(self, call: Call, name: str) -> None:
-        """Our storage holds the take now; Asterisk's copy goes."""
-        with contextlib.suppress(TelephonyError):
-            await call.ari.delete_stored_recording(name)
+    async def _discard(self, call: Call, stored: StoredTake) -> None:
+        await self.takes.discard(call.ari, stored)
 
     async def _hung_up_mid_take(self, call: Call, recorder: Recorder, session: Session,
                                 recording: Recording, name: str, touchtone: str | None,
                                 result: RecordingResult) -> None:
         stored = await self._store_take(call, session, recording, name)
         if stored is not None and stored.duration_ms >= recorder.min_take_seconds * 1000:
-            await self._accept(call, recorder, session, recording, stored, name, touchtone,
+            await self._accept(call, recorder, session, recording, stored, touchtone,
                                kept_on_hangup=True)
             return
         if stored is not None:
-            await self._discard(call, stored, name)
+            await self._discard(call, stored)
         log.info("[%s] caller hung up mid-take (%s): too short to keep", call.id,
                  result.state)
         await self.phone.leave_recording(session.id, recording.id)

@@ -8,10 +8,12 @@ from typing import Any
 from ivr.core.errors import InvalidParameter, MissingParameter
 from ivr.recorder.models import (
     AUDIO_FORMATS,
+    CALLBACK_FORMATS,
     IDENTIFICATIONS,
     INITIATIONS,
     LOOKUP_MODES,
     STORAGES,
+    UPLOAD_METHODS,
     split_recording_keys,
 )
 from ivr.recorder.params import ABSENT, Params, present
@@ -93,6 +95,14 @@ def recording_keys(p: Params) -> list[str]:
     return found
 
 
+def callback_url(p: Params) -> str | None:
+    """StartRecordingSession's own callback URL (the recorder's is used without one)."""
+    value = p.url("callback_url")
+    if isinstance(value, str) and not value.startswith(("http://", "https://")):
+        raise InvalidParameter("callback_url", "parameter 'callback_url' must be an http(s) URL")
+    return value if isinstance(value, str) else None
+
+
 def caller_id(p: Params) -> str | None:
     value = p.phone("caller_id")
     return value if isinstance(value, str) else None
@@ -115,13 +125,19 @@ def recorder_values(p: Params) -> dict[str, Any]:
         "max_take_seconds": p.integer("max_take_seconds", 5, 3600),
         "silence_seconds": p.integer("silence_seconds", 0, 60),
         "min_take_seconds": p.integer("min_take_seconds", 0, 60),
+        "callback_url": p.url("callback_url"),
+        "callback_secret": p.text("callback_secret", max_len=200),
+        "callback_format": p.choice("callback_format", CALLBACK_FORMATS),
+        "upload_method": p.choice("upload_method", UPLOAD_METHODS),
+        "upload_auth_header": p.text("upload_auth_header", max_len=4100),
+        "link_ttl_seconds": p.integer("link_ttl_seconds", 60, 604800),
     })
     for flag in ("password_required", "touchtone_prompt"):
         if p.given(flag):
             values[flag] = p.boolean(flag, False)
     for name in ("audio_format", "storage", "initiation", "identification", "lookup_mode",
                  "pin_length", "pin_ttl_seconds", "prompt_set", "max_take_seconds",
-                 "silence_seconds", "min_take_seconds"):
+                 "silence_seconds", "min_take_seconds", "callback_format", "upload_method"):
         if values.get(name, "") is None:
             raise InvalidParameter(name, f"parameter '{name}' cannot be cleared")
     prompt_set = values.get("prompt_set")

@@ -14,6 +14,10 @@ LIVE_SESSION_STATES = ("created", "called", "recording")
 
 AUDIO_FORMATS = ("wav", "mp3", "both")
 STORAGES = ("local", "upload")
+CALLBACK_FORMATS = ("xml", "json")
+UPLOAD_METHODS = ("put", "post")
+# What an upload_url template may name: each is filled in per file.
+UPLOAD_PLACEHOLDERS = ("recorder_key", "list_key", "recording_key", "play_key", "take", "ext")
 INITIATIONS = ("api", "call")
 IDENTIFICATIONS = ("none", "caller_id", "access_code", "both")
 LOOKUP_MODES = ("lookup", "lookup_else_create", "create")
@@ -99,6 +103,12 @@ class Recorder:
     updated_at: datetime
     phone_numbers: tuple[PhoneNumber, ...] = ()
     prompts: tuple[str, ...] = ()
+    # Delivery (ivr/delivery): where and how events and uploads go; links that expire.
+    callback_url: str | None = None
+    callback_format: str = "xml"
+    upload_method: str = "put"
+    upload_authenticated: bool = False
+    link_ttl_seconds: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +160,9 @@ class Recording:
     updated_at: datetime
     accessed_at: datetime
     accepted_take: int | None = None  # the take number whose audio the recording serves
+    link_ttl_seconds: int | None = None  # its recorder's: wav_url / mp3_url are signed links
+    upload_state: str | None = None  # the accepted take's, when the recorder uploads
+    audio_deleted_at: datetime | None = None  # the retention period deleted its audio
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,3 +199,14 @@ class Generated:
     """Random passwords made for `???` values: returned once, in the answer that made them."""
 
     passwords: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TakeSummary:
+    """One take of a recording as the console lists it (the takes table's history)."""
+
+    take_number: int
+    status: str
+    duration_ms: int
+    kept_on_hangup: bool
+    created_at: datetime

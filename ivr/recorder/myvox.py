@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape, quoteattr
 
 import orjson
@@ -15,8 +15,9 @@ from aiohttp import web
 from multidict import MultiDict
 
 from ivr.core.errors import InvalidParameter, IvrError, MissingParameter, Unauthorized
+from ivr.delivery.links import AudioLinks
 from ivr.recorder import inputs
-from ivr.recorder.context import base_url, service_for
+from ivr.recorder.context import audio_links, base_url, service_for
 from ivr.recorder.models import (
     Developer,
     Generated,
@@ -27,7 +28,9 @@ from ivr.recorder.models import (
     SessionView,
 )
 from ivr.recorder.params import ABSENT, Params
-from ivr.recorder.service import RecorderService
+
+if TYPE_CHECKING:  # the service renders its events with this module's nodes
+    from ivr.recorder.service import RecorderService
 
 log = logging.getLogger(__name__)
 
@@ -115,17 +118,24 @@ def _json(node: Node) -> dict[str, Any]:
     return out
 
 
-def render(status: str, message: str, body: Node, reply: str) -> web.Response:
+def document(status: str, message: str, body: Node, reply: str) -> tuple[bytes, str]:
+    """The reply document as bytes and its content type (API replies and event bodies)."""
     if reply == "json":
         tree = {"status": status, "message": message, **_json(body)}
-        return web.Response(body=orjson.dumps({ROOT: tree}), content_type="application/json")
+        return orjson.dumps({ROOT: tree}), "application/json"
     head = f'<{ROOT} message={quoteattr(message)} status="{status}"'
     if not body:
         text = head + " />"
     else:
         text = "\n".join([head + ">", *_xml(body, "  "), f"</{ROOT}>"])
-    return web.Response(text='<?xml version="1.0" encoding="UTF-8"?>\n' + text + "\n",
-                        content_type="text/xml", charset="utf-8")
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n' + text + "\n").encode(), "text/xml"
+
+
+def render(status: str, message: str, body: Node, reply: str) -> web.Response:
+    data, content_type = document(status, message, body, reply)
+    if reply == "json":
+        return web.Response(body=data, content_type=content_type)
+    return web.Response(body=data, content_type=content_type, charset="utf-8")
 
 
 # --- elements ---------------------------------------------------------------------------------
@@ -140,7 +150,7 @@ def _passwords(node: Node, generated: Generated | None) -> None:
             node.append((name, value))
 
 
-def recording_node(r: Recording, base_url: str, generated: Generated | None = None) -> Node:
+def recording_node(r: Recording, links: AudioLinks, generated: Generated | None = None) -> Node:
     node: Node = [("recording_key", r.recording_key), ("recording_state", r.state)]
     _opt(node, "name", r.name)
     node.append(("sequence", r.sequence))
@@ -151,19 +161,17 @@ def recording_node(r: Recording, base_url: str, generated: Generated | None = No
              ("length", r.recording_length), ("play_key", r.play_key),
              ("has_wav_file", r.has_wav_file)]
     if r.has_wav_file:
-        node.append(("wav_url", audio_url(base_url, r.play_key, "wav")))
+        node.append(("wav_url", links.url(r.play_key, "wav", r.link_ttl_seconds)))
     node.append(("has_mp3_file", r.has_mp3_file))
     if r.has_mp3_file:
-        node.append(("mp3_url", audio_url(base_url, r.play_key, "mp3")))
+        node.append(("mp3_url", links.url(r.play_key, "mp3", r.link_ttl_seconds)))
+    _opt(node, "upload_state", r.upload_state)
+    _opt(node, "audio_deleted_at", r.audio_deleted_at)
     node += [("access_protected", r.access_protected), ("update_protected", r.update_protected),
              ("delete_protected", r.delete_protected), ("date_created", r.created_at),
              ("last_updated", r.updated_at), ("last_accessed", r.accessed_at)]
     _passwords(node, generated)
     return node
-
-
-def audio_url(base_url: str, play_key: str, ext: str) -> str:
-    return f"{base_url}/{play_key}/recording.{ext}"
 
 
 def list_node(rl: RecordingList, generated: Generated | None = None) -> Node:
@@ -190,7 +198,12 @@ def recorder_node(v: Recorder, generated: Generated | None = None) -> Node:
     node: Node = [("voice_recorder_key", v.recorder_key), ("name", v.name),
                   ("audio_format", v.audio_format), ("storage", v.storage)]
     _opt(node, "upload_url", v.upload_url)
+    node += [("upload_method", v.upload_method),
+             ("upload_authenticated", v.upload_authenticated)]
     _opt(node, "retention_days", v.retention_days)
+    _opt(node, "callback_url", v.callback_url)
+    node.append(("callback_format", v.callback_format))
+    _opt(node, "link_ttl_seconds", v.link_ttl_seconds)
     node += [("password_required", v.password_required), ("prompt_set", v.prompt_set),
              ("initiation", v.initiation), ("identification", v.identification),
              ("lookup_mode", v.lookup_mode), ("touchtone_prompt", v.touchtone_prompt)]
@@ -201,8 +214,9 @@ def recorder_node(v: Recorder, generated: Generated | None = None) -> Node:
              ("phone_number_list", [Many("phone_number_info",
                                          [number_node(n) for n in v.phone_numbers])]),
              ("date_created", v.created_at), ("last_updated", v.updated_at)]
-    if generated is not None and "recorder_password" in generated.passwords:
-        node.append(("recorder_password", generated.passwords["recorder_password"]))
+    for secret in ("recorder_password", "callback_secret"):
+        if generated is not None and secret in generated.passwords:
+            node.append((secret, generated.passwords[secret]))
     return node
 
 
@@ -224,6 +238,7 @@ class Ctx:
     service: RecorderService
     base_url: str
     asset_password: str | None
+    links: AudioLinks
     developer: Developer | None = None
 
     @property
@@ -251,7 +266,7 @@ async def create_recording(c: Ctx) -> Reply:
         inputs.sequence(p), p.boolean("keep_consecutive", True), c.asset_password)
     return (f"New recording {recording.recording_key} created",
             [("voice_recorder_key", rk), ("recording_list_key", lk),
-             ("recording", recording_node(recording, c.base_url, generated))])
+             ("recording", recording_node(recording, c.links, generated))])
 
 
 async def create_recording_list(c: Ctx) -> Reply:
@@ -289,14 +304,14 @@ async def get_recording(c: Ctx) -> Reply:
     head: Node = [("voice_recorder_key", rk), ("recording_list_key", lk)]
     if key is not None:
         r = await c.service.get_recording(c.dev, rk, lk, key, c.asset_password)
-        return f"Recording {key} returned", [*head, ("recording", recording_node(r, c.base_url))]
+        return f"Recording {key} returned", [*head, ("recording", recording_node(r, c.links))]
     found = inputs.filters(c.params, inputs.RECORDING_SEARCH_FIELDS)
     if not found:
         raise MissingParameter("recording_key")
     page = await c.service.search_recordings(c.dev, rk, lk, found, c.asset_password)
     return (f"{len(page.items)} recordings returned",
             [*head, ("recording_count", len(page.items)),
-             Many("recording", [recording_node(r, c.base_url) for r in page.items])])
+             Many("recording", [recording_node(r, c.links) for r in page.items])])
 
 
 async def get_recording_list(c: Ctx) -> Reply:
@@ -319,9 +334,9 @@ async def get_session_status(c: Ctx) -> Reply:
     view = await c.service.session_status(c.dev, c.key("recording_session_key"))
     node = session_head(view)
     if view.current_recording is not None:
-        node.append(("current_recording", recording_node(view.current_recording, c.base_url)))
+        node.append(("current_recording", recording_node(view.current_recording, c.links)))
     node.append(("session_recordings",
-                 [Many("recording", [recording_node(r, c.base_url) for r in view.recordings])]))
+                 [Many("recording", [recording_node(r, c.links) for r in view.recordings])]))
     return "Recording session status has been retrieved", node
 
 
@@ -334,7 +349,7 @@ async def set_recording(c: Ctx) -> Reply:
         p.boolean("keep_consecutive", True), c.asset_password)
     return (f"Recording {key} updated",
             [("voice_recorder_key", rk), ("recording_list_key", lk),
-             ("recording", recording_node(r, c.base_url, generated))])
+             ("recording", recording_node(r, c.links, generated))])
 
 
 async def set_recording_list(c: Ctx) -> Reply:
@@ -350,17 +365,17 @@ async def start_recording_session(c: Ctx) -> Reply:
     rk, lk = c.key("voice_recorder_key"), c.key("recording_list_key")
     view = await c.service.start_session(
         c.dev, rk, lk, inputs.recording_keys(p), inputs.caller_id(p),
-        p.boolean("overwrite", False), c.asset_password)
+        p.boolean("overwrite", False), c.asset_password, inputs.callback_url(p))
     node: Node = [
         ("recording_session_key", view.session.session_key), ("ivr_pin", view.pin),
         ("phone_number_list", [Many("phone_number_info",
                                     [number_node(n) for n in view.phone_numbers])]),
         ("session_recordings",
-         [Many("recording", [recording_node(r, c.base_url) for r in view.recordings])]),
+         [Many("recording", [recording_node(r, c.links) for r in view.recordings])]),
     ]
     if view.excluded:
         node.append(("excluded_recordings",
-                     [Many("recording", [recording_node(r, c.base_url) for r in view.excluded])]))
+                     [Many("recording", [recording_node(r, c.links) for r in view.excluded])]))
     return "A new recording session has been started", node
 
 
@@ -370,7 +385,7 @@ async def play_recording(c: Ctx) -> Reply:
     r = await c.service.play_recording(c.dev, rk, lk, key, c.asset_password)
     return (f"Recording {key} is ready to play",
             [("voice_recorder_key", rk), ("recording_list_key", lk),
-             ("recording", recording_node(r, c.base_url))])
+             ("recording", recording_node(r, c.links))])
 
 
 # accounts
@@ -568,7 +583,7 @@ async def handle(request: web.Request) -> web.Response:
             return _failure(reply, 1002, f"unknown action '{action_name}'")
         action_name, action = canonical, ACTIONS[canonical]
         ctx = Ctx(params, service_for(request), base_url(request),
-                  asset if isinstance(asset, str) else None)
+                  asset if isinstance(asset, str) else None, audio_links(request))
         if action.authenticated:
             username = params.text("username", required=True, max_len=64)
             password = params.text("password", required=True, max_len=200)

@@ -130,6 +130,21 @@ PATHS: dict[str, dict[str, Any]] = {
         "post": _op("Expire a session and unlock its recordings",
                     {"200": _json(_ref("Session"))}, params=[_p("session_key")], post=True),
     },
+    "/v1/recorders/{recorder_key}/deliveries": {
+        "get": _op("The recorder's callbacks and uploads, newest first",
+                   {"200": _json({"type": "object", "properties": {
+                       "deliveries": {"type": "array", "items": _ref("Delivery")}}})},
+                   params=[_REC,
+                           {"name": "state", "in": "query", "required": False,
+                            "schema": {"enum": ["pending", "delivered", "failed"]}},
+                           {"name": "limit", "in": "query", "required": False,
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}]),
+    },
+    "/v1/recorders/{recorder_key}/deliveries/{event_id}/retry": {
+        "post": _op("Deliver a failed callback or upload again (a fresh retry window)",
+                    {"202": _json({"type": "object"}, "queued")},
+                    params=[_REC, _p("event_id")], post=True),
+    },
 }
 
 _S = {"type": "string"}
@@ -165,7 +180,14 @@ SCHEMAS: dict[str, Any] = {
         "pin_ttl_seconds": {"type": "integer", "minimum": 60, "default": 900},
         "max_take_seconds": {"type": "integer", "minimum": 5, "maximum": 3600, "default": 300},
         "silence_seconds": {"type": "integer", "minimum": 0, "maximum": 60, "default": 10},
-        "min_take_seconds": {"type": "integer", "minimum": 0, "maximum": 60, "default": 1}}},
+        "min_take_seconds": {"type": "integer", "minimum": 0, "maximum": 60, "default": 1},
+        "callback_url": _SN, "callback_format": {"enum": ["xml", "json"]},
+        "callback_secret": {"type": "string", "description": "16+ characters, or '???' for a "
+                            "random one (returned once)"},
+        "upload_method": {"enum": ["put", "post"]},
+        "upload_auth_header": {"type": "string", "nullable": True,
+                               "description": "'Name: value', sent with every upload"},
+        "link_ttl_seconds": {"type": "integer", "nullable": True, "minimum": 60}}},
     "VoiceRecorder": {"type": "object", "properties": {
         "voice_recorder_key": _S, "name": _S, "audio_format": _S, "storage": _S,
         "upload_url": _S, "retention_days": _I, "password_required": _B, "prompt_set": _S,
@@ -173,7 +195,9 @@ SCHEMAS: dict[str, Any] = {
         "touchtone_length": _I, "pin_length": _I, "pin_ttl_seconds": _I,
         "max_take_seconds": _I, "silence_seconds": _I, "min_take_seconds": _I,
         "phone_number_list": {"type": "array", "items": _ref("PhoneNumber")},
-        "date_created": _T, "last_updated": _T, "recorder_password": _S}},
+        "date_created": _T, "last_updated": _T, "recorder_password": _S,
+        "callback_url": _S, "callback_format": _S, "callback_secret": _S,
+        "upload_method": _S, "upload_authenticated": _B, "link_ttl_seconds": _I}},
     "RecordingListInput": {"type": "object", "properties": {
         "recording_list_key": _S, "name": _SN, "meta_data_1": _SN, "meta_data_2": _SN,
         "meta_data_3": _SN, "caller_id": _SN, "access_code": _SN,
@@ -201,10 +225,19 @@ SCHEMAS: dict[str, Any] = {
         "wav_url": {"type": "string", "format": "uri"}, "has_mp3_file": _B,
         "mp3_url": {"type": "string", "format": "uri"}, "access_protected": _B,
         "update_protected": _B, "delete_protected": _B, "date_created": _T,
-        "last_updated": _T, "last_accessed": _T}},
+        "last_updated": _T, "last_accessed": _T,
+        "upload_state": {"enum": ["pending", "uploaded", "failed"]},
+        "audio_deleted_at": _T}},
     "SessionInput": {"type": "object", "required": ["recording_keys"], "properties": {
         "recording_keys": {"oneOf": [{"type": "array", "items": _S}, _S]},
-        "caller_id": _S, "overwrite": {"type": "boolean", "default": False}}},
+        "caller_id": _S, "overwrite": {"type": "boolean", "default": False},
+        "callback_url": {"type": "string", "description": "events of this session go here "
+                         "instead of the recorder's callback_url"}}},
+    "Delivery": {"type": "object", "properties": {
+        "event_id": _S, "kind": {"enum": ["callback", "upload"]}, "event_type": _S, "url": _S,
+        "state": {"enum": ["pending", "delivered", "failed"]}, "attempts": _I,
+        "last_status": _I, "last_error": _SN, "bytes_sent": _I, "created_at": _T,
+        "next_attempt_at": _T, "settled_at": _T}},
     "Session": {"type": "object", "properties": {
         "recording_session_key": _S,
         "session_state": {"enum": ["created", "called", "recording", "ended", "expired"]},

@@ -12,8 +12,10 @@ import asyncpg
 
 from ivr.core import keys
 from ivr.core.errors import NotFound
-from ivr.recorder import store
+from ivr.delivery.outbox import DEFAULT_RETRY_FOR
+from ivr.recorder import events, store
 from ivr.recorder.errors import LimitReached
+from ivr.recorder.events import RecorderEvents
 from ivr.recorder.models import LIVE_SESSION_STATES, PhoneNumber, Recorder, Recording, Session
 
 log = logging.getLogger(__name__)
@@ -41,9 +43,18 @@ class Take:
 
 
 class RecorderPhone:
-    def __init__(self, pool: asyncpg.Pool, data_dir: Path) -> None:
+    def __init__(self, pool: asyncpg.Pool, data_dir: Path, public_url: str = "",
+                 retry_for: float = DEFAULT_RETRY_FOR) -> None:
         self.pool = pool
         self.data_dir = data_dir
+        # Each state change writes its event (and an accepted take its uploads) into the
+        # outbox in the same transaction.
+        self.events = RecorderEvents.for_settings(data_dir, public_url, retry_for)
+
+    async def _expire_due(self, conn: store.Conn) -> None:
+        async with conn.transaction():
+            await self.events.sessions(conn, await store.expire_due(conn),
+                                       events.SESSION_EXPIRED)
 
     # --- who is calling ----------------------------------------------------------------------
     async def route(self, dialled: str) -> NumberRoute | None:
@@ -75,13 +86,13 @@ class RecorderPhone:
 
     async def session_by_pin(self, number_id: int, pin: str) -> Session | None:
         async with self.pool.acquire() as conn:
-            await store.expire_due(conn)
+            await self._expire_due(conn)
             session_id = await store.live_session_for_pin(conn, number_id, pin)
             return None if session_id is None else await store.session_by_id(conn, session_id)
 
     async def session_by_caller_id(self, number_id: int, caller_id: str) -> Session | None:
         async with self.pool.acquire() as conn:
-            await store.expire_due(conn)
+            await self._expire_due(conn)
             session_id = await store.live_session_for_caller(conn, number_id, caller_id)
             return None if session_id is None else await store.session_by_id(conn, session_id)
 
@@ -93,6 +104,7 @@ class RecorderPhone:
                 raise NotFound("the recording session is no longer live")
             if session.state == "created":
                 await store.set_session_state(conn, session_id, "called")
+                await self.events.session(conn, session_id, events.SESSION_CALLED)
             return await store.session_by_id(conn, session_id)
 
     async def recordings(self, session_id: int) -> list[Recording]:
@@ -113,12 +125,16 @@ class RecorderPhone:
             await store.set_session_state(conn, session_id, "recording")
             await store.set_current_recording(conn, session_id, recording_id)
             await store.update_recording(conn, recording_id, {"state": "recording"})
+            await self.events.recording(conn, await store.recording_by_id(conn, recording_id),
+                                        events.RECORDING_STARTED,
+                                        recorder_id=session.recorder_id, session=session)
             return True
 
-    async def new_take(self, session_id: int, recording_id: int, channel_id: str) -> Take:
+    async def new_take(self, session_id: int, recording_id: int, channel_id: str,
+                       asterisk_name: str | None = None) -> Take:
         async with self.pool.acquire() as conn, conn.transaction():
             take_id, number = await store.insert_pending_take(conn, recording_id, session_id,
-                                                              channel_id)
+                                                              channel_id, asterisk_name)
             return Take(take_id, number)
 
     async def accept_take(self, session_id: int, recording_id: int, take: Take, *,
@@ -139,8 +155,16 @@ class RecorderPhone:
             await store.update_recording(conn, recording_id, {
                 "state": "recorded", "recording_length": round(duration_ms / 1000),
                 "has_wav_file": has_wav, "has_mp3_file": has_mp3, "caller_id": caller_id,
-                "touchtone_input": touchtone_input, "accepted_take_id": take.id})
+                "touchtone_input": touchtone_input, "accepted_take_id": take.id,
+                "audio_deleted_at": None})
             await self._back_to_called(conn, session_id)
+            session = await store.session_by_id(conn, session_id)
+            await self.events.uploads(conn, recording_id, take.id, take.number,
+                                      [ext for ext, has in (("wav", has_wav), ("mp3", has_mp3))
+                                       if has])
+            await self.events.recording(conn, await store.recording_by_id(conn, recording_id),
+                                        events.RECORDING_RECORDED,
+                                        recorder_id=session.recorder_id, session=session)
             return True
 
     async def discard_take(self, take: Take, duration_ms: int = 0) -> None:
@@ -170,6 +194,7 @@ class RecorderPhone:
             session = await store.session_by_id(conn, session_id, for_update=True)
             if session.state in LIVE_SESSION_STATES:
                 await store.set_session_state(conn, session_id, "ended")
+                await self.events.session(conn, session_id, events.SESSION_ENDED)
 
     # --- call-initiated apps -----------------------------------------------------------------
     async def find_list(self, recorder: Recorder, caller_id: str | None,
@@ -201,6 +226,9 @@ class RecorderPhone:
                                                [i for i in ids if i not in locked])
             await conn.execute("UPDATE recording_lists SET accessed_at = now() WHERE id = $1",
                                list_id)
+            # The caller is already on the line: created and called at once.
+            await self.events.session(conn, session_id, events.SESSION_CREATED)
+            await self.events.session(conn, session_id, events.SESSION_CALLED)
             return await store.session_by_id(conn, session_id)
 
     async def add_recording(self, session_id: int, list_id: int) -> Recording:
@@ -219,3 +247,10 @@ class RecorderPhone:
             await store.add_session_recordings(conn, session_id, [new_id])
             (recording,) = await store.touch_recordings(conn, [new_id])
             return recording
+
+    async def attach_channel(self, session_id: int, channel_id: str) -> None:
+        """The channel the session's caller is on: a restarted engine ends sessions whose
+        channel is gone (see recovery.py)."""
+        async with self.pool.acquire() as conn:
+            await conn.execute("UPDATE recording_sessions SET channel_id = $2 WHERE id = $1",
+                               session_id, channel_id)

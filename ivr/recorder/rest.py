@@ -19,7 +19,7 @@ from aiohttp import web
 from ivr.core.errors import InvalidParameter, Unauthorized
 from ivr.core.web import POOL, json_response
 from ivr.recorder import inputs, myvox, store
-from ivr.recorder.context import base_url, service_for
+from ivr.recorder.context import audio_links, service_for
 from ivr.recorder.errors import IdempotencyInProgress, IdempotencyMismatch
 from ivr.recorder.models import Developer, SessionView
 from ivr.recorder.openapi import DOCUMENT
@@ -215,7 +215,7 @@ async def delete_list(request: web.Request, d: Developer, s: RecorderService) ->
 
 # --- recordings -------------------------------------------------------------------------------
 def _recording(request: web.Request, r: Any, generated: Any = None) -> dict[str, Any]:
-    return entity(myvox.recording_node(r, base_url(request), generated))
+    return entity(myvox.recording_node(r, audio_links(request), generated))
 
 
 async def search_recordings(request: web.Request, d: Developer,
@@ -289,7 +289,7 @@ async def start_session(request: web.Request, d: Developer, s: RecorderService) 
     p = Params(await _body(request))
     view = await s.start_session(d, m["recorder_key"], m["list_key"], inputs.recording_keys(p),
                                  inputs.caller_id(p), p.boolean("overwrite", False),
-                                 asset_password(request))
+                                 asset_password(request), inputs.callback_url(p))
     return json_response(_session(request, view), 201)
 
 
@@ -301,6 +301,25 @@ async def get_session(request: web.Request, d: Developer, s: RecorderService) ->
 async def expire_session(request: web.Request, d: Developer, s: RecorderService) -> web.Response:
     return json_response(_session(request, await s.expire_session(
         d, request.match_info["session_key"])))
+
+
+async def list_deliveries(request: web.Request, d: Developer,
+                          s: RecorderService) -> web.Response:
+    p = Params(request.query)
+    state = p.choice("state", ("pending", "delivered", "failed"))
+    limit = p.integer("limit", 1, 1000)
+    rows = await s.deliveries(d, request.match_info["recorder_key"],
+                              state if isinstance(state, str) else None,
+                              limit if isinstance(limit, int) else 100)
+    return json_response({"deliveries": [
+        {k: (v.isoformat() if isinstance(v, datetime) else str(v) if k == "event_id" else v)
+         for k, v in row.items()} for row in rows]})
+
+
+async def retry_delivery(request: web.Request, d: Developer, s: RecorderService) -> web.Response:
+    m = request.match_info
+    await s.retry_delivery(d, m["recorder_key"], m["event_id"])
+    return json_response({"event_id": m["event_id"], "state": "pending"}, 202)
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -333,3 +352,5 @@ def add_routes(app: web.Application) -> None:
     r.add_post(lst + "/sessions", authed(start_session))
     r.add_get("/v1/sessions/{session_key}", authed(get_session))
     r.add_post("/v1/sessions/{session_key}/expire", authed(expire_session))
+    r.add_get(rec + "/deliveries", authed(list_deliveries))
+    r.add_post(rec + "/deliveries/{event_id}/retry", authed(retry_delivery))

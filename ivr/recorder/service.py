@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,9 @@ import asyncpg
 
 from ivr.core import keys
 from ivr.core.errors import InvalidParameter, NotFound, Unauthorized
-from ivr.recorder import store
+from ivr.delivery import outbox
+from ivr.delivery.outbox import DEFAULT_RETRY_FOR
+from ivr.recorder import events, store  # a module: events -> myvox -> context -> here
 from ivr.recorder.errors import (
     AssetPasswordRequired,
     LimitReached,
@@ -33,6 +36,7 @@ from ivr.recorder.errors import (
 from ivr.recorder.models import (
     LIVE_SESSION_STATES,
     PROMPT_NAMES,
+    UPLOAD_PLACEHOLDERS,
     Developer,
     Generated,
     PhoneNumber,
@@ -41,6 +45,7 @@ from ivr.recorder.models import (
     RecordingList,
     Session,
     SessionView,
+    TakeSummary,
     is_random_password_request,
     prompt_path,
 )
@@ -54,6 +59,7 @@ MIN_PASSWORD = 8
 MAX_PROMPT_BYTES = 10 * 1024 * 1024
 PIN_ATTEMPTS = 50
 PASSWORD_FIELDS = ("access_password", "update_password", "delete_password")
+DELIVERY_STATES = ("pending", "delivered", "failed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +70,18 @@ class Page:
 
 
 class RecorderService:
-    def __init__(self, pool: asyncpg.Pool, data_dir: Path, *, open_signup: bool) -> None:
+    def __init__(self, pool: asyncpg.Pool, data_dir: Path, *, open_signup: bool,
+                 public_url: str = "", retry_for: float = DEFAULT_RETRY_FOR) -> None:
         self.pool = pool
         self.data_dir = data_dir
         self.open_signup = open_signup
+        # Events carry recordings as the API shows them: links need the public URL.
+        self.events = events.RecorderEvents.for_settings(data_dir, public_url, retry_for)
+
+    async def _expire_due(self, conn: store.Conn) -> None:
+        async with conn.transaction():
+            await self.events.sessions(conn, await store.expire_due(conn),
+                                       events.SESSION_EXPIRED)
 
     # --- developers -------------------------------------------------------------------------
     async def create_developer(self, username: str, password: str, *, email: str = "",
@@ -187,6 +201,7 @@ class RecorderService:
                               password: str | None) -> tuple[Recorder, Generated]:
         generated = Generated()
         values = _recorder_fields(fields)
+        _callback_secret(values, generated, creating=True)
         if password is not None:
             values["password_hash"] = await self._new_password_hash(
                 "recorder_password", password, generated)
@@ -218,6 +233,7 @@ class RecorderService:
                            password: str | Any | None) -> tuple[Recorder, Generated]:
         generated = Generated()
         values = _recorder_fields(fields)
+        _callback_secret(values, generated, creating=False)
         if isinstance(password, str):
             values["password_hash"] = await self._new_password_hash(
                 "recorder_password", password, generated)
@@ -278,6 +294,14 @@ class RecorderService:
         async with self.pool.acquire() as conn:
             found = await store.prompt_by_play_key(conn, play_key)
         return None if found is None else prompt_path(self.data_dir, *found)
+
+    async def reset_prompt(self, developer: Developer, key: str, prompt_name: str) -> None:
+        """Back to the prompt set's default: the upload's row and file go (safe to repeat)."""
+        _check_prompt_name(prompt_name)
+        async with self.pool.acquire() as conn, conn.transaction():
+            recorder = await self._own_recorder(conn, developer, key, for_update=True)
+            await store.delete_prompt(conn, recorder.id, prompt_name)
+            prompt_path(self.data_dir, recorder.recorder_key, prompt_name).unlink(missing_ok=True)
 
     # --- passwords on lists and recordings ----------------------------------------------------
     async def _new_password_hash(self, name: str, value: str, generated: Generated) -> str:
@@ -486,6 +510,11 @@ class RecorderService:
             row = await self._recording(conn, lrow, recording_key)
             await self._require([lrow["delete_password_hash"], row["delete_password_hash"]],
                                 password, "delete")
+            live = await store.live_session_of_recording(conn, row["id"])
+            session = None if live is None else await store.session_by_id(conn, live)
+            await self.events.recording(conn, await store.recording_by_id(conn, row["id"]),
+                                        events.RECORDING_DELETED,
+                                        recorder_id=lrow["recorder_id"], session=session)
             await store.delete_recording(conn, row["id"])
             if keep_consecutive:
                 await store.renumber(conn, await store.recording_ids_in_order(conn, lrow["id"]))
@@ -498,6 +527,22 @@ class RecorderService:
             raise NoAudio(f"recording '{recording_key}' has no audio yet")
         return recording
 
+    async def recording_takes(self, developer: Developer, recorder_key: str, list_key: str,
+                              recording_key: str, password: str | None) -> list[TakeSummary]:
+        """Every take of a recording, oldest first (the accepted one, re-recorded ones,
+        those kept on hang-up)."""
+        async with self.pool.acquire() as conn:
+            _, lrow = await self._list(conn, developer, recorder_key, list_key)
+            row = await self._recording(conn, lrow, recording_key)
+            await self._require([lrow["access_password_hash"], row["access_password_hash"]],
+                                password, "access")
+            return await store.takes_of_recording(conn, row["id"])
+
+    async def developer(self, developer_id: int) -> Developer | None:
+        """The account behind a console sign-in (the console keeps only its id)."""
+        async with self.pool.acquire() as conn:
+            return await store.developer_by_id(conn, developer_id)
+
     async def recording_for_play_key(self, play_key: str) -> Recording | None:
         async with self.pool.acquire() as conn:
             return await store.recording_by_play_key(conn, play_key)
@@ -505,9 +550,9 @@ class RecorderService:
     # --- recording sessions -------------------------------------------------------------------
     async def start_session(self, developer: Developer, recorder_key: str, list_key: str,
                             recording_keys: list[str], caller_id: str | None, overwrite: bool,
-                            password: str | None) -> SessionView:
+                            password: str | None, callback_url: str | None = None) -> SessionView:
         async with self.pool.acquire() as conn:
-            await store.expire_due(conn)
+            await self._expire_due(conn)
             async with conn.transaction():
                 recorder, lrow = await self._list(conn, developer, recorder_key, list_key,
                                                   for_update=True)
@@ -534,9 +579,10 @@ class RecorderService:
                     raise SessionInUse("every requested recording is being voiced in another "
                                        "live recording session")
                 session_id, pin = await self._insert_session(conn, recorder, lrow["id"],
-                                                             number_ids, caller_id)
+                                                             number_ids, caller_id, callback_url)
                 await store.add_session_recordings(conn, session_id, included)
                 await store.mark_rerecord(conn, included)
+                await self.events.session(conn, session_id, events.SESSION_CREATED)
                 return SessionView(
                     session=await store.session_by_id(conn, session_id), pin=pin,
                     phone_numbers=recorder.phone_numbers,
@@ -554,16 +600,18 @@ class RecorderService:
                                    + ("; overwrite=true replaces it" if not overwrite else
                                       " on another voice recorder"))
             await store.set_session_state(conn, session_id, "expired")
+            await self.events.session(conn, session_id, events.SESSION_EXPIRED)
 
     async def _insert_session(self, conn: store.Conn, recorder: Recorder, list_id: int,
-                              number_ids: list[int], caller_id: str | None) -> tuple[int, str]:
+                              number_ids: list[int], caller_id: str | None,
+                              callback_url: str | None) -> tuple[int, str]:
         for _ in range(PIN_ATTEMPTS):
             pin = caller_id or keys.new_pin(recorder.pin_length)
             try:
                 async with conn.transaction():
                     session_id = await store.insert_session(
                         conn, keys.new_key(), recorder.id, list_id, pin, caller_id,
-                        recorder.pin_ttl_seconds)
+                        recorder.pin_ttl_seconds, callback_url)
                     for number_id in number_ids:
                         await store.insert_pin(conn, session_id, number_id, pin)
                     return session_id, pin
@@ -594,19 +642,44 @@ class RecorderService:
 
     async def session_status(self, developer: Developer, session_key: str) -> SessionView:
         async with self.pool.acquire() as conn:
-            await store.expire_due(conn)
+            await self._expire_due(conn)
             return await self._view(conn, await self._own_session(conn, developer, session_key))
 
     async def expire_session(self, developer: Developer, session_key: str) -> SessionView:
         """Expire a live session and unlock its recordings; a session that already ended or
         expired is left as it is (the command is safe to repeat)."""
         async with self.pool.acquire() as conn:
-            await store.expire_due(conn)
+            await self._expire_due(conn)
             async with conn.transaction():
                 session = await self._own_session(conn, developer, session_key, for_update=True)
                 if session.state in LIVE_SESSION_STATES:
                     await store.set_session_state(conn, session.id, "expired")
+                    await self.events.session(conn, session.id, events.SESSION_EXPIRED)
                 return await self._view(conn, await store.session_by_id(conn, session.id))
+
+    # --- deliveries (the outbox) ---------------------------------------------------------------
+    async def deliveries(self, developer: Developer, recorder_key: str, state: str | None,
+                         limit: int) -> list[dict[str, Any]]:
+        """The recorder's callbacks and uploads, newest first: pending, delivered or failed,
+        with attempts and the last error."""
+        if state is not None and state not in DELIVERY_STATES:
+            raise InvalidParameter("state", f"state must be one of {', '.join(DELIVERY_STATES)}")
+        async with self.pool.acquire() as conn:
+            recorder = await self._own_recorder(conn, developer, recorder_key)
+            return await outbox.of_owner(conn, f"recorder:{recorder.id}", state, limit)
+
+    async def retry_delivery(self, developer: Developer, recorder_key: str,
+                             event_id: str) -> None:
+        try:
+            parsed = uuid.UUID(event_id)
+        except ValueError:
+            raise InvalidParameter("event_id", "event_id must be a UUID") from None
+        async with self.pool.acquire() as conn:
+            recorder = await self._own_recorder(conn, developer, recorder_key)
+            if not await outbox.retry(conn, f"recorder:{recorder.id}", parsed,
+                                      self.events.retry_for):
+                raise NotFound(f"no failed delivery {event_id} on voice recorder "
+                               f"'{recorder_key}'")
 
 
 async def _allowed(stored: str | None, supplied: str | None) -> bool:
@@ -625,7 +698,9 @@ def _check_prompt_name(name: str) -> None:
 
 
 def _recorder_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in fields.items() if k in store.RECORDER_FIELDS}
+    values = {k: v for k, v in fields.items() if k in store.RECORDER_FIELDS}
+    _check_delivery_options(values)
+    return values
 
 
 def _check_error(exc: asyncpg.CheckViolationError) -> InvalidParameter:
@@ -640,3 +715,45 @@ def _check_error(exc: asyncpg.CheckViolationError) -> InvalidParameter:
     return InvalidParameter("voice_recorder_key", f"invalid voice recorder options: {exc}")
 
 
+
+
+MIN_CALLBACK_SECRET = 16
+
+
+def _callback_secret(values: dict[str, Any], generated: Generated, *, creating: bool) -> None:
+    """A new recorder gets a random callback secret unless one is given; `???` asks for a new
+    random one. Either way it is shown once, in the reply that set it."""
+    if "callback_secret" not in values and not creating:
+        return
+    given = values.get("callback_secret")
+    if given is None and "callback_secret" in values:
+        raise InvalidParameter("callback_secret", "callback_secret cannot be cleared; ??? sets "
+                               "a new random one")
+    if given is None or is_random_password_request(given):
+        values["callback_secret"] = keys.new_token()
+        generated.passwords["callback_secret"] = values["callback_secret"]
+        return
+    if len(given) < MIN_CALLBACK_SECRET or any(c.isspace() for c in given):
+        raise InvalidParameter("callback_secret", f"callback_secret must be at least "
+                               f"{MIN_CALLBACK_SECRET} characters without spaces, or ??? for a "
+                               "random one")
+
+
+def _check_delivery_options(values: Mapping[str, Any]) -> None:
+    """Callbacks and uploads go over HTTP(S); an upload_url template names known keys only."""
+    for name in ("callback_url", "upload_url"):
+        url = values.get(name)
+        if isinstance(url, str) and not re.match(r"^https?://[^\s/]+", url):
+            raise InvalidParameter(name, f"{name} must be an http(s) URL")
+    template = values.get("upload_url")
+    if isinstance(template, str):
+        unknown = [n for n in events.template_names(template) if n not in UPLOAD_PLACEHOLDERS]
+        if unknown:
+            raise InvalidParameter("upload_url", f"upload_url names unknown placeholders "
+                                   f"{', '.join('{' + n + '}' for n in unknown)}; known: "
+                                   f"{', '.join('{' + n + '}' for n in UPLOAD_PLACEHOLDERS)}")
+    header = values.get("upload_auth_header")
+    if isinstance(header, str) and not re.fullmatch(r"[A-Za-z0-9-]{1,64}: [^\r\n]{1,4000}",
+                                                     header):
+        raise InvalidParameter("upload_auth_header",
+                               "upload_auth_header must look like 'Authorization: Bearer ...'")

@@ -16,6 +16,7 @@ from ivr.recorder.models import (
     Recording,
     RecordingList,
     Session,
+    TakeSummary,
 )
 
 # A connection or a pool's proxy for one: both answer the same calls.
@@ -133,6 +134,8 @@ RECORDER_FIELDS = (
     "password_hash", "prompt_set", "initiation", "identification", "lookup_mode",
     "touchtone_prompt", "touchtone_length", "pin_length", "pin_ttl_seconds",
     "max_take_seconds", "silence_seconds", "min_take_seconds",
+    "callback_url", "callback_secret", "callback_format", "upload_method", "upload_auth_header",
+    "link_ttl_seconds",
 )
 
 
@@ -153,6 +156,10 @@ async def _recorder(conn: Conn, row: asyncpg.Record) -> Recorder:
         created_at=row["created_at"],
         updated_at=row["updated_at"], phone_numbers=await recorder_numbers(conn, row["id"]),
         prompts=tuple(p["prompt_name"] for p in prompts),
+        callback_url=row["callback_url"], callback_format=row["callback_format"],
+        upload_method=row["upload_method"],
+        upload_authenticated=row["upload_auth_header"] is not None,
+        link_ttl_seconds=row["link_ttl_seconds"],
     )
 
 
@@ -309,7 +316,10 @@ _RECORDING_SELECT = """
     SELECT r.*, l.list_key,
            EXISTS (SELECT 1 FROM session_recordings sr
                     WHERE sr.recording_id = r.id AND sr.live) AS is_in_session,
-           (SELECT t.take_number FROM takes t WHERE t.id = r.accepted_take_id) AS accepted_take
+           (SELECT t.take_number FROM takes t WHERE t.id = r.accepted_take_id) AS accepted_take,
+           (SELECT t.upload_state FROM takes t WHERE t.id = r.accepted_take_id) AS upload_state,
+           (SELECT v.link_ttl_seconds FROM voice_recorders v WHERE v.id = l.recorder_id)
+               AS link_ttl_seconds
       FROM recordings r JOIN recording_lists l ON l.id = r.list_id"""
 
 
@@ -327,7 +337,8 @@ def _recording(row: asyncpg.Record) -> Recording:
         delete_protected=row["delete_password_hash"] is not None,
         is_in_session=row["is_in_session"], created_at=row["created_at"],
         updated_at=row["updated_at"], accessed_at=row["accessed_at"],
-        accepted_take=row["accepted_take"],
+        accepted_take=row["accepted_take"], link_ttl_seconds=row["link_ttl_seconds"],
+        upload_state=row["upload_state"], audio_deleted_at=row["audio_deleted_at"],
     )
 
 
@@ -427,21 +438,25 @@ def _session(row: asyncpg.Record) -> Session:
     )
 
 
-async def expire_due(conn: Conn) -> None:
+async def expire_due(conn: Conn) -> list[int]:
     """Sessions whose PIN was not used in time become "expired" (the trigger releases their
-    PINs and recordings). Rows another transaction holds are left for the next sweep."""
-    await conn.execute(
+    PINs and recordings). Rows another transaction holds are left for the next sweep.
+    Returns the ids expired, in id order."""
+    rows = await conn.fetch(
         "UPDATE recording_sessions SET state = 'expired', ended_at = now() WHERE id IN ("
         " SELECT id FROM recording_sessions WHERE state = 'created' AND expires_at <= now()"
-        " FOR UPDATE SKIP LOCKED)")
+        " ORDER BY id FOR UPDATE SKIP LOCKED) RETURNING id")
+    return sorted(int(r["id"]) for r in rows)
 
 
 async def insert_session(conn: Conn, key: str, recorder_id: int, list_id: int, pin: str,
-                         caller_id: str | None, ttl_seconds: int) -> int:
+                         caller_id: str | None, ttl_seconds: int,
+                         callback_url: str | None = None) -> int:
     return int(await conn.fetchval(
         "INSERT INTO recording_sessions (session_key, recorder_id, list_id, pin, caller_id,"
-        " expires_at) VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))"
-        " RETURNING id", key, recorder_id, list_id, pin, caller_id, float(ttl_seconds)))
+        " expires_at, callback_url) VALUES ($1, $2, $3, $4, $5,"
+        " now() + make_interval(secs => $6), $7) RETURNING id",
+        key, recorder_id, list_id, pin, caller_id, float(ttl_seconds), callback_url))
 
 
 async def insert_pin(conn: Conn, session_id: int, number_id: int, pin: str) -> None:
@@ -606,14 +621,14 @@ async def insert_pin_failure(conn: Conn, number_id: int, caller_id: str) -> None
 
 
 async def insert_pending_take(conn: Conn, recording_id: int, session_id: int,
-                              channel_id: str) -> tuple[int, int]:
+                              channel_id: str, asterisk_name: str | None) -> tuple[int, int]:
     """A take row for audio about to be stored: (take id, take number)."""
     await conn.execute("SELECT 1 FROM recordings WHERE id = $1 FOR UPDATE", recording_id)
     number = await next_take_number(conn, recording_id)
     take_id = await conn.fetchval(
-        "INSERT INTO takes (recording_id, session_id, take_number, status, channel_id)"
-        " VALUES ($1, $2, $3, 'pending', $4) RETURNING id",
-        recording_id, session_id, number, channel_id)
+        "INSERT INTO takes (recording_id, session_id, take_number, status, channel_id,"
+        " asterisk_name) VALUES ($1, $2, $3, 'pending', $4, $5) RETURNING id",
+        recording_id, session_id, number, channel_id, asterisk_name)
     return int(take_id), number
 
 
@@ -627,6 +642,13 @@ async def accepted_take_number(conn: Conn, recording_id: int) -> int | None:
     value = await conn.fetchval(
         "SELECT t.take_number FROM recordings r JOIN takes t ON t.id = r.accepted_take_id"
         " WHERE r.id = $1", recording_id)
+    return None if value is None else int(value)
+
+
+async def live_session_of_recording(conn: Conn, recording_id: int) -> int | None:
+    value = await conn.fetchval(
+        "SELECT session_id FROM session_recordings WHERE recording_id = $1 AND live",
+        recording_id)
     return None if value is None else int(value)
 
 
@@ -645,3 +667,74 @@ async def lists_for_caller(conn: Conn, recorder_id: int, caller_id: str | None,
         " AND ($2::text IS NULL OR caller_id = $2) AND ($3::text IS NULL OR access_code = $3)"
         " ORDER BY accessed_at DESC, id DESC LIMIT 1", recorder_id, caller_id, access_code)
     return [int(r["id"]) for r in rows]
+
+
+# --- delivery -------------------------------------------------------------------------------
+async def event_target(conn: Conn, recorder_id: int,
+                       session_id: int | None) -> asyncpg.Record | None:
+    """Where a recorder's event goes: the session's callback_url, else the recorder's; with
+    the recorder's secret and format. None when neither names one."""
+    return await conn.fetchrow(
+        "SELECT coalesce(s.callback_url, v.callback_url) AS url, v.callback_secret,"
+        " v.callback_format, v.recorder_key FROM voice_recorders v"
+        " LEFT JOIN recording_sessions s ON s.id = $2 AND s.recorder_id = v.id"
+        " WHERE v.id = $1 AND coalesce(s.callback_url, v.callback_url) IS NOT NULL",
+        recorder_id, session_id)
+
+
+async def upload_target(conn: Conn, recording_id: int) -> asyncpg.Record | None:
+    """The recorder's upload options and the keys an upload_url template names, for a
+    recorder with storage=upload."""
+    return await conn.fetchrow(
+        "SELECT v.id AS recorder_id, v.recorder_key, v.upload_url, v.upload_method,"
+        " v.upload_auth_header, l.list_key, r.recording_key, r.play_key"
+        " FROM recordings r JOIN recording_lists l ON l.id = r.list_id"
+        " JOIN voice_recorders v ON v.id = l.recorder_id"
+        " WHERE r.id = $1 AND v.storage = 'upload'", recording_id)
+
+
+async def takes_past_retention(conn: Conn, limit: int) -> list[asyncpg.Record]:
+    """Takes with audio older than their recorder's retention period, locked; rows another
+    transaction holds wait for the next batch."""
+    return list(await conn.fetch(
+        "SELECT t.id, t.take_number, t.has_wav_file, t.has_mp3_file, t.recording_id,"
+        " r.play_key, r.accepted_take_id = t.id AS accepted, l.recorder_id"
+        " FROM takes t JOIN recordings r ON r.id = t.recording_id"
+        " JOIN recording_lists l ON l.id = r.list_id"
+        " JOIN voice_recorders v ON v.id = l.recorder_id"
+        " WHERE t.audio_deleted_at IS NULL AND (t.has_wav_file OR t.has_mp3_file"
+        "   OR t.status = 'discarded')"
+        " AND t.status <> 'pending' AND v.retention_days IS NOT NULL"
+        " AND t.created_at < now() - make_interval(days => v.retention_days)"
+        " ORDER BY t.id LIMIT $1 FOR UPDATE OF t, r SKIP LOCKED", limit))
+
+
+async def mark_audio_deleted(conn: Conn, take_ids: Sequence[int],
+                             recording_ids: Sequence[int]) -> None:
+    await conn.execute(
+        "UPDATE takes SET audio_deleted_at = now(), has_wav_file = false, has_mp3_file = false"
+        " WHERE id = ANY($1::bigint[])", list(take_ids))
+    await conn.execute(
+        "UPDATE recordings SET audio_deleted_at = now(), has_wav_file = false,"
+        " has_mp3_file = false, updated_at = now() WHERE id = ANY($1::bigint[])",
+        list(recording_ids))
+
+
+# --- the console's reads and prompt reset ---------------------------------------------------
+async def developer_by_id(conn: Conn, developer_id: int) -> Developer | None:
+    row = await conn.fetchrow("SELECT * FROM developers WHERE id = $1", developer_id)
+    return None if row is None else _developer(row)
+
+
+async def takes_of_recording(conn: Conn, recording_id: int) -> list[TakeSummary]:
+    rows = await conn.fetch(
+        "SELECT take_number, status, duration_ms, kept_on_hangup, created_at FROM takes"
+        " WHERE recording_id = $1 ORDER BY take_number", recording_id)
+    return [TakeSummary(**dict(r)) for r in rows]
+
+
+async def delete_prompt(conn: Conn, recorder_id: int, name: str) -> bool:
+    found = await conn.fetchval(
+        "DELETE FROM recorder_prompts WHERE recorder_id = $1 AND prompt_name = $2 RETURNING 1",
+        recorder_id, name)
+    return found is not None

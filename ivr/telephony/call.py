@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ivr.core.errors import CallHungUp
+from ivr.telephony import latency
 from ivr.telephony.events import Event, Sink
 from ivr.telephony.rest import AriClient, AriHttpError
 
@@ -83,6 +84,8 @@ class Call:
         self.live_recording: str | None = None
         self._failed_playbacks: set[str] = set()
         self._listeners: list[Sink] = []
+        # When the last key press arrived that no play request has followed yet (0: none).
+        self._key_at = 0.0
 
     def __repr__(self) -> str:
         return f"<Call {self.id} from {self.caller_id!r} to {self.dialed!r}>"
@@ -171,6 +174,7 @@ class Call:
             self.channel = event["channel"]
 
     def _on_digit(self, digit: str) -> None:
+        self._key_at = latency.now()
         if self._barge_in is not None:
             fut = self._playbacks.get(self._barge_in)
             self._barge_in = None
@@ -224,6 +228,9 @@ class Call:
         if barge_in:
             self._barge_in = playback_id
         try:
+            if self._key_at:
+                latency.prompted(self._key_at)
+                self._key_at = 0.0
             await self._ari_call(self.ari.play(self.id, playback_id, media, lang))
             digit = await fut
             if digit is not None:

@@ -28,6 +28,9 @@ class Route:
 
 
 Choose = Callable[[Call], Awaitable[Route]]
+# Run after each resynchronisation with the ids of the channels still alive (features finish
+# there what a process that died left behind).
+ResyncHook = Callable[[set[str]], Awaitable[object]]
 
 
 class CallRunner:
@@ -44,6 +47,7 @@ class CallRunner:
         self.accepting = True
         self.started = 0
         self.finished = 0
+        self.resync_hooks: list[ResyncHook] = []
 
     # --- new calls ----------------------------------------------------------------------
     def _on_unrouted(self, event: Event) -> None:
@@ -118,17 +122,35 @@ class CallRunner:
         for call in list(self.calls.values()):
             if call.id not in live:
                 call.mark_gone("vanished while events were down")
+        orphans = []
         for channel in channels:
             if channel["id"] in self.router or not self._in_our_app(channel):
                 continue
             log.warning("[%s] orphaned in app %s: hanging up", channel["id"], self.app)
             await self._refuse(channel["id"])
+            orphans.append(channel["id"])
+        await self._wait_destroyed(orphans)
+        live -= set(orphans)
         await asyncio.gather(*(call.resync() for call in list(self.calls.values())),
                              return_exceptions=True)
         if self._call_log is not None:
             closed = await self._call_log.reconcile(live)
             if closed:
                 log.warning("closed %d call record(s) whose channel no longer exists", closed)
+        for hook in self.resync_hooks:
+            await hook(live)
+
+    async def _wait_destroyed(self, channel_ids: list[str], timeout: float = 5.0) -> None:
+        """Until hung-up channels are gone (what they were recording is then written out)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        for channel_id in channel_ids:
+            while loop.time() < deadline:
+                try:
+                    await self._ari.get_channel(channel_id)
+                except AriHttpError:
+                    break
+                await asyncio.sleep(0.05)
 
     def _in_our_app(self, channel: dict[str, object]) -> bool:
         dialplan = channel.get("dialplan")

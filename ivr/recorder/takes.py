@@ -1,0 +1,112 @@
+"""A take's way from Asterisk into storage, shared by the call flow and by start-up recovery:
+fetch the recording, write it to its own file, and only then record a row for it; accepting
+makes the MP3 (when wanted) before the recording points at the take."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import os
+import re
+import uuid
+import wave
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ivr.core.errors import TelephonyError
+from ivr.recorder.models import Recorder, Recording, take_path
+from ivr.recorder.phone import RecorderPhone, Take
+from ivr.telephony.rest import AriClient
+
+log = logging.getLogger(__name__)
+
+ToMp3 = Callable[[Path, Path], Awaitable[None]]
+# Asterisk-side names say whose take it is, so a take a dead process left behind can be
+# finished by the next one.
+_NAME = re.compile(r"^take-(\d+)-(\d+)-[0-9a-f]{12}$")
+
+
+def take_name(session_id: int, recording_id: int) -> str:
+    return f"take-{session_id}-{recording_id}-{uuid.uuid4().hex[:12]}"
+
+
+def parse_take_name(name: str) -> tuple[int, int] | None:
+    """(session id, recording id) of a take recording's name, or None for other recordings."""
+    match = _NAME.match(name)
+    return (int(match[1]), int(match[2])) if match else None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTake:
+    take: Take
+    name: str
+    wav: Path
+    duration_ms: int
+
+
+def wav_duration_ms(data: bytes) -> int:
+    try:
+        with wave.open(io.BytesIO(data)) as w:
+            return round(w.getnframes() * 1000 / w.getframerate())
+    except (wave.Error, EOFError):
+        return 0
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with tmp.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.replace(path)
+
+
+class TakeStore:
+    def __init__(self, phone: RecorderPhone, data_dir: Path, to_mp3: ToMp3) -> None:
+        self.phone = phone
+        self.data_dir = data_dir
+        self.to_mp3 = to_mp3
+
+    async def fetch(self, ari: AriClient, session_id: int, recording: Recording, name: str,
+                    channel_id: str) -> StoredTake | None:
+        try:
+            data = await ari.stored_recording_file(name)
+        except TelephonyError as exc:
+            log.warning("[%s] take %s could not be fetched: %s", channel_id, name, exc)
+            return None
+        take = await self.phone.new_take(session_id, recording.id, channel_id, name)
+        path = take_path(self.data_dir, recording.play_key, take.number, "wav")
+        await asyncio.to_thread(_write_atomically, path, data)
+        return StoredTake(take, name, path, wav_duration_ms(data))
+
+    async def accept(self, ari: AriClient, session_id: int, recorder: Recorder,
+                     recording: Recording, stored: StoredTake, *, channel_id: str,
+                     caller_id: str | None, touchtone: str | None,
+                     kept_on_hangup: bool = False) -> bool:
+        has_mp3 = recorder.audio_format in ("mp3", "both")
+        has_wav = recorder.audio_format in ("wav", "both")
+        if has_mp3:
+            mp3 = take_path(self.data_dir, recording.play_key, stored.take.number, "mp3")
+            await self.to_mp3(stored.wav, mp3)
+        kept = await self.phone.accept_take(
+            session_id, recording.id, stored.take, duration_ms=stored.duration_ms,
+            has_wav=has_wav, has_mp3=has_mp3, caller_id=caller_id, touchtone_input=touchtone,
+            kept_on_hangup=kept_on_hangup)
+        log.info("[%s] take %d of %s %s (%.1fs%s)", channel_id, stored.take.number,
+                 recording.recording_key, "accepted" if kept else "kept as history",
+                 stored.duration_ms / 1000, ", caller hung up" if kept_on_hangup else "")
+        await self.forget(ari, stored.name)
+        return kept
+
+    async def discard(self, ari: AriClient, stored: StoredTake) -> None:
+        await self.phone.discard_take(stored.take, stored.duration_ms)
+        await self.forget(ari, stored.name)
+
+    async def forget(self, ari: AriClient, name: str) -> None:
+        """Our storage holds the take now; Asterisk's copy goes."""
+        with contextlib.suppress(TelephonyError):
+            await ari.delete_stored_recording(name)
