@@ -3,13 +3,16 @@ Telephony fixtures (the real Asterisk, callers, baresip) live in tests/telephony
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import secrets
 import socket
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -26,6 +29,30 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+async def start_serve(settings: Settings, **env: str) -> asyncio.subprocess.Process:
+    """`ivr serve` as its own process on `settings` (database, port, data) plus `env`;
+    returns once /healthz answers 200 (database and ARI connected)."""
+    full = {**os.environ, "IVR_DATABASE_URL": settings.database_url,
+            "IVR_HTTP_PORT": str(settings.http_port), "IVR_PUBLIC_URL": settings.public_url,
+            "IVR_DATA_DIR": str(settings.data_dir), **env}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ivr", "serve", cwd=REPO_ROOT, env=full,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{settings.http_port}/healthz"
+    async with aiohttp.ClientSession() as http:
+        for _ in range(150):
+            try:
+                async with http.get(url) as resp:
+                    if resp.status == 200:
+                        return proc
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    proc.kill()
+    await proc.wait()
+    raise AssertionError("ivr serve did not become healthy")
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ from ivr.core.errors import CallHungUp
 from ivr.recorder.errors import LimitReached
 from ivr.recorder.models import Recorder, Recording, Session
 from ivr.recorder.phone import NumberRoute, RecorderPhone
-from ivr.recorder.takes import StoredTake, TakeStore, take_name
+from ivr.recorder.takes import StoredTake, TakeStore, take_name, wav_duration_ms
 from ivr.telephony.call import Call, RecordingResult
 
 log = logging.getLogger(__name__)
@@ -210,24 +210,34 @@ class RecorderFlow:
                 await asyncio.shield(self._hung_up_mid_take(call, recorder, session, recording,
                                                             name, touchtone, result))
                 raise CallHungUp(f"channel {call.id} hung up")
-            stored = await self._store_take(call, session, recording, name)
-            min_ms = recorder.min_take_seconds * 1000
-            if stored is None or stored.duration_ms < min_ms:
-                if stored is not None:
-                    await self._discard(call, stored)
+            data = await self.takes.download(call.ari, name, call.id)
+            if data is None or wav_duration_ms(data) < recorder.min_take_seconds * 1000:
+                if data is not None:
+                    await self._discard(call, await self.takes.keep(
+                        session.id, recording, name, call.id, data))
                 too_short += 1
                 if too_short >= TOO_SHORT_TRIES:
                     await self.phone.leave_recording(session.id, recording.id)
                     return Outcome.SKIPPED
                 await self._say(call, recorder, "too_short")
                 continue
+            # The take is written (fsync) and recorded while the review menu already plays:
+            # the caller hears the menu right after `#`, and nothing is decided before the
+            # take is safely stored.
+            keeping = asyncio.create_task(
+                self.takes.keep(session.id, recording, name, call.id, data))
             try:
                 choice = await self._review(call, recorder, name)
             except CallHungUp:
                 # A complete take the caller had not judged yet is kept, not lost.
+                stored = await asyncio.shield(keeping)
                 await asyncio.shield(self._accept(call, recorder, session, recording, stored,
                                                   touchtone, kept_on_hangup=True))
                 raise
+            except BaseException:
+                await asyncio.shield(keeping)
+                raise
+            stored = await keeping
             if choice == "3":
                 await self._discard(call, stored)
                 continue
@@ -236,11 +246,15 @@ class RecorderFlow:
                 await self.phone.leave_recording(session.id, recording.id)
                 await self._say(call, recorder, "skipped")
                 return Outcome.SKIPPED
-            await self._accept(call, recorder, session, recording, stored, touchtone)
-            if choice == "9":
-                return Outcome.DONE
-            await self._say(call, recorder, "recording_saved")
-            return Outcome.ACCEPTED
+            accepting = asyncio.create_task(
+                self._accept(call, recorder, session, recording, stored, touchtone))
+            try:
+                if choice != "9":
+                    # Said while the accept commits; the loop moves on only once it has.
+                    await self._say(call, recorder, "recording_saved")
+            finally:
+                await asyncio.shield(accepting)
+            return Outcome.DONE if choice == "9" else Outcome.ACCEPTED
 
     async def _review(self, call: Call, recorder: Recorder, name: str) -> str:
         """1 keep, 2 listen, 3 again, * skip, 9 done. After MENU_TRIES invalid keys or

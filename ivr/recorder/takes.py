@@ -73,11 +73,23 @@ class TakeStore:
 
     async def fetch(self, ari: AriClient, session_id: int, recording: Recording, name: str,
                     channel_id: str) -> StoredTake | None:
+        data = await self.download(ari, name, channel_id)
+        if data is None:
+            return None
+        return await self.keep(session_id, recording, name, channel_id, data)
+
+    async def download(self, ari: AriClient, name: str, channel_id: str) -> bytes | None:
+        """The take's WAV as Asterisk wrote it (a few ms on the same host)."""
         try:
-            data = await ari.stored_recording_file(name)
+            data: bytes = await ari.stored_recording_file(name)
         except TelephonyError as exc:
             log.warning("[%s] take %s could not be fetched: %s", channel_id, name, exc)
             return None
+        return data
+
+    async def keep(self, session_id: int, recording: Recording, name: str, channel_id: str,
+                   data: bytes) -> StoredTake:
+        """The take in storage (written with fsync) and its row (status pending)."""
         take = await self.phone.new_take(session_id, recording.id, channel_id, name)
         path = take_path(self.data_dir, recording.play_key, take.number, "wav")
         await asyncio.to_thread(_write_atomically, path, data)

@@ -5,17 +5,15 @@ ends the session."""
 from __future__ import annotations
 
 import asyncio
-import os
+import dataclasses
 import signal
-import sys
 from typing import Any
 
-import aiohttp
 import asyncpg
 import pytest
 
-from ivr.settings import REPO_ROOT, Settings
-from tests.conftest import free_port
+from ivr.settings import Settings
+from tests.conftest import free_port, start_serve
 from tests.phone.conftest import recordings_of, start_session
 from tests.telephony_harness import Caller
 
@@ -23,23 +21,9 @@ pytestmark = pytest.mark.asterisk
 
 
 async def serve(settings: Settings, app: str, port: int) -> asyncio.subprocess.Process:
-    env = {**os.environ, "IVR_DATABASE_URL": settings.database_url, "IVR_HTTP_PORT": str(port),
-           "IVR_PUBLIC_URL": f"http://127.0.0.1:{port}", "IVR_ARI_APP": app,
-           "IVR_DATA_DIR": str(settings.data_dir)}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ivr", "serve", cwd=REPO_ROOT, env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-    async with aiohttp.ClientSession() as http:
-        for _ in range(150):
-            try:
-                async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
-                    if resp.status == 200:
-                        return proc
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    proc.kill()
-    raise AssertionError("ivr serve did not become healthy")
+    return await start_serve(
+        dataclasses.replace(settings, http_port=port, public_url=f"http://127.0.0.1:{port}"),
+        IVR_ARI_APP=app)
 
 
 async def wait_for(pool: asyncpg.Pool, query: str, *args: Any, timeout: float = 30) -> Any:
