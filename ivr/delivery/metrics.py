@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ivr.delivery.outbox import Backlog
@@ -57,4 +57,6 @@ def exposition(backlog: Backlog, worker: DeliveryWorker | None,
                     registry=registry)
     if retention is not None:
         files.inc(retention.files)
-    return generate_latest(registry)
+    # Process-wide metrics (key press -> next prompt, the process collectors) live in the
+    # default registry.
+    return generate_latest(registry) + generate_latest(REGISTRY)
