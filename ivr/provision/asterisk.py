@@ -239,29 +239,15 @@ def spool_recording_dir(cfg: AsteriskConfig) -> Path:
 def in_use(cfg: AsteriskConfig) -> Iterator[None]:
     """Hold while depending on the running Asterisk (a test suite does, for its whole run):
     `up()` with a different configuration then waits instead of restarting it underneath."""
-    cfg.state_dir.mkdir(parents=True, exist_ok=True)
-    with cfg.usefile.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_SH)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with _flocked(cfg.usefile, fcntl.LOCK_SH):
+        yield
 
 
 @contextlib.contextmanager
 def sole_user(cfg: AsteriskConfig) -> Iterator[bool]:
     """True inside when nobody holds `in_use` (no suite depends on Asterisk right now)."""
-    cfg.state_dir.mkdir(parents=True, exist_ok=True)
-    with cfg.usefile.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with _flocked(cfg.usefile, fcntl.LOCK_EX, wait=False) as held:
+        yield held
 
 
 def channels(cfg: AsteriskConfig) -> list[dict[str, object]]:
@@ -282,30 +268,42 @@ def _running_with(cfg: AsteriskConfig, digest: str) -> AsteriskInfo | None:
 
 
 @contextlib.contextmanager
-def _exclusive_use(cfg: AsteriskConfig, progress: Progress) -> Iterator[None]:
-    cfg.state_dir.mkdir(parents=True, exist_ok=True)
-    with cfg.usefile.open("a") as handle:
+def _flocked(path: Path, mode: int, *, wait: bool = True,
+             on_wait: Callable[[], None] | None = None) -> Iterator[bool]:
+    """An flock on `path` for the block. Tried without waiting first: when it is held
+    elsewhere, `on_wait` is told, then it waits — or, with wait=False, the block runs without
+    the lock and gets False."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, mode | fcntl.LOCK_NB)
         except BlockingIOError:
-            progress("Asterisk is in use by a running test suite with another configuration; "
-                     "waiting for it to finish before restarting ...")
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            if not wait:
+                yield False
+                return
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(handle, mode)
         try:
-            yield
+            yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager
+def _exclusive_use(cfg: AsteriskConfig, progress: Progress) -> Iterator[None]:
+    def waiting() -> None:
+        progress("Asterisk is in use by a running test suite with another configuration; "
+                 "waiting for it to finish before restarting ...")
+
+    with _flocked(cfg.usefile, fcntl.LOCK_EX, on_wait=waiting):
+        yield
+
+
+@contextlib.contextmanager
 def _lock(cfg: AsteriskConfig) -> Iterator[None]:
-    cfg.state_dir.mkdir(parents=True, exist_ok=True)
-    with cfg.lockfile.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with _flocked(cfg.lockfile, fcntl.LOCK_EX):
+        yield
 
 
 def _run(cmd: list[str], what: str, *, env: dict[str, str] | None = None,
