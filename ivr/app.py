@@ -67,6 +67,7 @@ TELEPHONY = web.AppKey("telephony", Telephony)
 class Delivery:
     worker: DeliveryWorker
     retention: RetentionJob
+    expiry: RetentionJob  # sessions whose PIN was not used in time
 
 
 DELIVERY = web.AppKey("delivery", Delivery)
@@ -199,7 +200,13 @@ def delivery_for(settings: Settings, pool: asyncpg.Pool) -> Delivery:
                                          settings.delivery_retry_for)
     retention = RetentionJob(AudioRetention(pool, settings.data_dir, events).sweep,
                              interval=settings.retention_interval)
-    return Delivery(worker, retention)
+    # Expiring sessions is a sweep of its own, off the callers' path (the phone side's
+    # lookups already skip sessions past their expiry).
+    phone = RecorderPhone(pool, settings.data_dir, settings.public_url,
+                          settings.delivery_retry_for)
+    expiry = RetentionJob(phone.expire_due, interval=settings.session_sweep_interval,
+                          name="session expiry")
+    return Delivery(worker, retention, expiry)
 
 
 def create_app(
@@ -219,6 +226,7 @@ def create_app(
         app[DELIVERY] = delivery = delivery_for(settings, pool)
         delivery.worker.start()
         delivery.retention.start()
+        delivery.expiry.start()
         try:
             if with_telephony:
                 async with telephony(settings, pool, route_override, callcontrol) as tel:
@@ -227,6 +235,7 @@ def create_app(
             else:
                 yield
         finally:
+            await delivery.expiry.stop()
             await delivery.retention.stop()
             await delivery.worker.stop()
             await callcontrol.close()

@@ -115,6 +115,7 @@ class Settings:
     delivery_concurrency: int = 16
     delivery_lease: float = 30.0
     retention_interval: float = 3600.0
+    session_sweep_interval: float = 5.0
 
     def __repr__(self) -> str:  # secrets never reach a log line through repr()
         shown = []
@@ -192,6 +193,8 @@ class Settings:
             delivery_lease=_float("IVR_DELIVERY_LEASE", get("IVR_DELIVERY_LEASE", "30"), 1, 3600),
             retention_interval=_float("IVR_RETENTION_INTERVAL",
                                       get("IVR_RETENTION_INTERVAL", "3600"), 1, 7 * 86400),
+            session_sweep_interval=_float("IVR_SESSION_SWEEP_INTERVAL",
+                                          get("IVR_SESSION_SWEEP_INTERVAL", "5"), 0.1, 3600),
         )
 
 

@@ -28,8 +28,9 @@ class RetentionStats:
 
 class RetentionJob:
     def __init__(self, sweep: Sweep, *, interval: float, batch_size: int = 200,
-                 max_batches: int = 10_000) -> None:
+                 max_batches: int = 10_000, name: str = "retention") -> None:
         self.sweep = sweep
+        self.name = name
         self.interval = interval
         self.batch_size = batch_size
         self.max_batches = max_batches
@@ -43,8 +44,8 @@ class RetentionJob:
             done, deleted = await self.sweep(self.batch_size)
             items, files = items + done, files + deleted
             if done:
-                log.info("retention: batch %d: %d items, %d files (%d items so far)", batch,
-                         done, deleted, items)
+                log.info("%s: batch %d: %d items, %d files (%d items so far)", self.name,
+                         batch, done, deleted, items)
             if done < self.batch_size:
                 break
         self.stats.runs += 1
@@ -53,7 +54,7 @@ class RetentionJob:
         return items, files
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="retention")
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -69,5 +70,6 @@ class RetentionJob:
                 self.stats.last_error = ""
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 self.stats.last_error = str(exc) or type(exc).__name__
-                log.warning("retention: pass failed, next in %.0fs: %s", self.interval, exc)
+                log.warning("%s: pass failed, next in %.0fs: %s", self.name, self.interval,
+                            exc)
             await asyncio.sleep(self.interval)

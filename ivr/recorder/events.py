@@ -78,12 +78,15 @@ class RecorderEvents:
         for session_id in session_ids:
             await self.session(conn, session_id, event_type)
 
-    async def recording(self, conn: store.Conn, recording: Recording, event_type: str, *,
+    async def recording(self, conn: store.Conn, recording: Recording | int, event_type: str, *,
                         recorder_id: int, session: Session | None) -> None:
+        """`recording` by id is read only when the event goes somewhere."""
         target = await store.event_target(conn, recorder_id,
                                           None if session is None else session.id)
         if target is None:
             return
+        if isinstance(recording, int):
+            recording = await store.recording_by_id(conn, recording)
         node: myvox.Node = [("voice_recorder_key", target["recorder_key"]),
                             ("recording_list_key", recording.list_key)]
         if session is not None:

@@ -51,6 +51,10 @@ class Outcome(enum.Enum):
     DONE = "done"
 
 
+async def _none() -> None:
+    return None
+
+
 class RecorderFlow:
     def __init__(self, phone: RecorderPhone, prompts: Prompts, speech: Speech,
                  takes: TakeStore) -> None:
@@ -71,18 +75,21 @@ class RecorderFlow:
         # A shared number does not know the recorder before the PIN: its default prompts.
         first = route.recorders[0] if len(route.recorders) == 1 else None
         caller = call.caller_id if _CALLER_ID.match(call.caller_id) else ""
-        session = None
-        if caller:
-            session = await self.phone.session_by_caller_id(route.number.id, caller)
-            if session is not None:
-                log.info("[%s] identified by caller id", call.id)
-        await self._say(call, first, "welcome")
-        if session is None:
+        # The caller-id lookup runs while the welcome plays: the database's time is hidden
+        # behind the prompt, not added before it.
+        lookup = asyncio.create_task(self.phone.session_by_caller_id(route.number.id, caller)
+                                     if caller else _none())
+        try:
+            await self._say(call, first, "welcome")
+        finally:
+            session = await asyncio.shield(lookup)
+        if session is not None:
+            log.info("[%s] identified by caller id", call.id)
+        else:
             session = await self._collect_pin(call, route, first, caller)
             if session is None:
                 return
-        session = await self.phone.mark_called(session.id)
-        await self.phone.attach_channel(session.id, call.id)
+        session = await self.phone.mark_called(session.id, call.id)
         recorder = await self.phone.recorder(session.recorder_id)
         log.info("[%s] session %s: caller in", call.id, session.session_key)
         await self._voice_session(call, recorder, session, list_id=None)
@@ -136,8 +143,7 @@ class RecorderFlow:
                 await self._say(call, recorder, "not_found", "goodbye")
                 return
             list_id = await self.phone.create_list(recorder, caller, code)
-        session = await self.phone.open_call_session(recorder, list_id)
-        await self.phone.attach_channel(session.id, call.id)
+        session = await self.phone.open_call_session(recorder, list_id, call.id)
         log.info("[%s] session %s: caller in (call-initiated)", call.id, session.session_key)
         await self._voice_session(call, recorder, session, list_id=list_id)
 
@@ -199,13 +205,23 @@ class RecorderFlow:
             await call.play(self._prompt(recorder, "record_after_tone"), "sound:beep",
                             barge_in=True)
             call.flush_digits()
-            if not await self.phone.start_take(session.id, recording.id):
-                log.info("[%s] recording %s left the session", call.id, recording.recording_key)
-                return Outcome.SKIPPED
+            # Recording starts right after the beep, and the session's state change commits
+            # meanwhile: under load a database round trip here would clip the caller's first
+            # words. A recording deleted meanwhile (rare) costs a take that is then dropped.
             name = take_name(session.id, recording.id)
-            result = await call.record(
-                name, max_duration=recorder.max_take_seconds,
-                max_silence=recorder.silence_seconds, terminate_on="#")
+            starting = asyncio.create_task(self.phone.start_take(session.id, recording.id))
+            try:
+                result = await call.record(
+                    name, max_duration=recorder.max_take_seconds,
+                    max_silence=recorder.silence_seconds, terminate_on="#")
+            finally:
+                started = await asyncio.shield(starting)
+            if not started:
+                log.info("[%s] recording %s left the session", call.id, recording.recording_key)
+                await self.takes.forget(call.ari, name)
+                if result.hung_up:
+                    raise CallHungUp(f"channel {call.id} hung up")
+                return Outcome.SKIPPED
             if result.hung_up:
                 await asyncio.shield(self._hung_up_mid_take(call, recorder, session, recording,
                                                             name, touchtone, result))

@@ -51,11 +51,6 @@ class RecorderPhone:
         # outbox in the same transaction.
         self.events = RecorderEvents.for_settings(data_dir, public_url, retry_for)
 
-    async def _expire_due(self, conn: store.Conn) -> None:
-        async with conn.transaction():
-            await self.events.sessions(conn, await store.expire_due(conn),
-                                       events.SESSION_EXPIRED)
-
     # --- who is calling ----------------------------------------------------------------------
     async def route(self, dialled: str) -> NumberRoute | None:
         async with self.pool.acquire() as conn:
@@ -84,27 +79,39 @@ class RecorderPhone:
         async with self.pool.acquire() as conn:
             await store.insert_pin_failure(conn, number_id, caller_id)
 
+    # The lookups skip sessions past their expiry themselves; marking them expired (and their
+    # event) is the periodic sweep's job (`expire_due`), not the caller's wait.
     async def session_by_pin(self, number_id: int, pin: str) -> Session | None:
         async with self.pool.acquire() as conn:
-            await self._expire_due(conn)
             session_id = await store.live_session_for_pin(conn, number_id, pin)
             return None if session_id is None else await store.session_by_id(conn, session_id)
 
     async def session_by_caller_id(self, number_id: int, caller_id: str) -> Session | None:
         async with self.pool.acquire() as conn:
-            await self._expire_due(conn)
             session_id = await store.live_session_for_caller(conn, number_id, caller_id)
             return None if session_id is None else await store.session_by_id(conn, session_id)
 
+    async def expire_due(self, limit: int) -> tuple[int, int]:
+        """One batch of the expiry sweep: (sessions expired, 0 files)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            expired = await store.expire_due(conn, limit)
+            await self.events.sessions(conn, expired, events.SESSION_EXPIRED)
+        return len(expired), 0
+
     # --- the session -------------------------------------------------------------------------
-    async def mark_called(self, session_id: int) -> Session:
+    async def mark_called(self, session_id: int, channel_id: str | None = None) -> Session:
+        """The caller is in: `called`, on this channel (a restarted engine ends sessions whose
+        channel is gone, see recovery.py)."""
         async with self.pool.acquire() as conn, conn.transaction():
             session = await store.session_by_id(conn, session_id, for_update=True)
             if session.state not in LIVE_SESSION_STATES:
                 raise NotFound("the recording session is no longer live")
             if session.state == "created":
-                await store.set_session_state(conn, session_id, "called")
+                await store.set_session_state(conn, session_id, "called", channel_id)
                 await self.events.session(conn, session_id, events.SESSION_CALLED)
+            elif channel_id is not None:
+                await conn.execute("UPDATE recording_sessions SET channel_id = $2 WHERE id = $1",
+                                   session_id, channel_id)
             return await store.session_by_id(conn, session_id)
 
     async def recordings(self, session_id: int) -> list[Recording]:
@@ -115,24 +122,24 @@ class RecorderPhone:
 
     async def start_take(self, session_id: int, recording_id: int) -> bool:
         """Session `recording` on this recording, the recording `recording`. False when the
-        recording left the session (deleted) meanwhile."""
+        recording left the session (deleted) meanwhile. Runs while the take already records:
+        a handful of statements, one lock."""
         async with self.pool.acquire() as conn, conn.transaction():
-            session = await store.session_by_id(conn, session_id, for_update=True)
-            if session.state not in ("called", "recording"):
-                raise NotFound("the recording session is not in a call")
-            if recording_id not in await store.session_recording_ids(conn, session_id):
+            session = await store.start_recording(conn, session_id, recording_id)
+            if session is None:
+                current = await store.session_by_id(conn, session_id)
+                if current.state not in ("called", "recording"):
+                    raise NotFound("the recording session is not in a call")
                 return False
-            await store.set_session_state(conn, session_id, "recording")
-            await store.set_current_recording(conn, session_id, recording_id)
-            await store.update_recording(conn, recording_id, {"state": "recording"})
-            await self.events.recording(conn, await store.recording_by_id(conn, recording_id),
-                                        events.RECORDING_STARTED,
+            await conn.execute("UPDATE recordings SET state = 'recording', updated_at = now()"
+                               " WHERE id = $1", recording_id)
+            await self.events.recording(conn, recording_id, events.RECORDING_STARTED,
                                         recorder_id=session.recorder_id, session=session)
             return True
 
     async def new_take(self, session_id: int, recording_id: int, channel_id: str,
                        asterisk_name: str | None = None) -> Take:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn:
             take_id, number = await store.insert_pending_take(conn, recording_id, session_id,
                                                               channel_id, asterisk_name)
             return Take(take_id, number)
@@ -148,22 +155,17 @@ class RecorderPhone:
                 "has_mp3_file": has_mp3, "length_seconds": round(duration_ms / 1000),
                 "caller_id": caller_id, "touchtone_input": touchtone_input,
                 "kept_on_hangup": kept_on_hangup})
-            exists = await conn.fetchval("SELECT 1 FROM recordings WHERE id = $1 FOR UPDATE",
-                                         recording_id)
-            if not exists:
-                return False
-            await store.update_recording(conn, recording_id, {
-                "state": "recorded", "recording_length": round(duration_ms / 1000),
-                "has_wav_file": has_wav, "has_mp3_file": has_mp3, "caller_id": caller_id,
-                "touchtone_input": touchtone_input, "accepted_take_id": take.id,
-                "audio_deleted_at": None})
-            await self._back_to_called(conn, session_id)
-            session = await store.session_by_id(conn, session_id)
+            if not await store.update_recording(conn, recording_id, {
+                    "state": "recorded", "recording_length": round(duration_ms / 1000),
+                    "has_wav_file": has_wav, "has_mp3_file": has_mp3, "caller_id": caller_id,
+                    "touchtone_input": touchtone_input, "accepted_take_id": take.id,
+                    "audio_deleted_at": None}):
+                return False  # deleted meanwhile
+            session = await store.leave_recording_state(conn, session_id)
             await self.events.uploads(conn, recording_id, take.id, take.number,
                                       [ext for ext, has in (("wav", has_wav), ("mp3", has_mp3))
                                        if has])
-            await self.events.recording(conn, await store.recording_by_id(conn, recording_id),
-                                        events.RECORDING_RECORDED,
+            await self.events.recording(conn, recording_id, events.RECORDING_RECORDED,
                                         recorder_id=session.recorder_id, session=session)
             return True
 
@@ -182,12 +184,7 @@ class RecorderPhone:
                 "   ON s.id = sr.session_id WHERE sr.recording_id = recordings.id AND sr.live"
                 "   AND s.state IN ('created', 'called', 'recording')) THEN 'rerecord'"
                 " ELSE 'recorded' END WHERE id = $1 AND state = 'recording'", recording_id)
-            await self._back_to_called(conn, session_id)
-
-    async def _back_to_called(self, conn: asyncpg.Connection, session_id: int) -> None:
-        session = await store.session_by_id(conn, session_id, for_update=True)
-        if session.state == "recording":
-            await store.set_session_state(conn, session_id, "called")
+            await store.leave_recording_state(conn, session_id)
 
     async def end_session(self, session_id: int) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -209,7 +206,8 @@ class RecorderPhone:
             return await store.insert_list(conn, recorder.id, keys.new_key(), {
                 "caller_id": caller_id, "access_code": access_code})
 
-    async def open_call_session(self, recorder: Recorder, list_id: int) -> Session:
+    async def open_call_session(self, recorder: Recorder, list_id: int,
+                                channel_id: str | None = None) -> Session:
         """A session for a caller who called in: already `called`, holding the list's
         placeholders not yet voiced (and held by no other live session); recordings with audio
         stay as they are, the caller adds new ones. Its PIN is never live on a number."""
@@ -218,7 +216,7 @@ class RecorderPhone:
             session_id = await store.insert_session(
                 conn, keys.new_key(), recorder.id, list_id, keys.new_pin(recorder.pin_length),
                 None, recorder.pin_ttl_seconds)
-            await store.set_session_state(conn, session_id, "called")
+            await store.set_session_state(conn, session_id, "called", channel_id)
             ids = [r["id"] for r in await store.recordings_of_list(conn, list_id)
                    if not (r["has_wav_file"] or r["has_mp3_file"])]
             locked = await store.locked_recording_ids(conn, ids)
@@ -247,10 +245,3 @@ class RecorderPhone:
             await store.add_session_recordings(conn, session_id, [new_id])
             (recording,) = await store.touch_recordings(conn, [new_id])
             return recording
-
-    async def attach_channel(self, session_id: int, channel_id: str) -> None:
-        """The channel the session's caller is on: a restarted engine ends sessions whose
-        channel is gone (see recovery.py)."""
-        async with self.pool.acquire() as conn:
-            await conn.execute("UPDATE recording_sessions SET channel_id = $2 WHERE id = $1",
-                               session_id, channel_id)

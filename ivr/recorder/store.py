@@ -406,9 +406,12 @@ async def touch_recordings(conn: Conn, ids: Sequence[int]) -> list[Recording]:
     return sorted((_recording(r) for r in rows), key=lambda r: order[r.id])
 
 
-async def update_recording(conn: Conn, recording_id: int, changes: Mapping[str, Any]) -> None:
+async def update_recording(conn: Conn, recording_id: int, changes: Mapping[str, Any]) -> bool:
+    """False when there is no such recording (any more)."""
     sets, values = _assignments(changes)
-    await conn.execute(f"UPDATE recordings SET {sets} WHERE id = $1", recording_id, *values)
+    status = await conn.execute(f"UPDATE recordings SET {sets} WHERE id = $1", recording_id,
+                                *values)
+    return status != "UPDATE 0"
 
 
 async def delete_recording(conn: Conn, recording_id: int) -> None:
@@ -438,14 +441,14 @@ def _session(row: asyncpg.Record) -> Session:
     )
 
 
-async def expire_due(conn: Conn) -> list[int]:
+async def expire_due(conn: Conn, limit: int | None = None) -> list[int]:
     """Sessions whose PIN was not used in time become "expired" (the trigger releases their
     PINs and recordings). Rows another transaction holds are left for the next sweep.
-    Returns the ids expired, in id order."""
+    Returns the ids expired (at most `limit`), in id order."""
     rows = await conn.fetch(
         "UPDATE recording_sessions SET state = 'expired', ended_at = now() WHERE id IN ("
         " SELECT id FROM recording_sessions WHERE state = 'created' AND expires_at <= now()"
-        " ORDER BY id FOR UPDATE SKIP LOCKED) RETURNING id")
+        " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING id", limit)
     return sorted(int(r["id"]) for r in rows)
 
 
@@ -518,15 +521,48 @@ async def session_recordings(conn: Conn, session_id: int) -> list[Recording]:
     return [_recording(r) for r in rows]
 
 
-async def set_session_state(conn: Conn, session_id: int, state: str) -> None:
+async def set_session_state(conn: Conn, session_id: int, state: str,
+                            channel_id: str | None = None) -> None:
     await conn.execute(
         "UPDATE recording_sessions SET state = $2,"
         " called_at = CASE WHEN $2 IN ('called', 'recording') THEN coalesce(called_at, now())"
         "                  ELSE called_at END,"
         " ended_at = CASE WHEN $2 IN ('ended', 'expired') THEN coalesce(ended_at, now())"
         "                 ELSE ended_at END,"
-        " current_recording_id = CASE WHEN $2 = 'recording' THEN current_recording_id END"
-        " WHERE id = $1", session_id, state)
+        " current_recording_id = CASE WHEN $2 = 'recording' THEN current_recording_id END,"
+        " channel_id = coalesce($3, channel_id)"
+        " WHERE id = $1", session_id, state, channel_id)
+
+
+# The phone side's two per-take session changes, each one statement (the hot path: see
+# bench/README.md). The row comes back as _SESSION_SELECT shows it.
+_SESSION_OF = """
+    SELECT u.*, v.recorder_key, l.list_key FROM u
+      JOIN voice_recorders v ON v.id = u.recorder_id
+      JOIN recording_lists l ON l.id = u.list_id"""
+
+
+async def start_recording(conn: Conn, session_id: int, recording_id: int) -> Session | None:
+    """The session in a call records this recording of its own; None when the session is not
+    in a call or the recording is not (any more) one of its recordings."""
+    row = await conn.fetchrow(
+        "WITH u AS (UPDATE recording_sessions SET state = 'recording',"
+        " called_at = coalesce(called_at, now()), current_recording_id = $2"
+        " WHERE id = $1 AND state IN ('called', 'recording') AND EXISTS ("
+        "  SELECT 1 FROM session_recordings WHERE session_id = $1 AND recording_id = $2)"
+        " RETURNING *)" + _SESSION_OF, session_id, recording_id)
+    return None if row is None else _session(row)
+
+
+async def leave_recording_state(conn: Conn, session_id: int) -> Session:
+    """A take settled: a `recording` session is back to `called` (other states stay)."""
+    row = await conn.fetchrow(
+        "WITH u AS (UPDATE recording_sessions SET"
+        " state = CASE WHEN state = 'recording' THEN 'called' ELSE state END,"
+        " current_recording_id = CASE WHEN state = 'recording' THEN NULL"
+        "                        ELSE current_recording_id END"
+        " WHERE id = $1 RETURNING *)" + _SESSION_OF, session_id)
+    return _session(row)
 
 
 async def set_current_recording(conn: Conn, session_id: int, recording_id: int | None) -> None:
@@ -623,13 +659,15 @@ async def insert_pin_failure(conn: Conn, number_id: int, caller_id: str) -> None
 async def insert_pending_take(conn: Conn, recording_id: int, session_id: int,
                               channel_id: str, asterisk_name: str | None) -> tuple[int, int]:
     """A take row for audio about to be stored: (take id, take number)."""
-    await conn.execute("SELECT 1 FROM recordings WHERE id = $1 FOR UPDATE", recording_id)
-    number = await next_take_number(conn, recording_id)
-    take_id = await conn.fetchval(
-        "INSERT INTO takes (recording_id, session_id, take_number, status, channel_id,"
-        " asterisk_name) VALUES ($1, $2, $3, 'pending', $4, $5) RETURNING id",
-        recording_id, session_id, number, channel_id, asterisk_name)
-    return int(take_id), number
+    # One statement: the recording's row lock serializes take numbers; the UNIQUE
+    # (recording_id, take_number) constraint backs it.
+    row = await conn.fetchrow(
+        "WITH lock AS (SELECT id FROM recordings WHERE id = $1 FOR UPDATE)"
+        " INSERT INTO takes (recording_id, session_id, take_number, status, channel_id,"
+        " asterisk_name) SELECT $1, $2, (SELECT coalesce(max(take_number), 0) + 1 FROM takes"
+        " WHERE recording_id = (SELECT id FROM lock)), 'pending', $3, $4"
+        " RETURNING id, take_number", recording_id, session_id, channel_id, asterisk_name)
+    return int(row["id"]), int(row["take_number"])
 
 
 async def update_take(conn: Conn, take_id: int, changes: Mapping[str, Any]) -> None:
