@@ -29,7 +29,7 @@ from ivr.delivery import outbox
 from ivr.delivery.retention import RetentionJob
 from ivr.delivery.worker import Backoff, DeliveryWorker
 from ivr.linecheck.flow import line_check, not_in_service
-from ivr.media.prompts import PROMPTS_DIR, PromptCatalog
+from ivr.media.prompts import PromptCatalog
 from ivr.media.routes import add_routes as add_media_routes
 from ivr.media.transcode import wav_to_mp3
 from ivr.media.tts import EspeakTts
@@ -121,7 +121,7 @@ async def telephony(
     takes = TakeStore(phone, settings.data_dir, wav_to_mp3)
     recorder = RecorderFlow(
         phone,
-        PromptCatalog(PROMPTS_DIR, settings.data_dir, settings.public_url),
+        PromptCatalog(settings.prompts_dir, settings.data_dir, settings.public_url),
         EspeakTts(settings.data_dir, settings.public_url),
         takes,
     )
@@ -222,7 +222,8 @@ def create_app(
         pool = await db.create_pool(settings.database_url)
         app[POOL] = pool
         app[CALLCONTROL] = callcontrol = CallControl(
-            pool, media=SpokenMedia.for_settings(settings.data_dir, settings.public_url))
+            pool, media=SpokenMedia.for_settings(settings.data_dir, settings.public_url,
+                                                 settings.prompts_dir))
         app[DELIVERY] = delivery = delivery_for(settings, pool)
         delivery.worker.start()
         delivery.retention.start()

@@ -110,6 +110,7 @@ class Settings:
     log_level: str
     shutdown_grace: float
     open_signup: bool
+    prompts_dir: Path = REPO_ROOT / "prompts"  # <dir>/<language>/prompts.tsv + WAVs
     delivery_retry_for: float = 86400.0
     delivery_backoff: float = 2.0
     delivery_concurrency: int = 16
@@ -181,6 +182,7 @@ class Settings:
             softphone_password=_secret("IVR_SOFTPHONE_PASSWORD", get("IVR_SOFTPHONE_PASSWORD")),
             asterisk_root=Path(get("IVR_ASTERISK_ROOT", str(cache / "ivr" / "asterisk-sid"))),
             data_dir=Path(get("IVR_DATA_DIR", str(REPO_ROOT / "var"))).resolve(),
+            prompts_dir=Path(get("IVR_PROMPTS_DIR", str(REPO_ROOT / "prompts"))).resolve(),
             log_level=level,
             shutdown_grace=_float("IVR_SHUTDOWN_GRACE", get("IVR_SHUTDOWN_GRACE", "30"), 0, 3600),
             open_signup=_bool("IVR_OPEN_SIGNUP", get("IVR_OPEN_SIGNUP", "true")),

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import os
 import secrets
+import shutil
 import socket
+import struct
 import sys
+import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,6 +23,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from ivr.app import create_app
 from ivr.core import db
+from ivr.media.manifest import MANIFEST, load_manifest
+from ivr.media.prompts import PROMPTS_DIR
 from ivr.provision.postgres import ensure_server
 from ivr.settings import REPO_ROOT, Settings
 
@@ -36,7 +42,8 @@ async def start_serve(settings: Settings, **env: str) -> asyncio.subprocess.Proc
     returns once /healthz answers 200 (database and ARI connected)."""
     full = {**os.environ, "IVR_DATABASE_URL": settings.database_url,
             "IVR_HTTP_PORT": str(settings.http_port), "IVR_PUBLIC_URL": settings.public_url,
-            "IVR_DATA_DIR": str(settings.data_dir), **env}
+            "IVR_DATA_DIR": str(settings.data_dir), "IVR_PROMPTS_DIR": str(settings.prompts_dir),
+            **env}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "ivr", "serve", cwd=REPO_ROOT, env=full,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
@@ -75,6 +82,27 @@ async def database_url(base_settings: Settings) -> AsyncIterator[str]:
     await db.drop_database(url)
 
 
+def short_prompts(folder: Path) -> Path:
+    """The default prompt set's names, each a quarter second of tone: real calls play prompts
+    in real time, and the product's spoken ones (the review menu alone is 12 s) would make the
+    suite wait on speech no test listens to. Tests of the prompts themselves use PROMPTS_DIR."""
+    source = PROMPTS_DIR / "en"
+    target = folder / "en"
+    target.mkdir(parents=True)
+    shutil.copy(source / MANIFEST, target / MANIFEST)
+    rate, seconds = 8000, 0.25
+    tone = b"".join(struct.pack("<h", int(3000 * math.sin(2 * math.pi * 600 * i / rate)))
+                    for i in range(int(rate * seconds)))
+    for name, entry in load_manifest(source / MANIFEST).items():
+        if entry.source != "core":
+            with wave.open(str(target / f"{name}.wav"), "wb") as w:
+                w.setnchannels(1)
+                w.setsampwidth(2)
+                w.setframerate(rate)
+                w.writeframes(tone)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def settings(
     base_settings: Settings, database_url: str, tmp_path_factory: pytest.TempPathFactory
@@ -86,6 +114,7 @@ def settings(
         http_port=port,
         public_url=f"http://127.0.0.1:{port}",
         data_dir=Path(tmp_path_factory.mktemp("data")),
+        prompts_dir=short_prompts(Path(tmp_path_factory.mktemp("prompts"))),
         shutdown_grace=5.0,
     )
 

@@ -105,8 +105,11 @@ def _file(path: Path, request: web.Request, *, immutable: bool = False) -> web.F
 
 
 def add_routes(app: web.Application, *, data_dir: Path | None = None,
-               prompts_dir: Path = PROMPTS_DIR) -> MediaFiles:
-    """Serve media under /media; `data_dir` defaults to the app's settings."""
+               prompts_dir: Path | None = None) -> MediaFiles:
+    """Serve media under /media; `data_dir` and `prompts_dir` default to the app's settings."""
+    settings = app.get(SETTINGS)
+    if prompts_dir is None:
+        prompts_dir = settings.prompts_dir if settings is not None else PROMPTS_DIR
     files = MediaFiles(prompts_dir, data_dir if data_dir is not None else app[SETTINGS].data_dir)
     app.router.add_get(rf"/media/prompts/{{lang:{LANG}}}/{{name:{NAME}}}.wav", files.prompt)
     app.router.add_get(r"/media/tts/{digest:[0-9a-f]{64}}.wav", files.tts)

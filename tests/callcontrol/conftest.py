@@ -121,7 +121,8 @@ async def voice(control: CallControl, settings: Settings, pool: asyncpg.Pool
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     control.media = SpokenMedia.for_settings(settings.data_dir,
-                                             str(client.make_url("")).rstrip("/"))
+                                             str(client.make_url("")).rstrip("/"),
+                                             settings.prompts_dir)
     yield client
     await client.close()
 
