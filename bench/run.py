@@ -184,7 +184,7 @@ async def run_steps(load: calls.Load, args: argparse.Namespace, t0: float) -> li
             say(f"time budget reached: no step at N={n}")
             break
         say(f"step N={n}:")
-        for system in ("baseline", "engine"):
+        for system in args.systems.split(","):
             if k >= len(args.steps.split(",")) and system not in passing:
                 continue
             first = 1_000_000 + k * 20_000 + (0 if system == "baseline" else 10_000)
@@ -266,6 +266,8 @@ def cli() -> int:
     parser.add_argument("--more", action="store_true",
                         help="step on past the listed N while something still passes")
     parser.add_argument("--skip", default="", help="comma-separated: calls,api,events,media")
+    parser.add_argument("--systems", default="baseline,engine",
+                        help="which load systems to step (development: engine alone)")
     return asyncio.run(main(parser.parse_args()))
 
 

@@ -118,7 +118,11 @@ async def telephony(
     )
     ari = AriClient(session, settings.ari_url)
     phone = RecorderPhone(pool, settings.data_dir)
-    takes = TakeStore(phone, settings.data_dir, wav_to_mp3)
+    # The project's own Asterisk (ivr asterisk up) is on this host: takes are read from its
+    # spool directly; any other Asterisk serves them over ARI.
+    spool = settings.asterisk_root / "var/spool/asterisk/recording"
+    takes = TakeStore(phone, settings.data_dir, wav_to_mp3,
+                      spool if spool.is_dir() else None)
     recorder = RecorderFlow(
         phone,
         PromptCatalog(settings.prompts_dir, settings.data_dir, settings.public_url),

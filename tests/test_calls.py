@@ -9,6 +9,10 @@ import asyncpg
 import pytest
 
 from ivr.core.errors import CallHungUp
+from ivr.media.transcode import wav_to_mp3
+from ivr.recorder.phone import RecorderPhone
+from ivr.recorder.takes import TakeStore, take_name
+from ivr.settings import Settings
 from ivr.telephony.call import Call, RecordingResult
 from ivr.telephony.rest import AriClient
 from tests.telephony_harness import DATA, Caller, Engine, wav_seconds
@@ -274,3 +278,43 @@ async def test_softphone_over_sip_dtmf_and_recording(
     assert take.ok
     stored = wav_seconds(seen.audio[0])
     assert abs(stored - SPEECH_SECONDS) < 0.5, f"stored {stored:.2f}s for {SPEECH_SECONDS}s"
+
+
+async def test_takes_are_read_from_the_spool_here_and_over_ari_elsewhere(
+    engine: Engine, caller: Caller, settings: Settings, pool: asyncpg.Pool
+) -> None:
+    """The project's own Asterisk: the take is read and deleted in its spool. Another
+    Asterisk (no spool): over ARI's HTTP. Both give the same WAV Asterisk wrote."""
+    spool = settings.asterisk_root / "var/spool/asterisk/recording"
+    phone = RecorderPhone(pool, settings.data_dir)
+    here = TakeStore(phone, settings.data_dir, wav_to_mp3, spool)
+    elsewhere = TakeStore(phone, settings.data_dir, wav_to_mp3, None)
+    names = [take_name(1, 1), take_name(1, 2)]
+    got: dict[str, object] = {}
+    done = asyncio.Event()
+
+    async def flow(call: Call) -> None:
+        try:
+            await call.answer()
+            for name in names:
+                await call.record(name, max_duration=10, terminate_on="#")
+            assert (spool / f"{names[0]}.wav").is_file()
+            got["here"] = await here.download(call.ari, names[0], call.id)
+            await here.forget(call.ari, names[0])
+            got["here gone"] = not (spool / f"{names[0]}.wav").exists()
+            got["elsewhere"] = await elsewhere.download(call.ari, names[1], call.id)
+            await elsewhere.forget(call.ari, names[1])
+            stored = {r["name"] for r in await call.ari.list_stored_recordings()}
+            got["elsewhere gone"] = names[1] not in stored
+        finally:
+            done.set()
+
+    leg = await caller.dial(engine.routes.add(flow))
+    for _ in names:
+        await leg.say("speech-short.wav")
+        await leg.press("#")
+    await asyncio.wait_for(done.wait(), 30)
+    assert got["here gone"] is True and got["elsewhere gone"] is True
+    for key in ("here", "elsewhere"):
+        audio = got[key]
+        assert isinstance(audio, bytes) and wav_seconds(audio) > 0.5, key
