@@ -10,6 +10,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -642,8 +643,13 @@ class RecorderService:
 
     async def session_status(self, developer: Developer, session_key: str) -> SessionView:
         async with self.pool.acquire() as conn:
-            await self._expire_due(conn)
-            return await self._view(conn, await self._own_session(conn, developer, session_key))
+            session = await self._own_session(conn, developer, session_key)
+            # Status is polled: it writes only when this very session is overdue (the periodic
+            # sweep would mark it a little later; the answer must not wait for that).
+            if session.state == "created" and session.expires_at <= datetime.now(UTC):
+                await self._expire_due(conn)
+                session = await store.session_by_id(conn, session.id)
+            return await self._view(conn, session)
 
     async def expire_session(self, developer: Developer, session_key: str) -> SessionView:
         """Expire a live session and unlock its recordings; a session that already ended or

@@ -117,7 +117,7 @@ async def test_failing_endpoint_retries_then_fails_visibly_and_blocks_no_one(
     down = await new_session(made, callback_url=f"{receiver.url}/down")
     # Another session, on a working endpoint, is delivered while /down keeps failing.
     up = await voice_one(made, pool, fast_settings)
-    got = await receiver.wait("/up", 5, timeout=2.5)
+    got = await receiver.wait("/up", 5, timeout=6)
     assert {event_of(r)["recording_session_key"] for r in got} == {up["session_key"]}
     auth = basic_auth(made.vr.dev.username, made.vr.dev.password)
     path = f"/v1/recorders/{made.key}/deliveries"
