@@ -405,6 +405,14 @@ class RecorderService:
         async with self.pool.acquire() as conn, conn.transaction():
             _, row = await self._list(conn, developer, recorder_key, list_key, for_update=True)
             await self._require([row["delete_password_hash"]], password, "delete")
+            # Each recording goes with its list: subscribers hear of each, as they would of
+            # DeleteRecording, in the same transaction.
+            for recording_id in await store.recording_ids_in_order(conn, row["id"]):
+                live = await store.live_session_of_recording(conn, recording_id)
+                await self.events.recording(
+                    conn, recording_id, events.RECORDING_DELETED,
+                    recorder_id=row["recorder_id"],
+                    session=None if live is None else await store.session_by_id(conn, live))
             await store.delete_list(conn, row["id"])
 
     # --- recordings ---------------------------------------------------------------------------

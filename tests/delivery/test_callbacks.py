@@ -183,3 +183,18 @@ async def test_bad_callback_options_are_refused_and_write_nothing(
     tree = await made.vr.ok("SetVoiceRecorder", "json", callback_secret="???")
     assert len(tree["voice_recorder"]["callback_secret"]) >= 32
     assert tree["voice_recorder"]["callback_secret"] != made.secret
+
+
+async def test_deleting_a_recording_or_its_list_sends_recording_deleted_for_each(
+        make_recorder: Any, receiver: Receiver, fast_settings: Settings) -> None:
+    made = await make_recorder(callback_url=f"{receiver.url}/deleted", callback_format="json")
+    lk = (await made.vr.ok("CreateRecordingList", "json"))["recording_list"][
+        "recording_list_key"]
+    keys = [(await made.vr.ok("CreateRecording", "json", recording_list_key=lk))["recording"]
+            ["recording_key"] for _ in range(3)]
+    await made.vr.ok("DeleteRecording", "json", recording_list_key=lk, recording_key=keys[0])
+    await made.vr.ok("DeleteRecordingList", "json", recording_list_key=lk)
+    got = [event_of(r) for r in await receiver.wait("/deleted", 3)]
+    assert [e["event_type"] for e in got] == ["recording.deleted"] * 3
+    assert [e["recording"]["recording_key"] for e in got] == keys
+    assert {e["recording_list_key"] for e in got} == {lk}
