@@ -13,12 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import io
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+import wave
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
+
+from ivr.callcontrol import amd, webhooks
+from ivr.callcontrol.asr import Recognizer
 from ivr.callcontrol.errors import (
     CallFailed,
     CallStateMismatch,
@@ -29,19 +36,29 @@ from ivr.callcontrol.errors import (
 )
 from ivr.callcontrol.models import Application, Destination, PlayRequest, timestamp
 from ivr.callcontrol.store import CallControlStore
+from ivr.callcontrol.webhooks import Change, Outgoing
 from ivr.core.errors import CallHungUp, IvrError
+from ivr.delivery.outbox import Conn
 from ivr.telephony.call import Call
 from ivr.telephony.events import Event, Router
 from ivr.telephony.rest import AriClient, AriHttpError
 
 log = logging.getLogger(__name__)
 
-Post = Callable[[str, str, dict[str, Any]], Awaitable[bool]]
-
 # Q.850 causes an application most often needs, by the names the API reports.
 _CAUSES = {16: "normal", 17: "busy", 18: "no answer", 19: "no answer", 21: "rejected",
            1: "unallocated number", 3: "no route", 27: "destination out of order",
            34: "congestion", 38: "network out of order", 127: "interworking"}
+
+
+# The longest answer an asr play listens to.
+MAX_SPEECH_SECONDS = 20
+
+
+def _pcm(wav: bytes) -> tuple[bytes, int]:
+    """The samples and rate of a 16-bit mono WAV (what Asterisk's wav format writes)."""
+    with wave.open(io.BytesIO(wav)) as w:
+        return w.readframes(w.getnframes()), w.getframerate()
 
 
 def cause_name(code: int | None) -> str:
@@ -121,7 +138,10 @@ class Leg:
         try:
             await self.tel.ari.create_channel(
                 self.id, self.endpoint(), app=self.tel.app, app_args="callcontrol",
-                variables={"CALLERID(num)": caller_id, "CALLERID(name)": caller_id},
+                # PJSIP builds From / P-Asserted-Identity of an outgoing call from its
+                # connected line (Dial() would copy the caller's id there; we dial ourselves).
+                variables={"CALLERID(num)": caller_id, "CALLERID(name)": caller_id,
+                           "CONNECTEDLINE(num)": caller_id, "CONNECTEDLINE(name)": caller_id},
             )
             # The new channel enters Stasis a moment after create answers; dial wants it there.
             try:
@@ -160,18 +180,18 @@ class ActiveRecording:
     recording_id: uuid.UUID
     asterisk_name: str
     done: asyncio.Event
+    snoop_id: str | None = None  # a whole-call (auto_record) recording's snoop channel
 
 
 class LiveCall:
     def __init__(
-        self, *, tel: Telephony, store: CallControlStore, post: Post, app: Application,
+        self, *, tel: Telephony, store: CallControlStore, app: Application,
         call: Call, voice_id: uuid.UUID, direction: str, from_number: str, to_number: str,
         state: str, owner_ref: str | None = None, event_url: str | None = None,
-        on_end: Callable[[LiveCall], None] | None = None,
+        on_end: Callable[[LiveCall], None] | None = None, recognizer: Recognizer | None = None,
     ) -> None:
         self.tel = tel
         self.store = store
-        self._post = post
         self.app = app
         self.call = call
         self.voice_id = voice_id
@@ -184,13 +204,16 @@ class LiveCall:
         self.cause: str | None = None
         self.bridge: Bridge | None = None
         self.recording: ActiveRecording | None = None
+        self._ending: ActiveRecording | None = None  # its end event came; being settled
         self._play_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._outbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._outbox: asyncio.Queue[Outgoing | None] = asyncio.Queue()
         self._sender = asyncio.create_task(self._send_events(), name=f"cc-events-{voice_id}")
         self._accepted = asyncio.Event()
         self._on_end = on_end
         self._registered: set[str] = set()
+        self._talk: tuple[asyncio.Event, asyncio.Event] | None = None  # an asr play listening
+        self.recognizer = recognizer
         call.add_listener(self._on_event)
 
     def __repr__(self) -> str:
@@ -213,22 +236,59 @@ class LiveCall:
         return {"voice_id": str(self.voice_id), "from": self.from_number, "to": self.to_number}
 
     # --- events to the application ------------------------------------------------------
-    def emit(self, state: str, key: str = "state", **fields: Any) -> None:
+    def emit(self, state: str, key: str = "state", *, change: Change | None = None,
+             **fields: Any) -> None:
+        """Queue an event (with the state change it reports, written in one transaction)."""
         event: dict[str, Any] = {**self.base(), key: state, **fields}
         if self.owner_ref is not None:
             event["owner_ref"] = self.owner_ref
         event["timestamp"] = timestamp()
-        self._outbox.put_nowait(event)
+        self._outbox.put_nowait(Outgoing(event, change))
+
+    def _state_change(self, state: str, cause: str | None = None) -> Change:
+        self.state = state
+        return functools.partial(self.store.set_call_state, self.voice_id, state, cause)
+
+    def _set_state(self, state: str, cause: str | None = None) -> None:
+        """A state change no event reports (it still keeps its place in the call's order)."""
+        self._outbox.put_nowait(Outgoing(None, self._state_change(state, cause)))
 
     async def _send_events(self) -> None:
+        """The call's one writer: whatever is queued goes to the database (state changes and
+        outbox rows) in one transaction, in order; the delivery worker posts the rows."""
         url = self.event_url or self.app.webhook_url
-        while (event := await self._outbox.get()) is not None:
-            await self._post(url, self.app.webhook_secret, event)
+        write = functools.partial(webhooks.enqueue, voice_id=self.voice_id,
+                                  app_id=self.app.app_id, url=url,
+                                  secret=self.app.webhook_secret)
+
+        async def write_event(conn: Conn, event: dict[str, Any]) -> None:
+            await write(conn, event=event)
+
+        done = False
+        while not done:
+            items = [await self._outbox.get()]
+            while not self._outbox.empty():
+                items.append(self._outbox.get_nowait())
+            done = None in items
+            batch = [item for item in items if item is not None]
+            for attempt in (1, 2, 3) if batch else ():
+                try:
+                    await self.store.write(batch, write_event)
+                    break
+                except (OSError, asyncpg.PostgresError) as exc:
+                    log.warning("[%s] writing %d call event(s) failed (attempt %d): %s",
+                                self.call.id, len(batch), attempt, type(exc).__name__)
+                    await asyncio.sleep(0.5 * attempt)
+                except Exception:  # a bug: lose this batch, keep the call's later events
+                    log.exception("[%s] writing call events failed", self.call.id)
+                    break
 
     def _on_event(self, event: Event) -> None:
         kind = event["type"]
         if kind == "ChannelDtmfReceived" and self.bridged:
             self.emit("dtmfcollected", channel_id=event["channel"]["id"], digit=event["digit"])
+        elif kind in ("ChannelTalkingStarted", "ChannelTalkingFinished") and self._talk:
+            self._talk[kind == "ChannelTalkingFinished"].set()
         elif kind in ("ChannelDestroyed", "ChannelHangupRequest") and event.get("cause"):
             self.call.hangup_cause = event["cause"]
         elif kind in ("RecordingFinished", "RecordingFailed"):
@@ -248,21 +308,17 @@ class LiveCall:
         except Exception:
             log.exception("[%s] call-control step failed", self.call.id)
 
-    async def _set_state(self, state: str, cause: str | None = None) -> None:
-        self.state = state
-        await self.store.set_call_state(self.voice_id, state, cause)
-
     # --- inbound ------------------------------------------------------------------------
     async def run_inbound(self, greeting: str | None, *, answered: bool = False) -> None:
         """The runner's flow for an inbound call: greeting or ringing, `incomingcall`, then
         (unless accepted) a drop after the application's accept timeout. A call `answered`
         already (a shared number's PIN prompt) goes straight to `incomingcall`."""
         if answered:
-            await self.store.set_call_state(self.voice_id, "connected")
-            self.emit("incomingcall", channel_id=self.call.id)
+            self.emit("incomingcall", channel_id=self.call.id,
+                      change=self._state_change("connected"))
         elif greeting is not None:
             await self.call.answer()
-            await self._set_state("connected")
+            self._set_state("connected")
             await self.call.play(greeting)
             self.emit("incomingcall", channel_id=self.call.id)
         else:
@@ -300,20 +356,27 @@ class LiveCall:
                 await self.call.answer()
             except CallHungUp:
                 raise CallStateMismatch("Call is already disconnected") from None
-            await self._set_state("connected")
             self._accepted.set()
-            self.emit("connected", channel_id=self.call.id)
+            self.emit("connected", channel_id=self.call.id,
+                      change=self._state_change("connected"))
 
     # --- outbound -----------------------------------------------------------------------
     async def run_outbound(self, leg: Leg, action: PlayRequest | None,
-                           media: str | None) -> None:
+                           media: str | None, *, detect_machine: bool = False,
+                           auto_record: bool = False) -> None:
         try:
             if await leg.rings_first():
-                await self._set_state("ringing")
-                self.emit("ringing", channel_id=leg.id)
+                self.emit("ringing", channel_id=leg.id, change=self._state_change("ringing"))
             await leg.answered
-            await self._set_state("connected")
-            self.emit("connected", channel_id=leg.id)
+            self.emit("connected", channel_id=leg.id, change=self._state_change("connected"))
+            if auto_record:
+                await self._auto_record()
+            if detect_machine:
+                # Before action_on_connect: the prompt would otherwise talk over the greeting
+                # AMD listens to (and a machine's message is best left after its beep).
+                verdict = await amd.detect(self.tel.ari, self.tel.router, self.tel.app, leg.id)
+                if verdict.machine:
+                    self.emit("voicemail", channel_id=leg.id, cause=verdict.cause)
             if action is not None and media is not None:
                 self._start_play(action, media)
             await self.call.wait_gone()
@@ -324,6 +387,15 @@ class LiveCall:
             code = await leg.wait_destroyed(5)
             self.call.hangup_cause = code if code is not None else self.call.hangup_cause
             await self.finish()
+
+    async def _auto_record(self) -> None:
+        """auto_record: the whole call from connect; a failure to start is a `failed`
+        recording event, not the end of the call."""
+        try:
+            await self.start_recording(None, "wav", whole_call=True)
+        except RecordingFailed as exc:
+            log.warning("[%s] auto_record: %s", self.call.id, exc.message)
+            self.emit("failed", recording_id="", msg=exc.message)
 
     # --- play ---------------------------------------------------------------------------
     def check_can_play(self) -> None:
@@ -359,6 +431,9 @@ class LiveCall:
         if playback.failed:
             event("failed", msg="Media Request Failed")
             return
+        if request.asr:
+            await self._listen(play_id, request)
+            return
         if not request.dtmf:
             event("playfinished")
             return
@@ -370,6 +445,62 @@ class LiveCall:
             event("digitcollected", digit=digits)
         else:
             event("menutimeout")
+
+    async def _listen(self, play_id: str, request: PlayRequest) -> None:
+        """After an `asr` prompt: record what the caller says (8 kHz), framed by Asterisk's
+        talk detection (TALK_DETECT: talking starts; `recognizer_timeout` of silence ends it),
+        then recognise it off the event loop. `timeout` when nobody spoke within
+        `start_timeout`; `unrecognized` when the engine matched nothing."""
+        asr_id = str(uuid.uuid4())
+        name = f"ccr-{uuid.uuid4().hex}"
+        ari, cid = self.tel.ari, self.call.id
+
+        def event(state: str, reason: str, phrase: str | None = None) -> None:
+            fields: dict[str, Any] = {"result": {"reason": reason}, "asr_id": asr_id,
+                                      "play_id": play_id}
+            if phrase is not None:
+                fields["recognised_phrase"] = phrase
+            if request.prompt_ref is not None:
+                fields["prompt_ref"] = request.prompt_ref
+            self.emit(state, **fields)
+
+        started, finished = asyncio.Event(), asyncio.Event()
+        self._talk = (started, finished)
+        await ari.set_variable(cid, "TALK_DETECT(set)", str(request.recognizer_timeout * 1000))
+        take = asyncio.ensure_future(self.call.record(
+            name, fmt="wav", max_duration=request.start_timeout + MAX_SPEECH_SECONDS,
+            terminate_on="none"))
+        heard: str | None = None
+        try:
+            try:
+                await asyncio.wait_for(started.wait(), request.start_timeout)
+            except TimeoutError:
+                event("timeout", "InitialSilenceTimeout")
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), MAX_SPEECH_SECONDS)
+            with contextlib.suppress(AriHttpError):
+                await ari.stop_live_recording(name)
+            await take
+            audio = await ari.stored_recording_file(name)
+            assert self.recognizer is not None  # checked before the play was accepted
+            heard = await asyncio.to_thread(self.recognizer.recognize, *_pcm(audio),
+                                            request.asr_phrases)
+            log.info("[%s] asr %s: %s", cid, asr_id, "recognised" if heard else "no match")
+            if heard:
+                event("recognized", "RecognizedSpeech", heard)
+            else:
+                event("unrecognized", "NoMatch", "")
+        finally:
+            self._talk = None
+            if not take.done():
+                with contextlib.suppress(IvrError):
+                    await ari.cancel_live_recording(name)
+                take.cancel()
+            with contextlib.suppress(IvrError):
+                await ari.set_variable(cid, "TALK_DETECT(remove)", "")
+            with contextlib.suppress(IvrError):
+                await ari.delete_stored_recording(name)
 
     async def _stop_play(self) -> None:
         task = self._play_task
@@ -442,7 +573,7 @@ class LiveCall:
                                 timeout: int, leg: Leg | None) -> None:
         leg = leg or Leg(self.tel, f"ccl-{uuid.uuid4().hex}", destination)
         bridge.dialing = leg
-        to = {"to": destination.value}
+        to: dict[str, Any] = {"to": destination.value}
         try:
             await leg.dial(caller_id, timeout)
         except IvrError as exc:
@@ -514,13 +645,17 @@ class LiveCall:
         bridge.held = on
 
     # --- recording ----------------------------------------------------------------------
-    async def start_recording(self, recording_name: str | None, fmt: str) -> uuid.UUID:
+    async def start_recording(self, recording_name: str | None, fmt: str, *,
+                              whole_call: bool = False) -> uuid.UUID:
+        """On demand: the bridge's mix when bridged, else the call's leg. `whole_call`
+        (auto_record): a snoop channel hearing both directions of the leg is recorded, so the
+        one file runs from connect to the end across prompts, bridges and transfers."""
         self.check_connected()
         if self.recording is not None:
             raise RequestPending("Call is already recording", 408)
         recording_id = uuid.uuid4()
         name = f"cc-{recording_id.hex}"
-        mixed = self.bridged
+        mixed = self.bridged or whole_call
         if not await self.store.insert_recording(
             recording_id=recording_id, application_id=self.app.id, voice_id=self.voice_id,
             recording_name=recording_name or str(recording_id), asterisk_name=name, fmt=fmt,
@@ -531,15 +666,20 @@ class LiveCall:
         self.recording = active
         recorded = "wav" if fmt == "mp3" else fmt  # Asterisk writes no MP3: encoded on GET
         try:
-            if mixed:
+            if whole_call:
+                active.snoop_id = await self._snoop_both()
+                await self.tel.ari.record(active.snoop_id, name, fmt=recorded,
+                                          terminate_on="none")
+            elif mixed:
                 assert self.bridge is not None
                 await self.tel.ari.bridge_record(self.bridge.id, name, fmt=recorded)
             else:
                 await self.tel.ari.record(self.call.id, name, fmt=recorded, terminate_on="none")
         except IvrError as exc:
             self.recording = None
+            await self._drop_snoop(active)
             await self.store.delete_recording(recording_id)
-            where = "bridge" if mixed else "call"
+            where = "bridge" if self.bridged else "call"
             raise RecordingFailed(f"Failed to start recording on {where}") from exc
         self.emit("started", recording_id=str(recording_id), msg="")
         return recording_id
@@ -556,12 +696,40 @@ class LiveCall:
                 raise RecordingFailed("Failed to stop recording") from exc
         return active.recording_id
 
+    async def _snoop_both(self) -> str:
+        """A snoop channel in our app hearing both directions of the call's leg; its
+        recording events come to this call."""
+        snoop_id = f"ccs-{uuid.uuid4().hex}"
+        entered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def sink(event: Event) -> None:
+            if event["type"] == "StasisStart" and not entered.done():
+                entered.set_result(None)
+            elif event["type"] in ("RecordingFinished", "RecordingFailed"):
+                self._on_recording_event(event)
+
+        self.tel.router.register(snoop_id, sink)
+        self._registered.add(snoop_id)
+        await self.tel.ari.snoop(self.call.id, snoop_id, app=self.tel.app, spy="both",
+                                 app_args="record-snoop")
+        try:
+            await asyncio.wait_for(entered, 5)
+        except TimeoutError:
+            raise CallFailed("the recording's snoop channel did not start") from None
+        return snoop_id
+
+    async def _drop_snoop(self, active: ActiveRecording) -> None:
+        if active.snoop_id is not None:
+            with contextlib.suppress(IvrError):
+                await self.tel.ari.hangup(active.snoop_id)
+
     def _on_recording_event(self, event: Event) -> None:
         rec = event["recording"]
         active = self.recording
         if active is None or rec.get("name") != active.asterisk_name:
             return
         self.recording = None
+        self._ending = active
         ok = event["type"] == "RecordingFinished"
         duration = rec.get("duration")
         self.spawn(self._recording_ended(active, ok, duration), "recording-ended")
@@ -569,10 +737,12 @@ class LiveCall:
     async def _recording_ended(self, active: ActiveRecording, ok: bool,
                                duration: float | None) -> None:
         state = "completed" if ok else "failed"
-        await self.store.finish_recording(
-            active.recording_id, state, float(duration) if duration is not None else None)
+        await self._drop_snoop(active)
         self.emit(state, recording_id=str(active.recording_id),
-                  msg="" if ok else "recording failed")
+                  msg="" if ok else "recording failed",
+                  change=functools.partial(
+                      self.store.finish_recording, active.recording_id, state,
+                      float(duration) if duration is not None else None))
         active.done.set()
 
     # --- hangup and the end -------------------------------------------------------------
@@ -597,7 +767,7 @@ class LiveCall:
             with contextlib.suppress(IvrError):
                 await self.call.hangup("normal")
         await self.call.wait_gone(2)
-        active = self.recording
+        active = self.recording or self._ending
         if active is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(active.done.wait(), 5)
@@ -614,8 +784,8 @@ class LiveCall:
             self.tel.router.unregister(key)
         cause = self.cause or cause_name(self.call.hangup_cause)
         final = "failed" if self.state == "initiated" and cause == "failed" else "disconnected"
-        await self._set_state(final, cause)
-        self.emit("disconnected", channel_id=self.call.id, cause=cause)
+        self.emit("disconnected", channel_id=self.call.id, cause=cause,
+                  change=self._state_change(final, cause))
         self._outbox.put_nowait(None)
         if self._on_end is not None:
             self._on_end(self)
@@ -628,7 +798,8 @@ class LiveCall:
             info = await self.tel.ari.get_stored_recording(active.asterisk_name)
         except IvrError:
             info = None
-        await self.store.finish_recording(active.recording_id,
-                                          "completed" if info else "failed", None)
-        self.emit("completed" if info else "failed", recording_id=str(active.recording_id),
-                  msg="" if info else "recording failed")
+        state = "completed" if info else "failed"
+        self.emit(state, recording_id=str(active.recording_id),
+                  msg="" if info else "recording failed",
+                  change=functools.partial(self.store.finish_recording, active.recording_id,
+                                           state, None))

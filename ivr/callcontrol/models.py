@@ -67,6 +67,10 @@ class PlayRequest:
     prompt_ref: str | None
     max_digits: int
     menu_timeout: int
+    asr: bool = False
+    start_timeout: int = 10  # seconds of silence before the caller starts speaking
+    recognizer_timeout: int = 2  # seconds of silence that end what the caller says
+    asr_phrases: tuple[str, ...] | None = None  # a grammar: the answers expected
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,8 @@ class OutboundRequest:
     event_url: str | None
     action_on_connect: PlayRequest | None
     timeout: int
+    voicemail_detection: bool = False
+    auto_record: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,10 +157,26 @@ def _url(body: Mapping[str, Any], key: str) -> str | None:
 
 
 _PLAY_KEYS = {"prompt_name", "text", "language", "voice", "url", "dtmf", "prompt_ref",
-              "max_digits", "menu_timeout", "asr", "start_timeout", "recognizer_timeout"}
+              "max_digits", "menu_timeout", "asr", "start_timeout", "recognizer_timeout",
+              "asr_phrases"}
+PHRASE_RE = re.compile(r"^[A-Za-z' ,.?!-]{1,100}$")
 
 
-def parse_play(body: Mapping[str, Any], where: str = "") -> PlayRequest:
+def _phrases(body: Mapping[str, Any]) -> tuple[str, ...] | None:
+    value = body.get("asr_phrases")
+    if value is None:
+        return None
+    if (not isinstance(value, list) or not 1 <= len(value) <= 100
+            or not all(isinstance(p, str) and PHRASE_RE.match(p) and p.strip() for p in value)):
+        raise BadRequest("asr_phrases", "'asr_phrases' must be a list of 1 to 100 phrases of "
+                         "up to 100 letters, spaces and apostrophes")
+    return tuple(value)
+
+
+def parse_play(body: Mapping[str, Any], where: str = "",
+               defaults: Mapping[str, Any] | None = None) -> PlayRequest:
+    """`defaults`: action_on_connect's own start_timeout / recognizer_timeout (the seed puts
+    them beside `play`); the play's values win."""
     _only(body, _PLAY_KEYS, where)
     prompt_name = _str(body, "prompt_name")
     text = _str(body, "text")
@@ -172,25 +194,30 @@ def parse_play(body: Mapping[str, Any], where: str = "") -> PlayRequest:
         voice = _str(body, "voice", required=True)
         if voice not in TTS_VOICES:
             raise VoiceNotSupported(f"voice '{voice}' is not supported for text-to-speech")
-    if _bool(body, "asr"):
-        raise BadRequest("asr", "speech recognition is not available on this server")
-    for key in ("start_timeout", "recognizer_timeout"):
-        if key in body:
-            _int(body, key, 1, 1, 10)
+    timing = {**(defaults or {}), **{k: body[k] for k in ("start_timeout",
+                                                          "recognizer_timeout") if k in body}}
+    asr = _bool(body, "asr")
+    phrases = _phrases(body)
+    if phrases is not None and not asr:
+        raise BadRequest("asr_phrases", "'asr_phrases' needs \"asr\": true")
+    if asr and _bool(body, "dtmf"):
+        raise BadRequest("asr", "a play is either a DTMF menu or speech recognition")
     return PlayRequest(
         media=Media(prompt_name=prompt_name, text=text, language=language, voice=voice, url=url),
         dtmf=_bool(body, "dtmf"),
         prompt_ref=_ref(body, "prompt_ref"),
         max_digits=_int(body, "max_digits", 16, 1, 32),
         menu_timeout=_int(body, "menu_timeout", 5, 1, 60),
+        asr=asr,
+        start_timeout=_int(timing, "start_timeout", 10, 1, 10),
+        recognizer_timeout=_int(timing, "recognizer_timeout", 2, 1, 10),
+        asr_phrases=phrases,
     )
 
 
 def parse_outbound(body: Mapping[str, Any]) -> OutboundRequest:
     _only(body, {"name", "owner_ref", "auto_record", "from", "to", "action_on_connect",
-                 "event_url", "timeout"})
-    if _bool(body, "auto_record"):
-        raise BadRequest("auto_record", "start recording with PUT .../recording once connected")
+                 "event_url", "timeout", "voicemail_detection"})
     action = body.get("action_on_connect")
     play: PlayRequest | None = None
     if action is not None:
@@ -200,7 +227,9 @@ def parse_outbound(body: Mapping[str, Any]) -> OutboundRequest:
         inner = action.get("play")
         if not isinstance(inner, dict):
             raise BadRequest("action_on_connect", "'action_on_connect.play' must be an object")
-        play = parse_play(inner, "action_on_connect.play.")
+        play = parse_play(inner, "action_on_connect.play.",
+                          {k: action[k] for k in ("start_timeout", "recognizer_timeout")
+                           if k in action})
     name = _ref(body, "name")
     return OutboundRequest(
         from_number=parse_number(_str(body, "from"), "from"),
@@ -210,6 +239,8 @@ def parse_outbound(body: Mapping[str, Any]) -> OutboundRequest:
         event_url=_url(body, "event_url"),
         action_on_connect=play,
         timeout=_int(body, "timeout", 30, 1, 120),
+        voicemail_detection=_bool(body, "voicemail_detection"),
+        auto_record=_bool(body, "auto_record"),
     )
 
 

@@ -145,6 +145,7 @@ async def play(request: web.Request) -> web.Response:
     live = await _live(request, app)
     req = models.parse_play(await json_body(request))
     live.check_can_play()  # before synthesising anything
+    await control_of(request).check_asr(req)
     media = await control_of(request).media.resolve(req.media)
     play_id = live.play(req, media)
     return json_response({**live.base(), "play_id": play_id, "playstate": "initiated",

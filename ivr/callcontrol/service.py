@@ -19,6 +19,7 @@ from typing import Any
 
 import asyncpg
 
+from ivr.callcontrol.asr import Recognizer, default_recognizer
 from ivr.callcontrol.errors import (
     BadRequest,
     CallFailed,
@@ -37,9 +38,9 @@ from ivr.callcontrol.models import (
     Application,
     Media,
     OutboundRequest,
+    PlayRequest,
 )
 from ivr.callcontrol.store import CallControlStore, NumberTaken
-from ivr.callcontrol.webhooks import WebhookSender
 from ivr.core.errors import Conflict, IvrError, Unavailable
 from ivr.core.keys import new_pin
 from ivr.media.transcode import wav_to_mp3
@@ -74,10 +75,10 @@ class NewApplication:
 
 class CallControl:
     def __init__(self, pool: asyncpg.Pool, *, media: MediaSource | None = None,
-                 sender: WebhookSender | None = None, trunk: str = DEFAULT_TRUNK) -> None:
+                 trunk: str = DEFAULT_TRUNK, recognizer: Recognizer | None = None) -> None:
         self.store = CallControlStore(pool)
+        self.recognizer = recognizer if recognizer is not None else default_recognizer()
         self.media: MediaSource = media or CoreSoundMedia()
-        self.sender = sender or WebhookSender()
         self.trunk = trunk
         self.calls: dict[uuid.UUID, LiveCall] = {}
         self._tel: Telephony | None = None
@@ -89,7 +90,6 @@ class CallControl:
         for live in list(self.calls.values()):
             with contextlib.suppress(IvrError):
                 await live.call.hangup()
-        await self.sender.close()
 
     @property
     def tel(self) -> Telephony:
@@ -201,10 +201,10 @@ class CallControl:
             owner_ref=owner_ref, event_url=event_url,
         )
         live = LiveCall(
-            tel=self.tel, store=self.store, post=self.sender.post, app=app, call=call,
+            tel=self.tel, store=self.store, app=app, call=call,
             voice_id=voice_id, direction=direction, from_number=from_number,
             to_number=to_number, state=state, owner_ref=owner_ref, event_url=event_url,
-            on_end=self._forget,
+            on_end=self._forget, recognizer=self.recognizer,
         )
         self.calls[voice_id] = live
         log.info("[%s] call-control %s call %s for application %s", call.id, direction,
@@ -219,8 +219,22 @@ class CallControl:
         if number not in app.numbers:
             raise NumberNotFound("Phone number not found for the service")
 
+    async def check_asr(self, play: PlayRequest | None) -> None:
+        """An `asr` play needs a recognizer, and every word of its phrases in its
+        dictionary."""
+        if play is None or not play.asr:
+            return
+        if self.recognizer is None:
+            raise BadRequest("asr", "speech recognition is not available on this server")
+        if play.asr_phrases:
+            unknown = await asyncio.to_thread(self.recognizer.unknown_words, play.asr_phrases)
+            if unknown:
+                raise BadRequest("asr_phrases",
+                                 f"words the recognizer does not know: {', '.join(unknown)}")
+
     async def originate(self, app: Application, request: OutboundRequest) -> LiveCall:
         self.check_from(app, request.from_number)
+        await self.check_asr(request.action_on_connect)
         tel = self.tel
         media = None
         if request.action_on_connect is not None:
@@ -236,7 +250,9 @@ class CallControl:
             live.cause = "failed"
             await live.finish()
             raise CallFailed(f"the call could not be placed: {exc.message}") from exc
-        live.spawn(live.run_outbound(leg, request.action_on_connect, media), "outbound")
+        live.spawn(live.run_outbound(leg, request.action_on_connect, media,
+                                     detect_machine=request.voicemail_detection,
+                                     auto_record=request.auto_record), "outbound")
         return live
 
     # --- lookups ------------------------------------------------------------------------

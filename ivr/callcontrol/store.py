@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
 
 from ivr.callcontrol.models import Application
+from ivr.callcontrol.webhooks import Outgoing
+from ivr.delivery.outbox import Conn
 
 _APP_COLUMNS = """a.id, a.app_id, a.name, a.webhook_url, a.webhook_secret, a.greeting,
     a.accept_timeout,
@@ -113,10 +115,21 @@ class CallControlStore:
             owner_ref, event_url,
         )
 
-    async def set_call_state(self, voice_id: uuid.UUID, state: str, cause: str | None = None
-                             ) -> None:
+    async def write(self, items: list[Outgoing],
+                    write_event: Callable[[Conn, dict[str, Any]], Awaitable[None]]) -> None:
+        """A call's queued state changes and events, in order, in one transaction (each event
+        is an outbox row committed together with the change it reports)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            for item in items:
+                if item.change is not None:
+                    await item.change(conn)
+                if item.event is not None:
+                    await write_event(conn, item.event)
+
+    async def set_call_state(self, voice_id: uuid.UUID, state: str, cause: str | None = None,
+                             conn: Conn | None = None) -> None:
         """Moves a live call on; an ended call stays ended."""
-        await self.pool.execute(
+        await (conn or self.pool).execute(
             """UPDATE cc_calls SET state = $2, cause = COALESCE($3, cause),
                    answered_at = CASE WHEN $2 = 'connected' THEN COALESCE(answered_at, now())
                                       ELSE answered_at END,
@@ -155,8 +168,8 @@ class CallControlStore:
                                 recording_id)
 
     async def finish_recording(self, recording_id: uuid.UUID, state: str,
-                               duration: float | None) -> None:
-        await self.pool.execute(
+                               duration: float | None, conn: Conn | None = None) -> None:
+        await (conn or self.pool).execute(
             """UPDATE cc_recordings SET state = $2, duration = $3, ended_at = now()
                WHERE recording_id = $1 AND state = 'started'""",
             recording_id, state, duration,

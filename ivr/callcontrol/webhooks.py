@@ -1,97 +1,60 @@
-"""Webhook delivery for call events: each POST is signed, and retried a few times.
+"""Call events to the application's webhook, through the delivery outbox (ivr/delivery).
 
-Signature: `X-IVR-Timestamp: <unix seconds>` and
-`X-IVR-Signature: sha256=<hex HMAC-SHA256(webhook secret, "<timestamp>.<body>")>`; a receiver
-recomputes it over the raw body and refuses stale timestamps (see docs/callcontrol.md).
+Each event becomes an outbox row written in the same transaction as the state change it
+reports (the call's state, a recording's end); the delivery worker signs it, posts it and
+retries it. Rows of one call share the stream `voicecall:<voice_id>`, so the worker posts a
+call's events in the order they happened, each once the one before was delivered (or finally
+failed); calls do not wait for each other.
 
-Everything goes through `WebhookSender.post`, the one seam the delivery outbox will replace
-(it will then persist the event and return at once). Until then delivery is direct: 5 s to
-connect, 15 s to read, up to 3 attempts on a network error or a 5xx/429 answer."""
+Signature (the delivery worker's, the same as every callback): `X-IVR-Timestamp: <unix
+seconds>` and `X-IVR-Signature: sha256=<hex HMAC-SHA256(webhook secret, "<timestamp>.<body>")>`,
+plus `X-IVR-Event-Id` (also `event_id` in the body: de-duplicate on it) and `X-IVR-Attempt`."""
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import hmac
-import logging
-import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import orjson
 
-log = logging.getLogger(__name__)
+from ivr.delivery import outbox
+from ivr.delivery.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature, verify
 
-SIGNATURE_HEADER = "X-IVR-Signature"
-TIMESTAMP_HEADER = "X-IVR-Timestamp"
-ATTEMPTS = 3
-_BACKOFF = (0.5, 2.0)
+__all__ = [
+    "EVENT_RETRY_FOR",
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "Change",
+    "Outgoing",
+    "enqueue",
+    "signature",
+    "verify",
+]
 
+# A call event is stale after an hour; later events of the call wait behind a failing one, so
+# the window is kept much shorter than the recorder's day.
+EVENT_RETRY_FOR = 3600.0
 
-def signature(secret: str, timestamp: str, body: bytes) -> str:
-    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    return "sha256=" + mac.hexdigest()
-
-
-def verify(secret: str, headers: Mapping[str, str], body: bytes, max_age: float = 300) -> bool:
-    """What a receiver does (used by the tests; documented for developers)."""
-    stamp = headers.get(TIMESTAMP_HEADER, "")
-    given = headers.get(SIGNATURE_HEADER, "")
-    if not stamp.isdigit() or abs(time.time() - int(stamp)) > max_age:
-        return False
-    return hmac.compare_digest(given, signature(secret, stamp, body))
-
-
-class WebhookSender:
-    def __init__(self, session: aiohttp.ClientSession | None = None) -> None:
-        self._session = session
-        self._own = session is None
-        self.delivered = 0
-        self.failed = 0
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=15),
-                headers={"User-Agent": "ivr-callcontrol"},
-            )
-        return self._session
-
-    async def close(self) -> None:
-        if self._own and self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def post(self, url: str, secret: str, event: Mapping[str, Any]) -> bool:
-        """Deliver one event; True once the receiver answered 2xx. Never raises for a
-        receiver's failure (the call goes on without it)."""
-        body = orjson.dumps(event)
-        what = f"{event.get('voice_id', '')} {event.get('state') or event.get('playstate')}"
-        for attempt in range(1, ATTEMPTS + 1):
-            stamp = str(int(time.time()))
-            headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: stamp,
-                       SIGNATURE_HEADER: signature(secret, stamp, body)}
-            retry = True
-            try:
-                async with self._client().post(url, data=body, headers=headers) as resp:
-                    await resp.read()
-                    if 200 <= resp.status < 300:
-                        self.delivered += 1
-                        return True
-                    retry = resp.status >= 500 or resp.status == 429
-                    problem = f"HTTP {resp.status}"
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                problem = type(exc).__name__
-            log.warning("webhook %s to %s: attempt %d failed (%s)", what, _host(url), attempt,
-                        problem)
-            if not retry or attempt == ATTEMPTS:
-                break
-            await asyncio.sleep(_BACKOFF[attempt - 1])
-        self.failed += 1
-        return False
+# A state change made in the event's transaction.
+Change = Callable[[outbox.Conn], Awaitable[None]]
 
 
-def _host(url: str) -> str:
-    """Only the host reaches the log: a webhook URL may carry a token in its path or query."""
-    return url.split("/")[2] if url.count("/") >= 2 else "?"
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One item of a call's ordered event queue: an event, a state change, or both."""
+
+    event: dict[str, Any] | None
+    change: Change | None = None
+
+
+async def enqueue(conn: outbox.Conn, *, voice_id: uuid.UUID, app_id: str, url: str,
+                  secret: str, event: dict[str, Any]) -> None:
+    event_id = uuid.uuid4()
+    event = {"event_id": str(event_id), **event}
+    state = event.get("state") or event.get("playstate") or "event"
+    await outbox.enqueue_callback(
+        conn, event_id=event_id, event_type=f"voice.{state}", stream=f"voicecall:{voice_id}",
+        owner=f"voiceapp:{app_id}", url=url, body=orjson.dumps(event),
+        content_type="application/json", secret=secret, retry_for=EVENT_RETRY_FOR)

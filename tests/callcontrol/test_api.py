@@ -10,15 +10,18 @@ import sys
 import uuid
 
 import asyncpg
+import orjson
 import pytest
 from aiohttp import web
 
 from ivr.callcontrol.service import CallControl
-from ivr.callcontrol.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookSender, verify
+from ivr.callcontrol.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from ivr.core.errors import Conflict, InvalidParameter
+from ivr.delivery.signing import ATTEMPT_HEADER, EVENT_ID_HEADER
 from ivr.settings import REPO_ROOT, Settings
+from ivr.telephony.call import Call
 from tests.callcontrol.conftest import NewApp, Webhooks
-from tests.telephony_harness import Caller
+from tests.telephony_harness import Caller, Engine
 
 pytestmark = pytest.mark.asterisk
 
@@ -183,37 +186,61 @@ async def test_applications_leave_no_half_state(control: CallControl, pool: asyn
     assert stored.startswith("$argon2id$") and app.creds.app_key not in stored
 
 
-async def test_webhooks_are_signed_and_retried_on_server_errors() -> None:
-    seen: list[int] = []
-    answers = [500, 503, 200, 400]
+async def test_webhooks_go_through_the_outbox_signed_in_order_and_retried(
+    new_app: NewApp, engine: Engine, pool: asyncpg.Pool
+) -> None:
+    """A receiver that fails each event's first attempt: the delivery worker retries it
+    (same event id, next attempt), and the call's next event waits for it: order holds."""
+    app = await new_app()
+    secret = app.creds.webhook_secret
+    seen: list[tuple[str, str, str, int]] = []  # (event_id, state, attempt header, status)
+    done = asyncio.Event()
 
     async def hook(request: web.Request) -> web.Response:
         body = await request.read()
-        assert verify("s" * 32, request.headers, body)
+        assert verify(secret, request.headers, body)
         assert request.headers[SIGNATURE_HEADER].startswith("sha256=")
-        assert request.headers[TIMESTAMP_HEADER].isdigit()
-        seen.append(answers[len(seen)])
-        return web.Response(status=seen[-1])
+        event = orjson.loads(body)
+        assert request.headers[EVENT_ID_HEADER] == event["event_id"]
+        first = all(e[0] != event["event_id"] for e in seen)
+        status = 503 if first else 200
+        seen.append((event["event_id"], event["state"], request.headers[ATTEMPT_HEADER], status))
+        if event["state"] == "disconnected" and status == 200:
+            done.set()
+        return web.Response(status=status)
 
-    app = web.Application()
-    app.router.add_post("/h", hook)
-    runner = web.AppRunner(app, access_log=None)
+    receiver = web.Application()
+    receiver.router.add_post("/h", hook)
+    runner = web.AppRunner(receiver, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    sender = WebhookSender()
+
+    async def busy(call: Call) -> None:
+        await call.ari.ring(call.id)
+        await asyncio.sleep(0.2)
+        await call.hangup("busy")
+
     try:
-        url = f"http://127.0.0.1:{port}/h"
-        assert await sender.post(url, "s" * 32, {"voice_id": "v", "state": "connected"})
-        assert seen == [500, 503, 200]
-        assert not await sender.post(url, "s" * 32, {"voice_id": "v", "state": "connected"})
-        assert seen == [500, 503, 200, 400]  # a 4xx is not retried
-        assert not await sender.post("http://127.0.0.1:1/h", "s" * 32, {"state": "x"})
-        assert (sender.delivered, sender.failed) == (1, 2)
+        status, body = await app.request("POST", "/voice/v1/call", {
+            "from": app.number, "to": engine.routes.add(busy), "timeout": 5,
+            "event_url": f"http://127.0.0.1:{port}/h"})
+        assert status == 200, body
+        await asyncio.wait_for(done.wait(), 30)
     finally:
-        await sender.close()
         await runner.cleanup()
+    assert [(state, attempt, status) for _, state, attempt, status in seen] == [
+        ("ringing", "1", 503), ("ringing", "2", 200),
+        ("disconnected", "1", 503), ("disconnected", "2", 200)]
+    expected = [("voice.ringing", "delivered", 2), ("voice.disconnected", "delivered", 2)]
+    for _ in range(50):  # the worker settles the row just after the receiver's answer
+        rows = await pool.fetch("SELECT event_type, state, attempts FROM outbox"
+                                " WHERE stream = $1 ORDER BY id", f"voicecall:{body['voice_id']}")
+        if [tuple(r) for r in rows] == expected:
+            break
+        await asyncio.sleep(0.1)
+    assert [tuple(r) for r in rows] == expected
     assert not verify("s" * 32, {TIMESTAMP_HEADER: "1", SIGNATURE_HEADER: "sha256=00"}, b"{}")
 
 

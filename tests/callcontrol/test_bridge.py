@@ -63,8 +63,10 @@ async def test_bridge_record_both_voices_hold_transfer(
     app = await new_app()
     callee_speaks = asyncio.Event()
     agent_digits: list[str] = []
+    agent_caller_ids: list[str] = []
 
     async def agent(call: Call) -> None:
+        agent_caller_ids.append(call.caller_id)
         await call.answer()
         await callee_speaks.wait()
         await call.play(f"sound:{caller.media_url}/speech-short.wav")
@@ -104,6 +106,7 @@ async def test_bridge_record_both_voices_hold_transfer(
     assert (status, body["state"]) == (200, "initiated")
     bridged = await webhooks.wait(vid, "bridged")
     assert bridged["to"] == agent_number
+    assert agent_caller_ids == [app.number]  # `from`, carried over the loopback trunk
 
     status, err = await app.request("PUT", f"{base}/play", {"prompt_name": "beep"})
     assert (status, err["result"], err["msg"]) == (

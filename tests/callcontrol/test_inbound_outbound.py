@@ -157,7 +157,7 @@ async def test_outbound_answered_busy_and_not_answered(
     results = await asyncio.gather(*(webhooks.wait(v, "disconnected")
                                      for v in (answered, refused, unanswered)))
     assert [r["cause"] for r in results] == ["hangup requested", "busy", "no answer"]
-    assert heard["caller_id"]  # the callee was reached (its caller id: see docs, loopback)
+    assert heard["caller_id"] == app.number  # `from`, carried over the trunk
     assert webhooks.states(answered) == ["ringing", "connected", "playfinished", "disconnected"]
     assert webhooks.states(refused) == ["ringing", "disconnected"]
     assert webhooks.states(unanswered) == ["ringing", "disconnected"]
