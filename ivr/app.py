@@ -16,10 +16,15 @@ import asyncpg
 from aiohttp import web
 
 from ivr import __version__
+from ivr.broadcast.rest import BROADCAST, Broadcast
+from ivr.broadcast.rest import add_routes as add_broadcast_routes
 from ivr.callcontrol.media import SpokenMedia
 from ivr.callcontrol.rest import CALLCONTROL
 from ivr.callcontrol.routes import add_routes as add_callcontrol_routes
 from ivr.callcontrol.service import CallControl
+from ivr.campaigns.service import Campaigns
+from ivr.campaigns.web import CAMPAIGNS
+from ivr.campaigns.web import add_routes as add_campaign_routes
 from ivr.console.routes import add_routes as add_console_routes
 from ivr.core import db
 from ivr.core.errors import Unavailable
@@ -28,6 +33,10 @@ from ivr.delivery import metrics as delivery_metrics
 from ivr.delivery import outbox
 from ivr.delivery.retention import RetentionJob
 from ivr.delivery.worker import Backoff, DeliveryWorker
+from ivr.dialer.accounts import Accounts
+from ivr.dialer.kinds import load_hooks
+from ivr.dialer.runtime import in_serve as dialer_in_serve
+from ivr.dialer.service import Dialer
 from ivr.linecheck.flow import line_check, not_in_service
 from ivr.media.prompts import PromptCatalog
 from ivr.media.routes import add_routes as add_media_routes
@@ -232,14 +241,20 @@ def create_app(
         delivery.worker.start()
         delivery.retention.start()
         delivery.expiry.start()
+        app[BROADCAST] = broadcast = Broadcast(
+            settings, Accounts(pool), Dialer(pool, settings, load_hooks(settings)))
+        app[CAMPAIGNS] = Campaigns(pool, Dialer(pool, settings, load_hooks(settings)),
+                                   settings.data_dir, settings.public_url)
         try:
             if with_telephony:
                 async with telephony(settings, pool, route_override, callcontrol) as tel:
                     app[TELEPHONY] = tel
-                    yield
+                    async with dialer_in_serve(settings, pool, tel.ari, tel.runner):
+                        yield
             else:
                 yield
         finally:
+            await broadcast.close()
             await delivery.expiry.stop()
             await delivery.retention.stop()
             await delivery.worker.stop()
@@ -253,6 +268,8 @@ def create_app(
     add_callcontrol_routes(app)
     add_media_routes(app)
     add_console_routes(app)
+    add_broadcast_routes(app)
+    add_campaign_routes(app)
     return app
 
 

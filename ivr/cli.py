@@ -11,7 +11,9 @@ import sys
 from pathlib import Path
 
 from ivr.callcontrol import cli as callcontrol_cli
+from ivr.campaigns import cli as campaigns_cli
 from ivr.core.errors import IvrError
+from ivr.dialer import cli as dialer_cli
 from ivr.provision.asterisk import AsteriskConfig
 from ivr.recorder import cli as recorder_cli
 from ivr.settings import REPO_ROOT, Settings, redact_url
@@ -149,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_env_init, needs_settings=False)
     recorder_cli.register(sub)
     callcontrol_cli.register(sub)
+    campaigns_cli.register(sub)
+    dialer_cli.register(sub)
     return parser
 
 

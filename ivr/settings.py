@@ -117,6 +117,13 @@ class Settings:
     delivery_lease: float = 30.0
     retention_interval: float = 3600.0
     session_sweep_interval: float = 5.0
+    dialer_enabled: bool = True
+    dialer_trunk: str = "ivr-loopback"
+    dialer_cps: float = 5.0
+    dialer_channels: int = 30
+    dialer_lease: float = 15.0
+    dialer_app: str = "ivr-dialer"  # the Stasis app of a stand-alone `ivr dialer run`
+    dialer_max_queued: int = 1_000_000  # queued calls at most (more: "server too busy")
 
     def __repr__(self) -> str:  # secrets never reach a log line through repr()
         shown = []
@@ -197,6 +204,16 @@ class Settings:
                                       get("IVR_RETENTION_INTERVAL", "3600"), 1, 7 * 86400),
             session_sweep_interval=_float("IVR_SESSION_SWEEP_INTERVAL",
                                           get("IVR_SESSION_SWEEP_INTERVAL", "5"), 0.1, 3600),
+            dialer_enabled=_bool("IVR_DIALER_ENABLED", get("IVR_DIALER_ENABLED", "true")),
+            dialer_trunk=_name("IVR_DIALER_TRUNK", get("IVR_DIALER_TRUNK", "ivr-loopback")),
+            dialer_cps=_float("IVR_DIALER_CPS", get("IVR_DIALER_CPS", "5"), 0.01, 1000),
+            dialer_channels=_int("IVR_DIALER_CHANNELS", get("IVR_DIALER_CHANNELS", "30"), 1,
+                                 10000),
+            dialer_lease=_float("IVR_DIALER_LEASE", get("IVR_DIALER_LEASE", "15"), 1, 3600),
+            dialer_app=_name("IVR_DIALER_APP", get("IVR_DIALER_APP", get("IVR_ARI_APP", "ivr")
+                                                   + "-dialer")),
+            dialer_max_queued=_int("IVR_DIALER_MAX_QUEUED",
+                                   get("IVR_DIALER_MAX_QUEUED", "1000000"), 1, 10**9),
         )
 
 

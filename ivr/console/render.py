@@ -15,6 +15,7 @@ import orjson
 from aiohttp import web
 
 from ivr.console import auth
+from ivr.console.dialer_auth import DialerConsole
 from ivr.core.web import SETTINGS
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -81,12 +82,14 @@ def flash(request: web.Request, response: web.StreamResponse, kind: str, text: s
     auth.set_cookie(request, response, FLASH_COOKIE, value, 120)
 
 
-def page(request: web.Request, template: str, console: auth.Console | None = None, *,
+def page(request: web.Request, template: str,
+         console: auth.Console | DialerConsole | None = None, *,
          status: int = 200, message: dict[str, str] | None = None,
          **context: Any) -> web.Response:
     shown = message or take_flash(request)
     body = _env.get_template(template).render(
-        developer=console.developer if console else None,
+        developer=console.developer if isinstance(console, auth.Console) else None,
+        account=console.account if isinstance(console, DialerConsole) else None,
         csrf_token=console.csrf_token if console else "",
         flash=shown, path=request.path, static=lambda name: static_url(request, name),
         **context)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ivr.console import live, pages, render
+from ivr.console import dialer_auth, dialer_pages, live, pages, render
 from ivr.console.pages import view
 
 KEY = r"{rk:[A-Za-z0-9_-]{1,64}}"
 LIST = r"{lk:[A-Za-z0-9_-]{1,64}}"
 RECORDING = r"{key:[A-Za-z0-9_-]{1,64}}"
 SESSION = r"{sk:[A-Z0-9]{10}}"
+# Any text: a malformed job id gets the dialer section's own "no such job" page.
+JOB = r"{job_id:[^/]{1,100}}"
 
 
 def add_routes(app: web.Application) -> None:
@@ -46,3 +48,24 @@ def add_routes(app: web.Application) -> None:
     r.add_get(p + "/operations", view(pages.operations))
     r.add_post(rec + r"/deliveries/{event_id:[0-9a-fA-F-]{36}}/retry",
                view(pages.retry_delivery))
+    add_dialer_routes(app)
+
+
+def add_dialer_routes(app: web.Application) -> None:
+    """The dialer section (/console/dialer), signed in as a dialer account."""
+    dialer_auth.setup(app)
+    r = app.router
+    d, dv = dialer_auth.PREFIX, dialer_pages.view
+    r.add_get(d, dialer_pages.root)
+    r.add_get(d + "/", dialer_pages.root)
+    r.add_get(d + "/signin", dialer_pages.signin_form)
+    r.add_post(d + "/signin", dialer_pages.signin)
+    r.add_post(d + "/signout", dv(dialer_pages.signout))
+    r.add_get(d + "/jobs", dv(dialer_pages.jobs))
+    job = f"{d}/jobs/{JOB}"
+    r.add_get(job, dv(dialer_pages.job))
+    r.add_get(job + "/events", dv(dialer_pages.job_events))
+    r.add_post(job + "/pause", dv(dialer_pages.pause))
+    r.add_post(job + "/resume", dv(dialer_pages.resume))
+    r.add_post(job + "/cancel", dv(dialer_pages.cancel))
+    r.add_get(d + r"/{tail:.*}", dv(dialer_pages.not_found))

@@ -202,10 +202,94 @@ function liveView(section) {
   });
 }
 
+// --- a dialer job's live progress: server-sent events carry the job's state, its counts by
+// call state and outcome, and the calls on this page whenever anything changed; the page
+// updates in place (no reload) and the stream ends when the job has finished.
+function liveJob(section) {
+  const status = document.getElementById("live-status");
+  const stateEl = document.getElementById("job-state");
+  const when = (iso) => (iso ? iso.replace("T", " ").slice(0, 19) : "");
+
+  function badge(cell, state) {
+    if (cell.dataset.state === state) return;
+    cell.dataset.state = state;
+    cell.innerHTML = "";
+    const span = document.createElement("span");
+    span.className = `state ${state}`;
+    span.textContent = state;
+    cell.appendChild(span);
+  }
+
+  function outcomes(el, found) {
+    el.innerHTML = "";
+    Object.keys(found).sort().forEach((o, i) => {
+      if (i) el.append(" ");
+      const span = document.createElement("span");
+      span.className = `outcome ${o}`;
+      const n = document.createElement("b");
+      n.textContent = String(found[o]);
+      span.append(o.replaceAll("_", " ") + " ", n);
+      el.appendChild(span);
+    });
+  }
+
+  function show(d) {
+    section.dataset.state = d.state;
+    stateEl.textContent = d.state;
+    stateEl.className = `state ${d.state}`;
+    document.getElementById("job-progress").value = d.progress;
+    document.getElementById("job-percent").textContent = `${Math.floor(d.progress * 100)}%`;
+    document.getElementById("job-total").textContent = String(d.total);
+    document.getElementById("job-settled").textContent =
+      String(d.total - d.counts.queued - d.counts.dialing);
+    for (const [s, n] of Object.entries(d.counts)) {
+      const el = section.querySelector(`[data-count="${s}"]`);
+      if (el) el.textContent = String(n);
+    }
+    outcomes(document.getElementById("job-outcomes"), d.outcomes);
+    if (d.finished_at) document.getElementById("job-finished").textContent = when(d.finished_at);
+    const buttons = { "pause-job": d.state === "active", "resume-job": d.state === "paused",
+                      "cancel-job": d.state === "active" || d.state === "paused" };
+    for (const [id, enabled] of Object.entries(buttons)) {
+      const button = document.querySelector(`#${id} button`);
+      if (button) button.disabled = !enabled;
+    }
+    for (const c of d.calls) {
+      const row = document.querySelector(`#calls tr[data-message-id="${CSS.escape(c.message_id)}"]`);
+      if (!row) continue;
+      badge(row.querySelector(".c-state"), c.state);
+      row.querySelector(".c-attempts").textContent = String(c.attempts);
+      row.querySelector(".c-outcome").textContent = (c.outcome || "") + (c.amd ? ` (${c.amd})` : "");
+      row.querySelector(".c-cause").textContent = c.cause_name ? `${c.cause_name} (${c.cause})` : "";
+      row.querySelector(".c-keypress").textContent = c.keypress || "";
+      row.querySelector(".c-ring_at").textContent = when(c.ring_at);
+      row.querySelector(".c-answer_at").textContent = when(c.answer_at);
+      row.querySelector(".c-hang_at").textContent =
+        when(c.hang_at) + (c.duration ? ` ${c.duration} s` : "");
+    }
+    section.dataset.progress = String(d.progress);
+    section.dataset.updates = String(Number(section.dataset.updates) + 1);
+  }
+
+  show(JSON.parse(section.dataset.initial));
+  const events = new EventSource(section.dataset.events);
+  events.addEventListener("open", () => { status.textContent = "live"; });
+  events.addEventListener("state", (e) => show(JSON.parse(e.data)));
+  events.addEventListener("done", () => {
+    status.textContent = "finished";
+    events.close();
+  });
+  events.addEventListener("error", () => {
+    if (events.readyState !== EventSource.CLOSED) status.textContent = "reconnecting…";
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   confirmations();
   for (const table of document.querySelectorAll("table[data-sortable]")) sortable(table);
   for (const canvas of document.querySelectorAll("canvas.waveform")) waveform(canvas);
   const live = document.getElementById("live");
   if (live) liveView(live);
+  const job = document.getElementById("job-live");
+  if (job) liveJob(job);
 });

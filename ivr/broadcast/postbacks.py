@@ -1,0 +1,116 @@
+"""Per-call postbacks shaped like seed 003's, written to the delivery outbox in the transaction
+that records the call's outcome (the dialer runs this hook there).
+
+status is DELIVRD for an answered call, else UNDELIV; error_code is 4000 + the Q.850 cause
+(the seed's USER_BUSY is 4017), with codes of our own for outcomes no cause describes."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from ivr.delivery import outbox
+from ivr.dialer.models import CallRecord, Job
+from ivr.dialer.store import Conn
+from ivr.settings import Settings
+
+EVENT_TYPE = "broadcast.call"
+# Outcomes no hang-up cause describes: (error_code, error_description).
+OWN_CODES = {
+    "dnc": (4900, "DO_NOT_CALL"),
+    "interrupted": (4901, "INTERRUPTED"),
+    "machine_skipped": (4902, "ANSWERING_MACHINE"),
+    "no_answer": (4019, "NO_ANSWER"),
+}
+
+
+def _epoch(value: datetime | None) -> int | bool:
+    return False if value is None else int(value.timestamp())
+
+
+def call_data(job: Job, call: CallRecord) -> dict[str, Any]:
+    """One entry of the seed's `data` array."""
+    meta = job.meta
+    content = call.content or job.content
+    created = job.created_at.timestamp()
+    data: dict[str, Any] = {
+        "type": "voice",
+        "timestamp": int(created),
+        "micro_timestamp": int(created * 1000),
+        "from": job.sender_id or "",
+        "job_type": "TTS" if content.text is not None else "AUDIO",
+        "callback_url": job.callback_url,
+    }
+    if content.text is not None:
+        data.update(tts_text=content.text, tts_voice=meta.get("tts_voice", "MAN"),
+                    tts_lang=meta.get("tts_lang", content.language))
+    else:
+        data["audio_file_url"] = meta.get("audio_file_url")
+    answered = call.outcome == "answered"
+    actual = call.duration if answered else 0
+    if call.state == "done":
+        if answered:
+            status, code, description = "DELIVRD", 0, ""
+        elif call.outcome == "busy":
+            status, code, description = "UNDELIV", 4017, "USER_BUSY"
+        elif call.outcome in OWN_CODES:
+            status, (code, description) = "UNDELIV", OWN_CODES[call.outcome]
+        else:
+            status, code = "UNDELIV", 4000 + (call.cause or 0)
+            description = call.cause_name or "UNKNOWN"
+    else:
+        status, code, description = call.state.upper(), 0, ""
+    data.update({
+        "message_id": call.message_id,
+        "client_message_id": call.custom_id,
+        "to": call.number,
+        "ring_date": _epoch(call.ring_at),
+        "answer_date": _epoch(call.answer_at) if answered else False,
+        "hang_date": _epoch(call.hang_at),
+        "actual_duration": actual,
+        # Nobody bills a self-hosted call: billed is the actual time in whole seconds.
+        "billed_duration": math.ceil(actual),
+        "status": status,
+        "error_code": code,
+        "error_description": description,
+        "attempts": call.attempts,
+    })
+    if job.enable_menu_response:
+        data["menu_response"] = call.keypress
+    if job.amd != "off":
+        data["amd_status"] = call.amd
+    return data
+
+
+def postback(job: Job, call: CallRecord) -> dict[str, Any]:
+    return {"api_job_id": str(job.id), "client_job_id": job.client_job_id,
+            "data": [call_data(job, call)]}
+
+
+class BroadcastPostbacks:
+    def __init__(self, retry_for: float) -> None:
+        self.retry_for = retry_for
+
+    async def call_finished(self, conn: Conn, job: Job, call: CallRecord) -> None:
+        if not job.callback_url:
+            return
+        await outbox.enqueue_callback(
+            conn, event_id=uuid.uuid4(), event_type=EVENT_TYPE,
+            stream=f"dialer-call:{call.message_id}", owner=f"dialer:{job.account.account_id}",
+            url=job.callback_url, body=orjson.dumps(postback(job, call)),
+            content_type="application/json", secret=job.account.webhook_secret,
+            retry_for=self.retry_for)
+
+    async def call_retrying(self, conn: Conn, job: Job, call: CallRecord) -> None:
+        return None  # one postback per destination, with its final outcome
+
+    async def job_finished(self, conn: Conn, job: Job, counts: dict[str, int]) -> None:
+        return None
+
+
+def make_hook(settings: Settings) -> BroadcastPostbacks:
+    return BroadcastPostbacks(settings.delivery_retry_for)

@@ -1,0 +1,31 @@
+"""How a job kind reports outcomes: a hook runs inside the transaction that writes a call's
+final state (or a job's end), so what it enqueues in the delivery outbox exists exactly when
+the outcome does."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ivr.dialer.models import CallRecord, Job
+from ivr.dialer.store import Conn
+
+
+class OutcomeHook(Protocol):
+    async def call_finished(self, conn: Conn, job: Job, call: CallRecord) -> None: ...
+
+    async def call_retrying(self, conn: Conn, job: Job, call: CallRecord) -> None: ...
+
+    async def job_finished(self, conn: Conn, job: Job, counts: dict[str, int]) -> None: ...
+
+
+class NoHook:
+    """For a kind nobody registered: outcomes are kept in the database only."""
+
+    async def call_finished(self, conn: Conn, job: Job, call: CallRecord) -> None:
+        return None
+
+    async def call_retrying(self, conn: Conn, job: Job, call: CallRecord) -> None:
+        return None
+
+    async def job_finished(self, conn: Conn, job: Job, counts: dict[str, int]) -> None:
+        return None
