@@ -89,8 +89,11 @@ class RecorderFlow:
             session = await self._collect_pin(call, route, first, caller)
             if session is None:
                 return
-        session = await self.phone.mark_called(session.id, call.id)
         recorder = await self.phone.recorder(session.recorder_id)
+        if recorder.password_required and not await self._check_password(
+                call, recorder, route.number.id, caller):
+            return
+        session = await self.phone.mark_called(session.id, call.id)
         log.info("[%s] session %s: caller in", call.id, session.session_key)
         await self._voice_session(call, recorder, session, list_id=None)
 
@@ -116,6 +119,30 @@ class RecorderFlow:
         await self._say(call, recorder, "too_many_attempts", "goodbye")
         return None
 
+    async def _check_password(self, call: Call, recorder: Recorder, number_id: int,
+                              caller: str) -> bool:
+        """A recorder with password_required asks for its password (keyed on the keypad, then
+        #). Failures count with PIN failures toward the caller's and the number's limits."""
+        for attempt in range(1, PIN_TRIES + 1):
+            if await self.phone.pin_blocked(number_id, caller):
+                log.warning("[%s] password entry refused: too many recent failures", call.id)
+                await self._say(call, recorder, "try_later", "goodbye")
+                return False
+            await self._say(call, recorder, "enter_password")
+            digits = await call.collect_digits(64, DIGIT_TIMEOUT, "#", INTER_DIGIT_TIMEOUT)
+            if digits and await self.phone.recorder_password_ok(recorder.id, digits):
+                log.info("[%s] recorder password accepted on attempt %d", call.id, attempt)
+                return True
+            if digits:
+                await self.phone.pin_failed(number_id, caller)
+            # Never the digits themselves.
+            log.info("[%s] recorder password not accepted (attempt %d of %d)", call.id,
+                     attempt, PIN_TRIES)
+            if attempt < PIN_TRIES:
+                await self._say(call, recorder, "invalid_password")
+        await self._say(call, recorder, "too_many_attempts", "goodbye")
+        return False
+
     # --- call-initiated ----------------------------------------------------------------------
     async def call_initiated(self, call: Call, route: NumberRoute) -> None:
         recorder = route.dedicated
@@ -123,6 +150,9 @@ class RecorderFlow:
         await call.answer()
         await self._say(call, recorder, "welcome")
         caller = call.caller_id if _CALLER_ID.match(call.caller_id) else None
+        if recorder.password_required and not await self._check_password(
+                call, recorder, route.number.id, caller or ""):
+            return
         ident = recorder.identification
         code = None
         if ident in ("access_code", "both"):

@@ -42,6 +42,25 @@ def split_recording_keys(value: str) -> list[str]:
     return list(seen)
 
 
+_KEYPAD = {c: d for d, letters in (("2", "abc"), ("3", "def"), ("4", "ghi"), ("5", "jkl"),
+                                   ("6", "mno"), ("7", "pqrs"), ("8", "tuv"), ("9", "wxyz"))
+           for c in letters}
+
+
+def keypad_digits(password: str) -> str | None:
+    """The password as a caller keys it: digits as they are, letters as their keypad digit
+    (ABC=2 ... WXYZ=9). None when a character has no key (it could never be entered)."""
+    out = []
+    for c in password.lower():
+        if c.isdigit() and c.isascii():
+            out.append(c)
+        elif c in _KEYPAD:
+            out.append(_KEYPAD[c])
+        else:
+            return None
+    return "".join(out) or None
+
+
 def is_random_password_request(value: str) -> bool:
     """`???` (the parameter tables) and `?????` (the passwords note) both ask for a random
     password; so does any run of three or more question marks."""

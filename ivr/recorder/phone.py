@@ -17,6 +17,7 @@ from ivr.recorder import events, store
 from ivr.recorder.errors import LimitReached
 from ivr.recorder.events import RecorderEvents
 from ivr.recorder.models import LIVE_SESSION_STATES, PhoneNumber, Recorder, Recording, Session
+from ivr.recorder.passwords import verify_password
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,12 @@ class RecorderPhone:
             on_number, by_caller = await store.pin_failures_since(
                 conn, number_id, caller_id, PIN_WINDOW_SECONDS)
         return on_number >= PIN_FAILURES_PER_NUMBER or by_caller >= PIN_FAILURES_PER_CALLER
+
+    async def recorder_password_ok(self, recorder_id: int, digits: str) -> bool:
+        """The digits a caller keyed against the recorder password (its keypad form)."""
+        async with self.pool.acquire() as conn:
+            stored = await store.recorder_phone_password_hash(conn, recorder_id)
+        return stored is not None and await verify_password(stored, digits)
 
     async def pin_failed(self, number_id: int, caller_id: str) -> None:
         async with self.pool.acquire() as conn:

@@ -48,6 +48,7 @@ from ivr.recorder.models import (
     SessionView,
     TakeSummary,
     is_random_password_request,
+    keypad_digits,
     prompt_path,
 )
 from ivr.recorder.params import ABSENT
@@ -204,11 +205,12 @@ class RecorderService:
         values = _recorder_fields(fields)
         _callback_secret(values, generated, creating=True)
         if password is not None:
-            values["password_hash"] = await self._new_password_hash(
-                "recorder_password", password, generated)
-        if values.get("password_required") and "password_hash" not in values:
-            raise InvalidParameter("recorder_password",
-                                   "password_required needs a recorder_password")
+            await self._set_recorder_password(values, password, generated)
+        if values.get("password_required"):
+            if "password_hash" not in values:
+                raise InvalidParameter("recorder_password",
+                                       "password_required needs a recorder_password")
+            _keyable(values.get("phone_password_hash"))
         async with self.pool.acquire() as conn, conn.transaction():
             try:
                 async with conn.transaction():
@@ -236,12 +238,16 @@ class RecorderService:
         values = _recorder_fields(fields)
         _callback_secret(values, generated, creating=False)
         if isinstance(password, str):
-            values["password_hash"] = await self._new_password_hash(
-                "recorder_password", password, generated)
+            await self._set_recorder_password(values, password, generated)
         elif password is None:
-            values["password_hash"] = None
+            values["password_hash"] = values["phone_password_hash"] = None
         async with self.pool.acquire() as conn, conn.transaction():
             recorder = await self._own_recorder(conn, developer, key, for_update=True)
+            if values.get("password_required", recorder.password_required) and (
+                    "password_hash" in values or not recorder.password_required):
+                # Callers must be able to key the password the recorder will ask them for.
+                _keyable(values["phone_password_hash"] if "password_hash" in values
+                         else await store.recorder_phone_password_hash(conn, recorder.id))
             if values:
                 try:
                     async with conn.transaction():
@@ -305,6 +311,17 @@ class RecorderService:
             prompt_path(self.data_dir, recorder.recorder_key, prompt_name).unlink(missing_ok=True)
 
     # --- passwords on lists and recordings ----------------------------------------------------
+    async def _set_recorder_password(self, values: dict[str, Any], password: str,
+                                     generated: Generated) -> None:
+        """The recorder password's hash, and that of its keypad digits (what a caller keys
+        when the recorder asks for it on the phone)."""
+        if is_random_password_request(password):
+            password = keys.new_password()
+            generated.passwords["recorder_password"] = password
+        values["password_hash"] = await hash_password(password)
+        digits = keypad_digits(password)
+        values["phone_password_hash"] = None if digits is None else await hash_password(digits)
+
     async def _new_password_hash(self, name: str, value: str, generated: Generated) -> str:
         if is_random_password_request(value):
             value = keys.new_password()
@@ -711,8 +728,17 @@ def _check_prompt_name(name: str) -> None:
                                f"prompt_name must be one of {', '.join(PROMPT_NAMES)}")
 
 
+def _keyable(phone_password_hash: str | None) -> None:
+    if phone_password_hash is None:
+        raise InvalidParameter(
+            "recorder_password", "password_required asks callers for the recorder password on "
+            "the phone: it must be letters and digits only (letters key as on a phone's keypad)")
+
+
 def _recorder_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
-    values = {k: v for k, v in fields.items() if k in store.RECORDER_FIELDS}
+    # Hashes are made here from passwords, never taken from a request.
+    values = {k: v for k, v in fields.items()
+              if k in store.RECORDER_FIELDS and not k.endswith("_hash")}
     _check_delivery_options(values)
     return values
 

@@ -131,7 +131,8 @@ async def number_by_digits(conn: Conn, number: str) -> PhoneNumber | None:
 # --- recorders ------------------------------------------------------------------------------
 RECORDER_FIELDS = (
     "name", "audio_format", "storage", "upload_url", "retention_days", "password_required",
-    "password_hash", "prompt_set", "initiation", "identification", "lookup_mode",
+    "password_hash", "phone_password_hash", "prompt_set", "initiation", "identification",
+    "lookup_mode",
     "touchtone_prompt", "touchtone_length", "pin_length", "pin_ttl_seconds",
     "max_take_seconds", "silence_seconds", "min_take_seconds",
     "callback_url", "callback_secret", "callback_format", "upload_method", "upload_auth_header",
@@ -183,6 +184,12 @@ async def recorder_by_key(conn: Conn, key: str, *, for_update: bool = False) -> 
 async def recorder_by_id(conn: Conn, recorder_id: int) -> Recorder:
     row = await conn.fetchrow("SELECT * FROM voice_recorders WHERE id = $1", recorder_id)
     return await _recorder(conn, row)
+
+
+async def recorder_phone_password_hash(conn: Conn, recorder_id: int) -> str | None:
+    value = await conn.fetchval("SELECT phone_password_hash FROM voice_recorders WHERE id = $1",
+                                recorder_id)
+    return None if value is None else str(value)
 
 
 async def recorder_password_hash(conn: Conn, recorder_id: int) -> str | None:

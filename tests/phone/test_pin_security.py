@@ -84,3 +84,40 @@ async def test_a_shared_number_routes_each_caller_by_pin(
         assert r["caller_id"] in ("5559990004", "5559990005")
     assert (await recordings_of(first, s1["list_key"]))[s1["keys"][0]]["caller_id"] \
         == "5559990004"
+
+
+async def test_a_recorder_password_is_asked_on_the_phone(
+    engine: Engine, caller: Caller, make_recorder: Any, pool: asyncpg.Pool
+) -> None:
+    """password_required: after the caller is identified the recorder asks for its password,
+    keyed on the keypad (letters as their digit: "Ab3x" is 2239); a wrong one counts as a
+    failure and is asked again; the right one lets the caller record."""
+    rec = await make_recorder(password_required="true", recorder_password="Ab3x")
+    # A password no keypad can key is refused while password_required is on.
+    tree = await rec.vr.fail("SetVoiceRecorder", 1003, recorder_password="p@ss word")
+    assert "keypad" in str(tree)
+    s = await start_session(rec, [None], caller_id="5557770031")
+    leg = await caller.dial(rec.number, caller_id="5557770031")
+    await leg.press("1111#")
+    await asyncio.sleep(1.0)
+    await leg.press("2239#")
+    await take(engine, leg, SHORT, then="9")
+    assert await leg.wait_hangup(20)
+    recordings = await recordings_of(rec, s["list_key"])
+    assert recordings[s["keys"][0]]["recording_state"] == "recorded"
+    assert await pool.fetchval(
+        "SELECT count(*) FROM pin_failures WHERE caller_id = '5557770031'") == 1
+
+
+async def test_three_wrong_recorder_passwords_end_the_call(
+    engine: Engine, caller: Caller, make_recorder: Any
+) -> None:
+    rec = await make_recorder(password_required="true", recorder_password="7391")
+    s = await start_session(rec, [None], caller_id="5557770032")
+    leg = await caller.dial(rec.number, caller_id="5557770032")
+    for _ in range(3):
+        await leg.press("0000#")
+        await asyncio.sleep(1.0)
+    assert await leg.wait_hangup(25)
+    status = await rec.vr.ok("GetSessionStatus", "json", recording_session_key=s["session_key"])
+    assert status["session_state"] == "created"  # never let in
