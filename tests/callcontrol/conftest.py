@@ -3,7 +3,6 @@ face on a test server, and a webhook receiver that checks every signature."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -19,33 +18,23 @@ from ivr.callcontrol.media import SpokenMedia
 from ivr.callcontrol.rest import CALLCONTROL
 from ivr.callcontrol.routes import add_routes
 from ivr.callcontrol.service import CallControl, NewApplication
-from ivr.callcontrol.webhooks import verify
 from ivr.core.web import POOL, SETTINGS, error_middleware
 from ivr.media.routes import add_routes as add_media_routes
 from ivr.settings import Settings
 from ivr.telephony.call import Call
+from tests.receiver import SignedReceiver, serving
 from tests.telephony_harness import Engine
 
 
-class Webhooks:
+class Webhooks(SignedReceiver[dict[str, Any]]):
     """Receives events at /hook; every one must carry a valid signature."""
 
     def __init__(self) -> None:
-        self.url = ""
-        self.secrets: list[str] = []
-        self.events: list[dict[str, Any]] = []
-        self.bad_signatures = 0
-        self._changed = asyncio.Condition()
+        super().__init__(lambda _, body: orjson.loads(body))
 
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        if not any(verify(s, request.headers, body) for s in self.secrets):
-            self.bad_signatures += 1
-            return web.Response(status=401)
-        async with self._changed:
-            self.events.append(orjson.loads(body))
-            self._changed.notify_all()
-        return web.Response(text="ok")
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return self.got
 
     def of(self, voice_id: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("voice_id") == voice_id]
@@ -60,13 +49,9 @@ class Webhooks:
                     return e
             return None
 
-        async with self._changed:
-            try:
-                await asyncio.wait_for(self._changed.wait_for(lambda: found() is not None),
-                                       timeout)
-            except TimeoutError:
-                raise AssertionError(
-                    f"no {state!r} event for {voice_id}; got {self.states(voice_id)}") from None
+        await self.wait_until(lambda: found() is not None, timeout,
+                           lambda: f"no {state!r} event for {voice_id}; got "
+                                   f"{self.states(voice_id)}")
         event = found()
         assert event is not None
         return event
@@ -79,8 +64,8 @@ class Webhooks:
             return next((e for e in self.events
                          if e.get("state") == "incomingcall" and e.get("to") == number), None)
 
-        async with self._changed:
-            await asyncio.wait_for(self._changed.wait_for(lambda: found() is not None), timeout)
+        await self.wait_until(lambda: found() is not None, timeout,
+                           lambda: f"no incomingcall for {number}")
         event = found()
         assert event is not None
         return event
@@ -89,16 +74,9 @@ class Webhooks:
 @pytest.fixture(scope="session")
 async def webhooks() -> AsyncIterator[Webhooks]:
     hooks = Webhooks()
-    app = web.Application()
-    app.router.add_post("/hook", hooks.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    hooks.url = f"http://127.0.0.1:{port}/hook"
-    yield hooks
-    await runner.cleanup()
+    async with serving(hooks, "/hook") as base:
+        hooks.url = f"{base}/hook"
+        yield hooks
 
 
 @pytest.fixture(scope="session")

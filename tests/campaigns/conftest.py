@@ -4,10 +4,9 @@ snapshot of every table a command could write, to prove a refused one wrote noth
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from xml.etree.ElementTree import Element
@@ -21,13 +20,14 @@ from aiohttp.test_utils import TestClient, TestServer
 from ivr.campaigns.service import Campaigns, Menu
 from ivr.campaigns.sounds import sounds_dir
 from ivr.campaigns.web import CAMPAIGNS, add_routes
-from ivr.delivery.signing import EVENT_TYPE_HEADER, verify
+from ivr.delivery.signing import EVENT_TYPE_HEADER
 from ivr.dialer.accounts import Accounts, NewAccount
 from ivr.dialer.flow import Speech, Telephone
 from ivr.dialer.kinds import load_hooks
 from ivr.dialer.service import Dialer
 from ivr.dialer.worker import DialerWorker
 from ivr.settings import Settings
+from tests.receiver import SignedReceiver, serving
 from tests.telephony_harness import Engine
 
 TABLES = ("campaign_menus", "campaign_calls", "campaign_sounds", "dialer_jobs", "dialer_calls",
@@ -152,55 +152,41 @@ class Post:
     root: Element
 
 
-@dataclass
-class Receiver:
+def _xml_post(request: web.Request, body: bytes) -> Post | None:
+    if request.content_type != "text/xml":
+        return None
+    return Post(request.path, request.headers[EVENT_TYPE_HEADER], SafeET.fromstring(body))
+
+
+class Receiver(SignedReceiver[Post]):
     """Takes the XML postbacks at /events and /summary; each must carry a valid signature."""
 
-    secrets: list[str] = field(default_factory=list)
-    url: str = ""
-    posts: list[Post] = field(default_factory=list)
-    bad: int = 0
-    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    def __init__(self) -> None:
+        super().__init__(_xml_post)
 
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        if not any(verify(s, request.headers, body) for s in self.secrets) or \
-                request.content_type != "text/xml":
-            self.bad += 1
-            return web.Response(status=401)
-        async with self.changed:
-            self.posts.append(Post(request.path, request.headers[EVENT_TYPE_HEADER],
-                                   SafeET.fromstring(body)))
-            self.changed.notify_all()
-        return web.Response(text="ok")
+    @property
+    def posts(self) -> list[Post]:
+        return self.got
+
+    @property
+    def bad(self) -> int:
+        return self.bad_signatures
 
     def of(self, callid: str, path: str | None = None) -> list[Post]:
         return [p for p in self.posts if p.root.attrib.get("callid") == callid
                 and (path is None or p.path == path)]
 
     async def summaries(self, callids: list[str], timeout: float = 30) -> dict[str, Element]:
-        def done() -> bool:
-            return all(self.of(c, "/summary") for c in callids)
-
-        async with self.changed:
-            try:
-                await asyncio.wait_for(self.changed.wait_for(done), timeout)
-            except TimeoutError:
-                got = [p.root.attrib for p in self.posts]
-                raise AssertionError(f"no summary for some of {callids}; got {got}") from None
+        await self.wait_until(
+            lambda: all(self.of(c, "/summary") for c in callids), timeout,
+            lambda: f"no summary for some of {callids}; got "
+                    f"{[p.root.attrib for p in self.posts]}")
         return {c: self.of(c, "/summary")[0].root for c in callids}
 
 
 @pytest.fixture(scope="session")
 async def receiver() -> AsyncIterator[Receiver]:
     got = Receiver()
-    app = web.Application()
-    app.router.add_post("/events", got.handle)
-    app.router.add_post("/summary", got.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    got.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    yield got
-    await runner.cleanup()
+    async with serving(got, "/events", "/summary") as base:
+        got.url = base
+        yield got

@@ -17,9 +17,7 @@ from typing import Any
 import asyncpg
 import orjson
 import pytest
-from aiohttp import web
 
-from ivr.delivery.signing import verify
 from ivr.dialer.accounts import Accounts, NewAccount
 from ivr.dialer.flow import Speech, Telephone
 from ivr.dialer.kinds import load_hooks
@@ -27,6 +25,7 @@ from ivr.dialer.service import Dialer
 from ivr.dialer.worker import DialerWorker
 from ivr.settings import Settings
 from ivr.telephony.call import Call
+from tests.receiver import SignedReceiver, serving
 from tests.telephony_harness import Engine
 
 _numbers = itertools.count(1)
@@ -189,56 +188,29 @@ async def drop_queued(pool: asyncpg.Pool) -> None:
     await pool.execute("UPDATE dialer_calls SET state = 'cancelled' WHERE state = 'queued'")
 
 
-class Postbacks:
+class Postbacks(SignedReceiver[dict[str, Any]]):
     """Receives postbacks at /pb; every one must carry a valid signature."""
 
     def __init__(self) -> None:
-        self.url = ""
-        self.secrets: list[str] = []
-        self.got: list[dict[str, Any]] = []
-        self.bad_signatures = 0
-        self._changed = asyncio.Condition()
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        if not any(verify(s, request.headers, body) for s in self.secrets):
-            self.bad_signatures += 1
-            return web.Response(status=401)
-        async with self._changed:
-            self.got.append(orjson.loads(body))
-            self._changed.notify_all()
-        return web.Response(text="ok")
+        super().__init__(lambda _, body: orjson.loads(body))
 
     def of(self, message_id: str) -> list[dict[str, Any]]:
         return [d for p in self.got for d in p["data"] if d["message_id"] == message_id]
 
     async def wait_for(self, message_ids: list[str], timeout: float = 30
                        ) -> dict[str, dict[str, Any]]:
-        def complete() -> bool:
-            return all(self.of(m) for m in message_ids)
-
-        async with self._changed:
-            try:
-                await asyncio.wait_for(self._changed.wait_for(complete), timeout)
-            except TimeoutError:
-                missing = [m for m in message_ids if not self.of(m)]
-                raise AssertionError(f"no postback for {missing}") from None
+        await self.wait_until(
+            lambda: all(self.of(m) for m in message_ids), timeout,
+            lambda: f"no postback for {[m for m in message_ids if not self.of(m)]}")
         return {m: self.of(m)[0] for m in message_ids}
 
 
 @pytest.fixture(scope="session")
 async def postbacks() -> AsyncIterator[Postbacks]:
     hooks = Postbacks()
-    app = web.Application()
-    app.router.add_post("/pb", hooks.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    hooks.url = f"http://127.0.0.1:{port}/pb"
-    yield hooks
-    await runner.cleanup()
+    async with serving(hooks, "/pb") as base:
+        hooks.url = f"{base}/pb"
+        yield hooks
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30,
