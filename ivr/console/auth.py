@@ -52,8 +52,8 @@ def _secure(request: web.Request) -> bool:
 
 
 def set_cookie(request: web.Request, response: web.StreamResponse, name: str, value: str,
-               max_age: int) -> None:
-    response.set_cookie(name, value, max_age=max_age, path=PREFIX, httponly=True,
+               max_age: int, path: str = PREFIX) -> None:
+    response.set_cookie(name, value, max_age=max_age, path=path, httponly=True,
                         samesite="Strict", secure=_secure(request))
 
 
@@ -100,22 +100,23 @@ class CsrfRejected(IvrError):
     http_status = 403
 
 
-async def check_csrf(request: web.Request, console: Console) -> None:
+async def check_csrf(request: web.Request, expected: str) -> None:
+    """The sign-in's CSRF token, from the header scripts send or the form's hidden field."""
     given = request.headers.get(CSRF_HEADER)
     if given is None:
         form = await request.post()
         value = form.get(CSRF_FIELD)
         given = value if isinstance(value, str) else None
-    if not same_token(given, console.csrf_token):
+    if not same_token(given, expected):
         raise CsrfRejected("this form is out of date or did not come from the console; "
                            "reload the page and try again")
 
 
-def next_path(value: str | None) -> str:
-    """Where to go after signing in: a console path only, never another site."""
-    if value and value.startswith(PREFIX + "/") and "//" not in value and "\\" not in value:
+def next_path(value: str | None, prefix: str = PREFIX, default: str = "/recorders") -> str:
+    """Where to go after signing in: a path under `prefix` only, never another site."""
+    if value and value.startswith(prefix + "/") and "//" not in value and "\\" not in value:
         return value
-    return PREFIX + "/recorders"
+    return prefix + default
 
 
 def require(handler: Page) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -128,7 +129,7 @@ def require(handler: Page) -> Callable[[web.Request], Awaitable[web.StreamRespon
                 raise web.HTTPSeeOther(f"{PREFIX}/signin?next={quote(request.path_qs)}")
             raise web.HTTPUnauthorized(text="sign in to the console first")
         if request.method == "POST":
-            await check_csrf(request, console)
+            await check_csrf(request, console.csrf_token)
         return await handler(request, console)
 
     return wrapped

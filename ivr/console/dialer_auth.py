@@ -68,9 +68,7 @@ Page = Callable[[web.Request, DialerConsole], Awaitable[web.StreamResponse]]
 
 def set_cookie(request: web.Request, response: web.StreamResponse, name: str, value: str,
                max_age: int) -> None:
-    response.set_cookie(name, value, max_age=max_age, path=PREFIX, httponly=True,
-                        samesite="Strict",
-                        secure=str(request.app[SETTINGS].public_url).startswith("https://"))
+    auth.set_cookie(request, response, name, value, max_age, path=PREFIX)
 
 
 async def signed_in(request: web.Request) -> DialerConsole | None:
@@ -103,22 +101,9 @@ async def sign_out(request: web.Request, response: web.StreamResponse) -> None:
     response.del_cookie(COOKIE, path=PREFIX)
 
 
-async def check_csrf(request: web.Request, console: DialerConsole) -> None:
-    given = request.headers.get(auth.CSRF_HEADER)
-    if given is None:
-        form = await request.post()
-        value = form.get(auth.CSRF_FIELD)
-        given = value if isinstance(value, str) else None
-    if not auth.same_token(given, console.csrf_token):
-        raise auth.CsrfRejected("this form is out of date or did not come from the console; "
-                                "reload the page and try again")
-
-
 def next_path(value: str | None) -> str:
     """Where to go after signing in: a page of the dialer section only, never another site."""
-    if value and value.startswith(PREFIX + "/") and "//" not in value and "\\" not in value:
-        return value
-    return PREFIX + "/jobs"
+    return auth.next_path(value, PREFIX, "/jobs")
 
 
 def require(handler: Page) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -132,7 +117,7 @@ def require(handler: Page) -> Callable[[web.Request], Awaitable[web.StreamRespon
                 raise web.HTTPSeeOther(f"{PREFIX}/signin?next={quote(request.path_qs)}")
             raise web.HTTPUnauthorized(text="sign in to the console's dialer section first")
         if request.method == "POST":
-            await check_csrf(request, console)
+            await auth.check_csrf(request, console.csrf_token)
         return await handler(request, console)
 
     return wrapped
