@@ -55,6 +55,25 @@ async def _none() -> None:
     return None
 
 
+class _Line:
+    """One caller's way through a session: the prompts still to be said before the next one
+    (said together, in one playback) and the accepted take still committing."""
+
+    def __init__(self) -> None:
+        self.lead: list[str] = []
+        self.committing: asyncio.Task[None] | None = None
+
+    def take_lead(self) -> list[str]:
+        lead, self.lead = self.lead, []
+        return lead
+
+    async def settle(self) -> None:
+        """Until the accept in flight (if any) has committed; its failure surfaces here."""
+        task, self.committing = self.committing, None
+        if task is not None:
+            await asyncio.shield(task)
+
+
 class RecorderFlow:
     def __init__(self, phone: RecorderPhone, prompts: Prompts, speech: Speech,
                  takes: TakeStore) -> None:
@@ -191,6 +210,7 @@ class RecorderFlow:
                              list_id: int | None) -> None:
         """Each recording of the session, in the order the list has *now*; with `list_id`
         (call-initiated), then new recordings until the caller is done or the list is full."""
+        line = _Line()
         handled: set[int] = set()
         idle = 0
         try:
@@ -201,30 +221,34 @@ class RecorderFlow:
                     with contextlib.suppress(LimitReached):
                         recording = await self.phone.add_recording(session.id, list_id)
                 if recording is None:
-                    await self._say(call, recorder, "no_more_recordings")
+                    line.lead.append("no_more_recordings")
                     break
                 handled.add(recording.id)
-                outcome = await self._voice_recording(call, recorder, session, recording)
+                outcome = await self._voice_recording(call, recorder, session, recording, line)
                 if outcome is Outcome.DONE:
                     break
                 idle = idle + 1 if outcome is Outcome.SKIPPED else 0
-            await self._say(call, recorder, "goodbye")
+            await self._say(call, recorder, *line.take_lead(), "goodbye")
         finally:
-            await asyncio.shield(self.phone.end_session(session.id))
-            log.info("[%s] session %s ended", call.id, session.session_key)
+            try:
+                await line.settle()
+            finally:
+                await asyncio.shield(self.phone.end_session(session.id))
+                log.info("[%s] session %s ended", call.id, session.session_key)
 
-    async def _announce(self, call: Call, recorder: Recorder, recording: Recording) -> None:
+    async def _announcement(self, recorder: Recorder, recording: Recording) -> list[str]:
         if recording.name:
-            media = [await self.speech.synthesize(recording.name)]
-        else:
-            media = [self._prompt(recorder, "recording_number"), f"number:{recording.sequence}"]
-        await call.play(*media, barge_in=True)
+            return [await self.speech.synthesize(recording.name)]
+        return [self._prompt(recorder, "recording_number"), f"number:{recording.sequence}"]
 
     async def _voice_recording(self, call: Call, recorder: Recorder, session: Session,
-                               recording: Recording) -> Outcome:
-        await self._announce(call, recorder, recording)
+                               recording: Recording, line: _Line) -> Outcome:
+        announce = await self._announcement(recorder, recording)
+        prompt = [self._prompt(recorder, n) for n in line.take_lead()] + announce
         touchtone = None
         if recorder.touchtone_prompt and recorder.touchtone_length:
+            await call.play(*prompt, barge_in=True)
+            prompt = []
             await self._say(call, recorder, "enter_touchtone")
             touchtone = await call.collect_digits(recorder.touchtone_length, DIGIT_TIMEOUT,
                                                   "#", INTER_DIGIT_TIMEOUT) or None
@@ -232,18 +256,19 @@ class RecorderFlow:
         while True:
             # The beep is ours, not record(beep=True): Asterisk reports the recording started
             # before its own beep, and the caller's first words would fall into the beep.
-            await call.play(self._prompt(recorder, "record_after_tone"), "sound:beep",
-                            barge_in=True)
-            call.flush_digits()
-            # Recording starts right after the beep, and the session's state change commits
-            # meanwhile: under load a database round trip here would clip the caller's first
-            # words. A recording deleted meanwhile (rare) costs a take that is then dropped.
+            # What leads up to it (the previous take's "saved", the announcement) is one
+            # playback, and the recording is queued behind it: Asterisk starts the take the
+            # moment the beep ends, with no round trip through the engine.
+            prompt += [self._prompt(recorder, "record_after_tone"), "sound:beep"]
             name = take_name(session.id, recording.id)
-            starting = asyncio.create_task(self.phone.start_take(session.id, recording.id))
+            live = await call.start_recording(
+                name, prompt=prompt, max_duration=recorder.max_take_seconds,
+                max_silence=recorder.silence_seconds, terminate_on="#")
+            # The session's state changes while the take records: the previous take's accept
+            # commits first (it moved the session out of `recording`).
+            starting = asyncio.create_task(self._start_take(line, session, recording))
             try:
-                result = await call.record(
-                    name, max_duration=recorder.max_take_seconds,
-                    max_silence=recorder.silence_seconds, terminate_on="#")
+                result = await live.finished()
             finally:
                 started = await asyncio.shield(starting)
             if not started:
@@ -265,7 +290,7 @@ class RecorderFlow:
                 if too_short >= TOO_SHORT_TRIES:
                     await self.phone.leave_recording(session.id, recording.id)
                     return Outcome.SKIPPED
-                await self._say(call, recorder, "too_short")
+                prompt = [self._prompt(recorder, "too_short")]
                 continue
             # The take is written (fsync) and recorded while the review menu already plays:
             # the caller hears the menu right after `#`, and nothing is decided before the
@@ -286,21 +311,25 @@ class RecorderFlow:
             stored = await keeping
             if choice == "3":
                 await self._discard(call, stored)
+                prompt = []
                 continue
             if choice == "*":
                 await self._discard(call, stored)
                 await self.phone.leave_recording(session.id, recording.id)
-                await self._say(call, recorder, "skipped")
+                line.lead.append("skipped")
                 return Outcome.SKIPPED
-            accepting = asyncio.create_task(
+            # The accept commits while the caller hears "saved" and the next announcement
+            # (one playback with them, see above); the session waits for it before its next
+            # state change and before it ends.
+            line.committing = asyncio.create_task(
                 self._accept(call, recorder, session, recording, stored, touchtone))
-            try:
-                if choice != "9":
-                    # Said while the accept commits; the loop moves on only once it has.
-                    await self._say(call, recorder, "recording_saved")
-            finally:
-                await asyncio.shield(accepting)
+            if choice != "9":
+                line.lead.append("recording_saved")
             return Outcome.DONE if choice == "9" else Outcome.ACCEPTED
+
+    async def _start_take(self, line: _Line, session: Session, recording: Recording) -> bool:
+        await line.settle()
+        return await self.phone.start_take(session.id, recording.id)
 
     async def _review(self, call: Call, recorder: Recorder, name: str) -> str:
         """1 keep, 2 listen, 3 again, * skip, 9 done. After MENU_TRIES invalid keys or

@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import logging
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +59,29 @@ def _recording_result(rec: dict[str, Any], hung_up: bool) -> RecordingResult:
         silence_duration=seconds("silence_duration"), cause=rec.get("cause", ""),
         hung_up=hung_up,
     )
+
+
+class LiveTake:
+    """A recording in progress (`Call.start_recording`)."""
+
+    def __init__(self, call: Call, name: str, fut: asyncio.Future[RecordingResult],
+                 terminate_on: str) -> None:
+        self.call = call
+        self.name = name
+        self._fut = fut
+        self._terminate_on = terminate_on
+
+    async def finished(self) -> RecordingResult:
+        """How it ended (a hang-up mid-take is a result, `hung_up`, not an exception)."""
+        try:
+            result = await self._fut
+        finally:
+            self.call._forget_recording(self.name)
+        # The key that ended the take also arrives as a DTMF event: it is not input.
+        digits = self.call._digits
+        while digits and digits[0] in self._terminate_on:
+            digits.popleft()
+        return result
 
 
 class Call:
@@ -222,29 +246,40 @@ class Call:
         self._check()
         if barge_in and self._digits:
             return Playback("", self._digits[0])
+        playback_id, fut = self._open_playback(barge_in)
+        try:
+            await self._ari_call(self.ari.play(self.id, playback_id, media, lang))
+            return await self._finish_playback(playback_id, fut)
+        finally:
+            self._close_playback(playback_id)
+
+    def _open_playback(self, barge_in: bool) -> tuple[str, asyncio.Future[str | None]]:
         playback_id = f"{self.id}-p{next(self._ids)}"
         fut: asyncio.Future[str | None] = self._loop.create_future()
         self._playbacks[playback_id] = fut
         if barge_in:
             self._barge_in = playback_id
-        try:
-            if self._key_at:
-                latency.prompted(self._key_at)
-                self._key_at = 0.0
-            await self._ari_call(self.ari.play(self.id, playback_id, media, lang))
-            digit = await fut
-            if digit is not None:
-                try:
-                    await self.ari.stop_playback(playback_id)
-                except AriHttpError as exc:
-                    if exc.status != 404:  # it had just finished by itself
-                        raise
-            return Playback(playback_id, digit, playback_id in self._failed_playbacks)
-        finally:
-            self._playbacks.pop(playback_id, None)
-            self._failed_playbacks.discard(playback_id)
-            if self._barge_in == playback_id:
-                self._barge_in = None
+        if self._key_at:
+            latency.prompted(self._key_at)
+            self._key_at = 0.0
+        return playback_id, fut
+
+    async def _finish_playback(self, playback_id: str,
+                               fut: asyncio.Future[str | None]) -> Playback:
+        digit = await fut
+        if digit is not None:
+            try:
+                await self.ari.stop_playback(playback_id)
+            except AriHttpError as exc:
+                if exc.status != 404:  # it had just finished by itself
+                    raise
+        return Playback(playback_id, digit, playback_id in self._failed_playbacks)
+
+    def _close_playback(self, playback_id: str) -> None:
+        self._playbacks.pop(playback_id, None)
+        self._failed_playbacks.discard(playback_id)
+        if self._barge_in == playback_id:
+            self._barge_in = None
 
     def flush_digits(self) -> str:
         """Drop digits typed ahead; returns them."""
@@ -287,40 +322,61 @@ class Call:
             wait = inter_digit_timeout if inter_digit_timeout is not None else timeout
         return "".join(digits)
 
-    async def record(
+    async def record(self, name: str, **options: Any) -> RecordingResult:
+        """Record the caller until a terminator key, max_duration or max_silence seconds, or
+        hang-up (`options` as for `start_recording`). Returns how it ended; a hang-up mid-take
+        is a result (`hung_up`), not an exception, so the flow can keep the partial audio."""
+        live = await self.start_recording(name, **options)
+        return await live.finished()
+
+    async def start_recording(
         self,
         name: str,
         *,
+        prompt: Sequence[str] = (),
         fmt: str = "wav",
         max_duration: int = 0,
         max_silence: int = 0,
         beep: bool = False,
         terminate_on: str = "#",
         if_exists: str = "overwrite",
-    ) -> RecordingResult:
-        """Record the caller until a terminator key, max_duration or max_silence seconds, or
-        hang-up. Returns how it ended; a hang-up mid-take is a result (`hung_up`), not an
-        exception, so the flow can keep the partial audio."""
+    ) -> LiveTake:
+        """Start recording; returns once the caller is being recorded.
+
+        With `prompt`, the prompt's play request and the record request go to Asterisk back
+        to back: Asterisk runs a channel's requests in order, so the recording starts the
+        moment the prompt ends, whatever the engine is doing then. A key pressed during the
+        prompt cuts it short (the recording starts at once); a key typed ahead skips it."""
         self._check()
         fut: asyncio.Future[RecordingResult] = self._loop.create_future()
         self._recordings[name] = fut
-        self._digits.clear()
+        playback: tuple[str, asyncio.Future[str | None]] | None = None
         try:
+            if prompt and not self._digits:
+                playback = self._open_playback(barge_in=True)
+                await self._ari_call(self.ari.play(self.id, playback[0], prompt))
             await self._ari_call(
                 self.ari.record(
                     self.id, name, fmt=fmt, max_duration=max_duration, max_silence=max_silence,
                     if_exists=if_exists, beep=beep, terminate_on=terminate_on,
                 )
             )
-            result = await fut
+            if playback is not None:
+                await self._finish_playback(*playback)
+        except BaseException:
+            self._forget_recording(name)
+            raise
         finally:
-            self._recordings.pop(name, None)
-            if self.live_recording == name:
-                self.live_recording = None
-        # The key that ended the take also arrives as a DTMF event: it is not input.
-        while self._digits and self._digits[0] in terminate_on:
-            self._digits.popleft()
-        return result
+            if playback is not None:
+                self._close_playback(playback[0])
+        # Keys pressed before the recording began are not input.
+        self._digits.clear()
+        return LiveTake(self, name, fut, terminate_on)
+
+    def _forget_recording(self, name: str) -> None:
+        self._recordings.pop(name, None)
+        if self.live_recording == name:
+            self.live_recording = None
 
     async def send_dtmf(self, digits: str, between_ms: int = 100, duration_ms: int = 100) -> None:
         await self._ari_call(

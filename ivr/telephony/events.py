@@ -21,6 +21,11 @@ log = logging.getLogger(__name__)
 Event = dict[str, Any]
 Sink = Callable[[Event], None]
 
+# Event types no part of the engine reads; Asterisk is told not to send them (the app's event
+# filter, set on every connection). Half of a recorder call's events were of these types: one
+# per media item started, one per step to the next item, and variables set in the dialplan.
+UNUSED_EVENTS = ("PlaybackStarted", "PlaybackContinuing", "ChannelVarset", "ChannelDialplan")
+
 
 def event_channel_id(event: Event) -> str | None:
     """The channel an event concerns (or, for a bridge's playback or recording, the bridge),

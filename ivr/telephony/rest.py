@@ -25,25 +25,27 @@ class Op:
     method: str
     path: str  # relative to /ari, with {placeholders} as in the Swagger files
     params: frozenset[str] = frozenset()
-    body: bool = False  # takes a JSON body (variables)
+    body: str | None = None  # the Swagger name of the JSON body it takes, if any
 
 
-def _op(method: str, path: str, *params: str, body: bool = False) -> Op:
+def _op(method: str, path: str, *params: str, body: str | None = None) -> Op:
     return Op(method, path, frozenset(params), body)
 
 
 OPS: dict[str, Op] = {
     "asterisk_info": _op("GET", "/asterisk/info", "only"),
+    "set_event_filter": _op("PUT", "/applications/{applicationName}/eventFilter",
+                            body="filter"),
     "list_channels": _op("GET", "/channels"),
     "get_channel": _op("GET", "/channels/{channelId}"),
     "originate": _op(
         "POST", "/channels/{channelId}", "endpoint", "extension", "context", "priority", "label",
         "app", "appArgs", "callerId", "timeout", "otherChannelId", "originator", "formats",
-        body=True,
+        body="variables",
     ),
     "create_channel": _op(
         "POST", "/channels/create", "endpoint", "app", "appArgs", "channelId", "otherChannelId",
-        "originator", "formats", body=True,
+        "originator", "formats", body="variables",
     ),
     "dial": _op("POST", "/channels/{channelId}/dial", "caller", "timeout"),
     "hangup": _op("DELETE", "/channels/{channelId}", "reason_code", "reason"),
@@ -182,6 +184,13 @@ class AriClient:
     # --- asterisk -----------------------------------------------------------------------
     async def asterisk_info(self) -> dict[str, Any]:
         return await self.request("asterisk_info")
+
+    # --- applications -------------------------------------------------------------------
+    async def set_event_filter(self, app: str, *, disallowed: Iterable[str]) -> None:
+        """Asterisk stops sending `app` events of these types (it neither builds nor sends
+        them: less work on both sides of the socket)."""
+        await self.request("set_event_filter", {"applicationName": app}, None,
+                           {"disallowed": [{"type": t} for t in disallowed]})
 
     # --- channels -----------------------------------------------------------------------
     async def list_channels(self) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ivr.core.errors import CallHungUp
 from ivr.telephony.call import Call
 from ivr.telephony.call_log import CallLog
-from ivr.telephony.events import Event, Router
+from ivr.telephony.events import UNUSED_EVENTS, Event, Router
 from ivr.telephony.rest import AriClient, AriHttpError
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,7 @@ class CallRunner:
 
     # --- resynchronisation --------------------------------------------------------------
     async def resync(self) -> None:
+        await self._ari.set_event_filter(self.app, disallowed=UNUSED_EVENTS)
         channels = await self._ari.list_channels()
         live = {c["id"] for c in channels}
         for call in list(self.calls.values()):
