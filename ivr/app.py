@@ -232,7 +232,7 @@ def create_app(
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         await db.prepare_database(settings.database_url)
-        pool = await db.create_pool(settings.database_url)
+        pool = await db.create_pool(settings.database_url, max_size=settings.db_pool_size)
         app[POOL] = pool
         app[CALLCONTROL] = callcontrol = CallControl(
             pool, media=SpokenMedia.for_settings(settings.data_dir, settings.public_url,

@@ -117,6 +117,7 @@ class Settings:
     delivery_lease: float = 30.0
     retention_interval: float = 3600.0
     session_sweep_interval: float = 5.0
+    db_pool_size: int = 10
     dialer_enabled: bool = True
     dialer_trunk: str = "ivr-loopback"
     dialer_cps: float = 5.0
@@ -204,6 +205,7 @@ class Settings:
                                       get("IVR_RETENTION_INTERVAL", "3600"), 1, 7 * 86400),
             session_sweep_interval=_float("IVR_SESSION_SWEEP_INTERVAL",
                                           get("IVR_SESSION_SWEEP_INTERVAL", "5"), 0.1, 3600),
+            db_pool_size=_int("IVR_DB_POOL_SIZE", get("IVR_DB_POOL_SIZE", "10"), 2, 1000),
             dialer_enabled=_bool("IVR_DIALER_ENABLED", get("IVR_DIALER_ENABLED", "true")),
             dialer_trunk=_name("IVR_DIALER_TRUNK", get("IVR_DIALER_TRUNK", "ivr-loopback")),
             dialer_cps=_float("IVR_DIALER_CPS", get("IVR_DIALER_CPS", "5"), 0.01, 1000),

@@ -37,7 +37,7 @@ def telephone(settings: Settings, ari: AriClient, router: Router, app: str) -> T
 async def run_alone(settings: Settings, ready: asyncio.Event | None = None) -> None:
     """`ivr dialer run`: the worker and nothing else, until SIGTERM / SIGINT."""
     await db.prepare_database(settings.database_url)
-    pool = await db.create_pool(settings.database_url)
+    pool = await db.create_pool(settings.database_url, max_size=settings.db_pool_size)
     session = aiohttp.ClientSession(
         headers=basic_auth(settings.ari_user, settings.ari_password),
         connector=aiohttp.TCPConnector(limit=200, limit_per_host=200, keepalive_timeout=60),

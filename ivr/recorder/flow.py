@@ -55,13 +55,22 @@ async def _none() -> None:
     return None
 
 
+def _quiet(recorder: Recorder, session: Session) -> bool:
+    """The session's changes send no events (no callback URL), so the phone side makes them
+    in single statements (RecorderPhone's `quiet`). Read when the caller is identified: a
+    callback URL set during the call applies from the next call."""
+    return not (session.callback_url or recorder.callback_url)
+
+
 class _Line:
     """One caller's way through a session: the prompts still to be said before the next one
-    (said together, in one playback) and the accepted take still committing."""
+    (said together, in one playback) and the session change still committing (the caller in,
+    a take accepted), which the session waits for before its next change and before it
+    ends."""
 
-    def __init__(self) -> None:
+    def __init__(self, committing: asyncio.Task[None] | None = None) -> None:
         self.lead: list[str] = []
-        self.committing: asyncio.Task[None] | None = None
+        self.committing = committing
 
     def take_lead(self) -> list[str]:
         lead, self.lead = self.lead, []
@@ -95,7 +104,7 @@ class RecorderFlow:
         first = route.recorders[0] if len(route.recorders) == 1 else None
         caller = call.caller_id if _CALLER_ID.match(call.caller_id) else ""
         # The caller-id lookup runs while the welcome plays: the database's time is hidden
-        # behind the prompt, not added before it.
+        # behind the prompt, not added after it.
         lookup = asyncio.create_task(self.phone.session_by_caller_id(route.number.id, caller)
                                      if caller else _none())
         try:
@@ -108,13 +117,20 @@ class RecorderFlow:
             session = await self._collect_pin(call, route, first, caller)
             if session is None:
                 return
-        recorder = await self.phone.recorder(session.recorder_id)
+        # The route read the number's recorders already.
+        recorder = route.recorder(session.recorder_id) or await self.phone.recorder(
+            session.recorder_id)
         if recorder.password_required and not await self._check_password(
                 call, recorder, route.number.id, caller):
             return
-        session = await self.phone.mark_called(session.id, call.id)
+        # The session learns the caller is in while the first announcement starts; it has
+        # before its first take (see _Line).
+        line = _Line(asyncio.create_task(self._mark_called(recorder, session, call)))
         log.info("[%s] session %s: caller in", call.id, session.session_key)
-        await self._voice_session(call, recorder, session, list_id=None)
+        await self._voice_session(call, recorder, session, list_id=None, line=line)
+
+    async def _mark_called(self, recorder: Recorder, session: Session, call: Call) -> None:
+        await self.phone.mark_called(session.id, call.id, quiet=_quiet(recorder, session))
 
     async def _collect_pin(self, call: Call, route: NumberRoute, recorder: Recorder | None,
                            caller: str) -> Session | None:
@@ -207,10 +223,10 @@ class RecorderFlow:
 
     # --- the recording loop ------------------------------------------------------------------
     async def _voice_session(self, call: Call, recorder: Recorder, session: Session,
-                             list_id: int | None) -> None:
+                             list_id: int | None, line: _Line | None = None) -> None:
         """Each recording of the session, in the order the list has *now*; with `list_id`
         (call-initiated), then new recordings until the caller is done or the list is full."""
-        line = _Line()
+        line = line or _Line()
         handled: set[int] = set()
         idle = 0
         try:
@@ -233,7 +249,8 @@ class RecorderFlow:
             try:
                 await line.settle()
             finally:
-                await asyncio.shield(self.phone.end_session(session.id))
+                await asyncio.shield(self.phone.end_session(
+                    session.id, quiet=_quiet(recorder, session)))
                 log.info("[%s] session %s ended", call.id, session.session_key)
 
     async def _announcement(self, recorder: Recorder, recording: Recording) -> list[str]:
@@ -266,7 +283,7 @@ class RecorderFlow:
                 max_silence=recorder.silence_seconds, terminate_on="#")
             # The session's state changes while the take records: the previous take's accept
             # commits first (it moved the session out of `recording`).
-            starting = asyncio.create_task(self._start_take(line, session, recording))
+            starting = asyncio.create_task(self._start_take(line, recorder, session, recording))
             try:
                 result = await live.finished()
             finally:
@@ -327,9 +344,11 @@ class RecorderFlow:
                 line.lead.append("recording_saved")
             return Outcome.DONE if choice == "9" else Outcome.ACCEPTED
 
-    async def _start_take(self, line: _Line, session: Session, recording: Recording) -> bool:
+    async def _start_take(self, line: _Line, recorder: Recorder, session: Session,
+                          recording: Recording) -> bool:
         await line.settle()
-        return await self.phone.start_take(session.id, recording.id)
+        return await self.phone.start_take(session.id, recording.id,
+                                           quiet=_quiet(recorder, session))
 
     async def _review(self, call: Call, recorder: Recorder, name: str) -> str:
         """1 keep, 2 listen, 3 again, * skip, 9 done. After MENU_TRIES invalid keys or
@@ -360,7 +379,8 @@ class RecorderFlow:
         caller = call.caller_id if _CALLER_ID.match(call.caller_id) else None
         await self.takes.accept(call.ari, session.id, recorder, recording, stored,
                                 channel_id=call.id, caller_id=caller, touchtone=touchtone,
-                                kept_on_hangup=kept_on_hangup)
+                                kept_on_hangup=kept_on_hangup,
+                                quiet=_quiet(recorder, session) and recorder.storage != "upload")
 
     async def _discard(self, call: Call, stored: StoredTake) -> None:
         await self.takes.discard(call.ari, stored)

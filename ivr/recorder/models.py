@@ -199,6 +199,7 @@ class Session:
     expires_at: datetime
     called_at: datetime | None
     ended_at: datetime | None
+    callback_url: str | None = None  # the session's own; else the recorder's applies
 
 
 @dataclass(frozen=True, slots=True)

@@ -140,10 +140,26 @@ RECORDER_FIELDS = (
 )
 
 
+# A recorder's prompts and numbers, as columns of its row: the phone side reads a recorder
+# (with its number's route) in one round trip.
+_RECORDER_EXTRAS = """
+    ARRAY(SELECT p.prompt_name FROM recorder_prompts p WHERE p.recorder_id = v.id
+          ORDER BY p.prompt_name) AS prompt_names,
+    ARRAY(SELECT ROW(n.id, n.phone_number_key, n.number, n.display_number, n.country)
+          FROM phone_numbers n JOIN recorder_numbers rn ON rn.phone_number_id = n.id
+          WHERE rn.recorder_id = v.id ORDER BY n.number) AS numbers"""
+
+
 async def _recorder(conn: Conn, row: asyncpg.Record) -> Recorder:
     prompts = await conn.fetch(
         "SELECT prompt_name FROM recorder_prompts WHERE recorder_id = $1 ORDER BY prompt_name",
         row["id"])
+    return _recorder_of(row, tuple(p["prompt_name"] for p in prompts),
+                        await recorder_numbers(conn, row["id"]))
+
+
+def _recorder_of(row: asyncpg.Record, prompts: tuple[str, ...],
+                 numbers: tuple[PhoneNumber, ...]) -> Recorder:
     return Recorder(
         id=row["id"], developer_id=row["developer_id"], recorder_key=row["recorder_key"],
         name=row["name"], audio_format=row["audio_format"], storage=row["storage"],
@@ -155,8 +171,7 @@ async def _recorder(conn: Conn, row: asyncpg.Record) -> Recorder:
         pin_ttl_seconds=row["pin_ttl_seconds"], max_take_seconds=row["max_take_seconds"],
         silence_seconds=row["silence_seconds"], min_take_seconds=row["min_take_seconds"],
         created_at=row["created_at"],
-        updated_at=row["updated_at"], phone_numbers=await recorder_numbers(conn, row["id"]),
-        prompts=tuple(p["prompt_name"] for p in prompts),
+        updated_at=row["updated_at"], phone_numbers=numbers, prompts=prompts,
         callback_url=row["callback_url"], callback_format=row["callback_format"],
         upload_method=row["upload_method"],
         upload_authenticated=row["upload_auth_header"] is not None,
@@ -445,6 +460,7 @@ def _session(row: asyncpg.Record) -> Session:
         caller_id=row["caller_id"], state=row["state"],
         current_recording_id=row["current_recording_id"], created_at=row["created_at"],
         expires_at=row["expires_at"], called_at=row["called_at"], ended_at=row["ended_at"],
+        callback_url=row["callback_url"],
     )
 
 
@@ -572,6 +588,61 @@ async def leave_recording_state(conn: Conn, session_id: int) -> Session:
     return _session(row)
 
 
+# The same changes, for a call whose changes send nothing (no callback URL, no uploads): one
+# statement each, no transaction around it (see RecorderPhone's `quiet`).
+async def mark_called_quiet(conn: Conn, session_id: int, channel_id: str | None) -> bool:
+    """A live session is `called` (if it was `created`) on this channel; False if not live."""
+    state = await conn.fetchval(
+        "UPDATE recording_sessions SET"
+        " state = CASE WHEN state = 'created' THEN 'called' ELSE state END,"
+        " called_at = coalesce(called_at, now()), channel_id = coalesce($2, channel_id)"
+        " WHERE id = $1 AND state IN ('created', 'called', 'recording') RETURNING state",
+        session_id, channel_id)
+    return state is not None
+
+
+async def start_take_quiet(conn: Conn, session_id: int, recording_id: int) -> bool:
+    """`start_recording` and the recording's state, at once; False when either did not apply
+    (the caller then takes the transactional way, which tells why)."""
+    return bool(await conn.fetchval(
+        "WITH u AS (UPDATE recording_sessions SET state = 'recording',"
+        " called_at = coalesce(called_at, now()), current_recording_id = $2"
+        " WHERE id = $1 AND state IN ('called', 'recording') AND EXISTS ("
+        "  SELECT 1 FROM session_recordings WHERE session_id = $1 AND recording_id = $2)"
+        " RETURNING id),"
+        " r AS (UPDATE recordings SET state = 'recording', updated_at = now()"
+        "  WHERE id = $2 AND EXISTS (SELECT 1 FROM u) RETURNING id)"
+        " SELECT EXISTS (SELECT 1 FROM r)", session_id, recording_id))
+
+
+async def accept_take_quiet(conn: Conn, session_id: int, recording_id: int, take_id: int,
+                            take: Mapping[str, Any], recording: Mapping[str, Any]) -> bool:
+    """The take accepted, the recording pointing at it and the session out of `recording`;
+    False (the take alone updated) when the recording was deleted meanwhile."""
+    assert all(name.isidentifier() for name in (*take, *recording))
+    n = len(take)
+    take_sets = ", ".join(f"{k} = ${i}" for i, k in enumerate(take, 4))
+    rec_sets = ", ".join(f"{k} = ${i}" for i, k in enumerate(recording, 4 + n))
+    return bool(await conn.fetchval(
+        f"WITH t AS (UPDATE takes SET {take_sets} WHERE id = $3 RETURNING id),"
+        f" r AS (UPDATE recordings SET {rec_sets}, updated_at = now() WHERE id = $2"
+        "  RETURNING id),"
+        " s AS (UPDATE recording_sessions SET"
+        "  state = CASE WHEN state = 'recording' THEN 'called' ELSE state END,"
+        "  current_recording_id = CASE WHEN state = 'recording' THEN NULL"
+        "                         ELSE current_recording_id END"
+        "  WHERE id = $1 AND EXISTS (SELECT 1 FROM r) RETURNING id)"
+        " SELECT EXISTS (SELECT 1 FROM r)",
+        session_id, recording_id, take_id, *take.values(), *recording.values()))
+
+
+async def end_session_quiet(conn: Conn, session_id: int) -> None:
+    await conn.execute(
+        "UPDATE recording_sessions SET state = 'ended', ended_at = coalesce(ended_at, now()),"
+        " current_recording_id = NULL"
+        " WHERE id = $1 AND state IN ('created', 'called', 'recording')", session_id)
+
+
 async def set_current_recording(conn: Conn, session_id: int, recording_id: int | None) -> None:
     await conn.execute("UPDATE recording_sessions SET current_recording_id = $2 WHERE id = $1",
                        session_id, recording_id)
@@ -629,21 +700,37 @@ async def release_idempotency_key(conn: Conn, developer_id: int, key: str) -> No
 
 
 # --- the phone side -------------------------------------------------------------------------
-async def recorders_on_number(conn: Conn, number_id: int) -> list[tuple[int, bool]]:
-    """(recorder id, dedicated) for every recorder a number is assigned to."""
+async def number_route(conn: Conn, number: str
+                       ) -> tuple[PhoneNumber, list[tuple[Recorder, bool]]] | None:
+    """A dialled number and (recorder, dedicated) for every recorder assigned to it, in one
+    round trip (every call starts with it)."""
     rows = await conn.fetch(
-        "SELECT recorder_id, dedicated FROM recorder_numbers WHERE phone_number_id = $1"
-        " ORDER BY recorder_id", number_id)
-    return [(int(r["recorder_id"]), bool(r["dedicated"])) for r in rows]
+        "SELECT n.id AS number_id, n.phone_number_key AS number_key, n.number AS digits,"
+        " n.display_number, n.country, rn.dedicated, v.*," + _RECORDER_EXTRAS +
+        " FROM phone_numbers n LEFT JOIN recorder_numbers rn ON rn.phone_number_id = n.id"
+        " LEFT JOIN voice_recorders v ON v.id = rn.recorder_id"
+        " WHERE n.number = $1 ORDER BY v.id", number)
+    if not rows:
+        return None
+    first = rows[0]
+    phone = PhoneNumber(id=first["number_id"], phone_number_key=first["number_key"],
+                        number=first["digits"], display_number=first["display_number"],
+                        country=first["country"])
+    recorders = [
+        (_recorder_of(r, tuple(r["prompt_names"]),
+                      tuple(PhoneNumber(*n) for n in r["numbers"])), bool(r["dedicated"]))
+        for r in rows if r["id"] is not None]
+    return phone, recorders
 
 
-async def live_session_for_caller(conn: Conn, number_id: int, caller_id: str) -> int | None:
+async def live_session_for_caller(conn: Conn, number_id: int,
+                                  caller_id: str) -> Session | None:
     """A live session keyed to this caller id (never a PIN session that happens to match)."""
-    value = await conn.fetchval(
-        "SELECT p.session_id FROM session_pins p JOIN recording_sessions s ON s.id = p.session_id"
+    row = await conn.fetchrow(
+        _SESSION_SELECT + " JOIN session_pins p ON p.session_id = s.id"
         " WHERE p.live AND p.phone_number_id = $1 AND s.caller_id = $2"
         " AND (s.state <> 'created' OR s.expires_at > now())", number_id, caller_id)
-    return None if value is None else int(value)
+    return None if row is None else _session(row)
 
 
 async def pin_failures_since(conn: Conn, number_id: int, caller_id: str,

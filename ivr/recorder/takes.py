@@ -102,7 +102,10 @@ class TakeStore:
     async def download(self, ari: AriClient, name: str, channel_id: str) -> bytes | None:
         """The take's WAV as Asterisk wrote it (a few ms on the same host)."""
         if self.spool is not None and _NAME.match(name):
-            spooled = await asyncio.to_thread(_read_spooled, self.spool / f"{name}.wav")
+            # Read in place, not in a worker thread: Asterisk has just written it (it is in the
+            # page cache: tens of microseconds), and this is on the way from `#` to the review
+            # menu, where a thread hop would queue behind other calls' fsync'd writes.
+            spooled = _read_spooled(self.spool / f"{name}.wav")
             if spooled is not None:
                 return spooled
         try:
@@ -123,7 +126,7 @@ class TakeStore:
     async def accept(self, ari: AriClient, session_id: int, recorder: Recorder,
                      recording: Recording, stored: StoredTake, *, channel_id: str,
                      caller_id: str | None, touchtone: str | None,
-                     kept_on_hangup: bool = False) -> bool:
+                     kept_on_hangup: bool = False, quiet: bool = False) -> bool:
         has_mp3 = recorder.audio_format in ("mp3", "both")
         has_wav = recorder.audio_format in ("wav", "both")
         if has_mp3:
@@ -132,7 +135,7 @@ class TakeStore:
         kept = await self.phone.accept_take(
             session_id, recording.id, stored.take, duration_ms=stored.duration_ms,
             has_wav=has_wav, has_mp3=has_mp3, caller_id=caller_id, touchtone_input=touchtone,
-            kept_on_hangup=kept_on_hangup)
+            kept_on_hangup=kept_on_hangup, quiet=quiet)
         log.info("[%s] take %d of %s %s (%.1fs%s)", channel_id, stored.take.number,
                  recording.recording_key, "accepted" if kept else "kept as history",
                  stored.duration_ms / 1000, ", caller hung up" if kept_on_hangup else "")
