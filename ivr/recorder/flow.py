@@ -25,7 +25,7 @@ from ivr.recorder.errors import LimitReached
 from ivr.recorder.models import Recorder, Recording, Session
 from ivr.recorder.phone import NumberRoute, RecorderPhone
 from ivr.recorder.takes import StoredTake, TakeStore, take_name, wav_duration_ms
-from ivr.telephony.call import Call, RecordingResult
+from ivr.telephony.call import Call, QueuedPlayback, RecordingResult
 
 log = logging.getLogger(__name__)
 
@@ -63,24 +63,29 @@ def _quiet(recorder: Recorder, session: Session) -> bool:
 
 
 class _Line:
-    """One caller's way through a session: the prompts still to be said before the next one
-    (said together, in one playback) and the session change still committing (the caller in,
-    a take accepted), which the session waits for before its next change and before it
-    ends."""
+    """One caller's way through a session, kept ahead of the audio: the prompt requested and
+    still playing (the next one is queued behind it, so nothing the engine or the database
+    does between two prompts is heard as silence) and the session change still committing
+    (the caller in, a take accepted), which the session waits for before its next change and
+    before it ends."""
 
-    def __init__(self, committing: asyncio.Task[None] | None = None) -> None:
-        self.lead: list[str] = []
+    def __init__(self, committing: asyncio.Task[None] | None = None, *,
+                 queued: QueuedPlayback | None = None, called: bool = False) -> None:
         self.committing = committing
-
-    def take_lead(self) -> list[str]:
-        lead, self.lead = self.lead, []
-        return lead
+        self.queued = queued
+        self.called = called  # the session is marked called: it is ended when the call is
 
     async def settle(self) -> None:
-        """Until the accept in flight (if any) has committed; its failure surfaces here."""
+        """Until the change in flight (if any) has committed; its failure surfaces here."""
         task, self.committing = self.committing, None
         if task is not None:
             await asyncio.shield(task)
+
+    async def drain(self) -> None:
+        """Until the prompt still playing has ended (call this once the next one is queued)."""
+        queued, self.queued = self.queued, None
+        if queued is not None:
+            await queued.finished()
 
 
 class RecorderFlow:
@@ -103,34 +108,56 @@ class RecorderFlow:
         # A shared number does not know the recorder before the PIN: its default prompts.
         first = route.recorders[0] if len(route.recorders) == 1 else None
         caller = call.caller_id if _CALLER_ID.match(call.caller_id) else ""
-        # The caller-id lookup runs while the welcome plays: the database's time is hidden
-        # behind the prompt, not added after it.
-        lookup = asyncio.create_task(self.phone.session_by_caller_id(route.number.id, caller)
-                                     if caller else _none())
+        welcome = await call.queue_play(self._prompt(first, "welcome"), barge_in=True)
+        # The caller-id lookup runs while the welcome plays; a caller it finds has the first
+        # announcement queued behind the welcome (see _Line).
         try:
-            await self._say(call, first, "welcome")
-        finally:
-            session = await asyncio.shield(lookup)
-        if session is not None:
+            session = (await self.phone.session_by_caller_id(route.number.id, caller)
+                       if caller else None)
+            recorder = None if session is None else await self._recorder_of(route, session)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await welcome.finished()
+            raise
+        if session is not None and recorder is not None and not recorder.password_required:
             log.info("[%s] identified by caller id", call.id)
-        else:
+            line = _Line(queued=welcome)
+            line.committing = asyncio.create_task(
+                self._mark_called(line, recorder, session, call, after=welcome))
+            await self._voice_session(call, recorder, session, list_id=None, line=line)
+            return
+        await welcome.finished()
+        if session is None:
             session = await self._collect_pin(call, route, first, caller)
             if session is None:
                 return
-        # The route read the number's recorders already.
-        recorder = route.recorder(session.recorder_id) or await self.phone.recorder(
-            session.recorder_id)
+            recorder = await self._recorder_of(route, session)
+        else:
+            log.info("[%s] identified by caller id", call.id)
+        assert recorder is not None
         if recorder.password_required and not await self._check_password(
                 call, recorder, route.number.id, caller):
             return
         # The session learns the caller is in while the first announcement starts; it has
         # before its first take (see _Line).
-        line = _Line(asyncio.create_task(self._mark_called(recorder, session, call)))
-        log.info("[%s] session %s: caller in", call.id, session.session_key)
+        line = _Line()
+        line.committing = asyncio.create_task(self._mark_called(line, recorder, session, call))
         await self._voice_session(call, recorder, session, list_id=None, line=line)
 
-    async def _mark_called(self, recorder: Recorder, session: Session, call: Call) -> None:
+    async def _recorder_of(self, route: NumberRoute, session: Session) -> Recorder:
+        # The route read the number's recorders already.
+        return route.recorder(session.recorder_id) or await self.phone.recorder(
+            session.recorder_id)
+
+    async def _mark_called(self, line: _Line, recorder: Recorder, session: Session, call: Call,
+                           after: QueuedPlayback | None = None) -> None:
+        """The caller is in; with `after`, once the caller has heard that prompt out (a caller
+        who hangs up during the welcome leaves the session as it was)."""
+        if after is not None:
+            await after.ended()
         await self.phone.mark_called(session.id, call.id, quiet=_quiet(recorder, session))
+        line.called = True
+        log.info("[%s] session %s: caller in", call.id, session.session_key)
 
     async def _collect_pin(self, call: Call, route: NumberRoute, recorder: Recorder | None,
                            caller: str) -> Session | None:
@@ -210,7 +237,8 @@ class RecorderFlow:
             list_id = await self.phone.create_list(recorder, caller, code)
         session = await self.phone.open_call_session(recorder, list_id, call.id)
         log.info("[%s] session %s: caller in (call-initiated)", call.id, session.session_key)
-        await self._voice_session(call, recorder, session, list_id=list_id)
+        await self._voice_session(call, recorder, session, list_id=list_id,
+                                  line=_Line(called=True))
 
     async def _collect_access_code(self, call: Call, recorder: Recorder) -> str | None:
         for _ in range(PIN_TRIES):
@@ -227,6 +255,7 @@ class RecorderFlow:
         """Each recording of the session, in the order the list has *now*; with `list_id`
         (call-initiated), then new recordings until the caller is done or the list is full."""
         line = line or _Line()
+        farewell = ["goodbye"]
         handled: set[int] = set()
         idle = 0
         try:
@@ -237,21 +266,27 @@ class RecorderFlow:
                     with contextlib.suppress(LimitReached):
                         recording = await self.phone.add_recording(session.id, list_id)
                 if recording is None:
-                    line.lead.append("no_more_recordings")
+                    farewell.insert(0, "no_more_recordings")
                     break
                 handled.add(recording.id)
                 outcome = await self._voice_recording(call, recorder, session, recording, line)
                 if outcome is Outcome.DONE:
                     break
                 idle = idle + 1 if outcome is Outcome.SKIPPED else 0
-            await self._say(call, recorder, *line.take_lead(), "goodbye")
+            goodbye = await call.queue_play(*(self._prompt(recorder, n) for n in farewell),
+                                            barge_in=True)
+            await line.drain()
+            await goodbye.finished()
         finally:
             try:
+                with contextlib.suppress(CallHungUp):
+                    await line.drain()
                 await line.settle()
             finally:
-                await asyncio.shield(self.phone.end_session(
-                    session.id, quiet=_quiet(recorder, session)))
-                log.info("[%s] session %s ended", call.id, session.session_key)
+                if line.called:
+                    await asyncio.shield(self.phone.end_session(
+                        session.id, quiet=_quiet(recorder, session)))
+                    log.info("[%s] session %s ended", call.id, session.session_key)
 
     async def _announcement(self, recorder: Recorder, recording: Recording) -> list[str]:
         if recording.name:
@@ -260,11 +295,12 @@ class RecorderFlow:
 
     async def _voice_recording(self, call: Call, recorder: Recorder, session: Session,
                                recording: Recording, line: _Line) -> Outcome:
-        announce = await self._announcement(recorder, recording)
-        prompt = [self._prompt(recorder, n) for n in line.take_lead()] + announce
+        prompt = await self._announcement(recorder, recording)
         touchtone = None
         if recorder.touchtone_prompt and recorder.touchtone_length:
-            await call.play(*prompt, barge_in=True)
+            announced = await call.queue_play(*prompt, barge_in=True)
+            await line.drain()
+            await announced.finished()
             prompt = []
             await self._say(call, recorder, "enter_touchtone")
             touchtone = await call.collect_digits(recorder.touchtone_length, DIGIT_TIMEOUT,
@@ -273,14 +309,18 @@ class RecorderFlow:
         while True:
             # The beep is ours, not record(beep=True): Asterisk reports the recording started
             # before its own beep, and the caller's first words would fall into the beep.
-            # What leads up to it (the previous take's "saved", the announcement) is one
-            # playback, and the recording is queued behind it: Asterisk starts the take the
-            # moment the beep ends, with no round trip through the engine.
+            # What leads up to it (the announcement, or "too short") is one playback, queued
+            # behind what still plays ("saved", the welcome), and the recording is queued
+            # behind it: Asterisk starts the take the moment the beep ends, with no round trip
+            # through the engine.
             prompt += [self._prompt(recorder, "record_after_tone"), "sound:beep"]
             name = take_name(session.id, recording.id)
             live = await call.start_recording(
                 name, prompt=prompt, max_duration=recorder.max_take_seconds,
                 max_silence=recorder.silence_seconds, terminate_on="#")
+            # What played before the prompt has ended by now.
+            with contextlib.suppress(CallHungUp):
+                await line.drain()
             # The session's state changes while the take records: the previous take's accept
             # commits first (it moved the session out of `recording`).
             starting = asyncio.create_task(self._start_take(line, recorder, session, recording))
@@ -325,24 +365,31 @@ class RecorderFlow:
             except BaseException:
                 await asyncio.shield(keeping)
                 raise
+            if choice in ("1", "9"):
+                # The accept commits (once the take is stored) while "saved" is said at once
+                # and the next recording is looked up and its announcement queued behind it
+                # (see _Line); the session waits for it before its next change and before it
+                # ends.
+                line.committing = asyncio.create_task(self._accept_when_kept(
+                    keeping, call, recorder, session, recording, touchtone))
+                if choice == "1":
+                    line.queued = await call.queue_play(
+                        self._prompt(recorder, "recording_saved"), barge_in=True)
+                return Outcome.DONE if choice == "9" else Outcome.ACCEPTED
             stored = await keeping
+            await self._discard(call, stored)
             if choice == "3":
-                await self._discard(call, stored)
                 prompt = []
                 continue
-            if choice == "*":
-                await self._discard(call, stored)
-                await self.phone.leave_recording(session.id, recording.id)
-                line.lead.append("skipped")
-                return Outcome.SKIPPED
-            # The accept commits while the caller hears "saved" and the next announcement
-            # (one playback with them, see above); the session waits for it before its next
-            # state change and before it ends.
-            line.committing = asyncio.create_task(
-                self._accept(call, recorder, session, recording, stored, touchtone))
-            if choice != "9":
-                line.lead.append("recording_saved")
-            return Outcome.DONE if choice == "9" else Outcome.ACCEPTED
+            line.queued = await call.queue_play(self._prompt(recorder, "skipped"),
+                                                barge_in=True)
+            await self.phone.leave_recording(session.id, recording.id)
+            return Outcome.SKIPPED
+
+    async def _accept_when_kept(self, keeping: asyncio.Task[StoredTake], call: Call,
+                                recorder: Recorder, session: Session, recording: Recording,
+                                touchtone: str | None) -> None:
+        await self._accept(call, recorder, session, recording, await keeping, touchtone)
 
     async def _start_take(self, line: _Line, recorder: Recorder, session: Session,
                           recording: Recording) -> bool:

@@ -61,6 +61,31 @@ def _recording_result(rec: dict[str, Any], hung_up: bool) -> RecordingResult:
     )
 
 
+def _retrieve(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("stopping a playback failed: %s", task.exception())
+
+
+class QueuedPlayback:
+    """A playback requested (`Call.queue_play`) and not yet waited for."""
+
+    def __init__(self, call: Call, playback_id: str, fut: asyncio.Future[str | None]) -> None:
+        self.call = call
+        self.id = playback_id
+        self._fut = fut
+
+    async def ended(self) -> None:
+        """Until it has ended (played out, or stopped by a key); CallHungUp if the caller hung
+        up first. Leaves the rest to `finished()`."""
+        await asyncio.shield(self._fut)
+
+    async def finished(self) -> Playback:
+        try:
+            return await self.call._finish_playback(self.id, self._fut)
+        finally:
+            self.call._close_playback(self.id)
+
+
 class LiveTake:
     """A recording in progress (`Call.start_recording`)."""
 
@@ -100,7 +125,10 @@ class Call:
         self._digits: deque[str] = deque()
         self._digit_waiter: asyncio.Future[str] | None = None
         self._playbacks: dict[str, asyncio.Future[str | None]] = {}
-        self._barge_in: str | None = None
+        # Playbacks a key press stops, in the order Asterisk plays them (it plays a channel's
+        # playbacks one after another): a key stops the first of them still unfinished.
+        self._barge_in: deque[str] = deque()
+        self._stops: dict[str, asyncio.Task[None]] = {}
         self._recordings: dict[str, asyncio.Future[RecordingResult]] = {}
         self._ids = itertools.count(1)
         # The recording Asterisk is writing right now (set on RecordingStarted, after any
@@ -199,11 +227,14 @@ class Call:
 
     def _on_digit(self, digit: str) -> None:
         self._key_at = latency.now()
-        if self._barge_in is not None:
-            fut = self._playbacks.get(self._barge_in)
-            self._barge_in = None
+        while self._barge_in:
+            playback_id = self._barge_in.popleft()
+            fut = self._playbacks.get(playback_id)
             if fut is not None and not fut.done():
                 fut.set_result(digit)
+                # Stopped at once, whoever waits for it: a prompt queued behind it starts now.
+                self._stops[playback_id] = self._loop.create_task(self._stop(playback_id))
+                break
         waiter = self._digit_waiter
         if waiter is not None and not waiter.done():
             self._digit_waiter = None
@@ -246,40 +277,58 @@ class Call:
         self._check()
         if barge_in and self._digits:
             return Playback("", self._digits[0])
+        queued = await self.queue_play(*media, barge_in=barge_in, lang=lang)
+        return await queued.finished()
+
+    async def queue_play(self, *media: str, barge_in: bool = False,
+                         lang: str | None = None) -> QueuedPlayback:
+        """Request a playback and return at once: Asterisk plays it after those requested
+        before it, so the next prompt can be queued while the current one plays. With
+        `barge_in`, a key pressed while it plays stops it (the digit stays buffered). Await
+        `finished()` on what this returns."""
+        self._check()
         playback_id, fut = self._open_playback(barge_in)
         try:
             await self._ari_call(self.ari.play(self.id, playback_id, media, lang))
-            return await self._finish_playback(playback_id, fut)
-        finally:
+        except BaseException:
             self._close_playback(playback_id)
+            raise
+        return QueuedPlayback(self, playback_id, fut)
 
     def _open_playback(self, barge_in: bool) -> tuple[str, asyncio.Future[str | None]]:
         playback_id = f"{self.id}-p{next(self._ids)}"
         fut: asyncio.Future[str | None] = self._loop.create_future()
         self._playbacks[playback_id] = fut
         if barge_in:
-            self._barge_in = playback_id
+            self._barge_in.append(playback_id)
         if self._key_at:
             latency.prompted(self._key_at)
             self._key_at = 0.0
         return playback_id, fut
 
+    async def _stop(self, playback_id: str) -> None:
+        try:
+            await self.ari.stop_playback(playback_id)
+        except AriHttpError as exc:
+            if exc.status != 404:  # 404: it had just finished by itself
+                raise
+
     async def _finish_playback(self, playback_id: str,
                                fut: asyncio.Future[str | None]) -> Playback:
         digit = await fut
-        if digit is not None:
-            try:
-                await self.ari.stop_playback(playback_id)
-            except AriHttpError as exc:
-                if exc.status != 404:  # it had just finished by itself
-                    raise
+        stop = self._stops.pop(playback_id, None)
+        if stop is not None:
+            await stop
         return Playback(playback_id, digit, playback_id in self._failed_playbacks)
 
     def _close_playback(self, playback_id: str) -> None:
         self._playbacks.pop(playback_id, None)
         self._failed_playbacks.discard(playback_id)
-        if self._barge_in == playback_id:
-            self._barge_in = None
+        if playback_id in self._barge_in:
+            self._barge_in.remove(playback_id)
+        stop = self._stops.pop(playback_id, None)
+        if stop is not None:
+            stop.add_done_callback(_retrieve)
 
     def flush_digits(self) -> str:
         """Drop digits typed ahead; returns them."""
