@@ -51,10 +51,6 @@ class Outcome(enum.Enum):
     DONE = "done"
 
 
-async def _none() -> None:
-    return None
-
-
 def _quiet(recorder: Recorder, session: Session) -> bool:
     """The session's changes send no events (no callback URL), so the phone side makes them
     in single statements (RecorderPhone's `quiet`). Read when the caller is identified: a

@@ -123,11 +123,6 @@ async def recorder_numbers(conn: Conn, recorder_id: int) -> tuple[PhoneNumber, .
     return tuple(_number(r) for r in rows)
 
 
-async def number_by_digits(conn: Conn, number: str) -> PhoneNumber | None:
-    row = await conn.fetchrow("SELECT * FROM phone_numbers WHERE number = $1", number)
-    return None if row is None else _number(row)
-
-
 # --- recorders ------------------------------------------------------------------------------
 RECORDER_FIELDS = (
     "name", "audio_format", "storage", "upload_url", "retention_days", "password_required",
