@@ -109,13 +109,13 @@ class RecorderPhone:
     # statement, without a transaction around it. Four round trips less per change, on every
     # step a caller waits for (bench/README.md).
     async def mark_called(self, session_id: int, channel_id: str | None = None, *,
-                          quiet: bool = False) -> Session | None:
+                          quiet: bool = False) -> None:
         """The caller is in: `called`, on this channel (a restarted engine ends sessions whose
-        channel is gone, see recovery.py). Quietly, returns None."""
+        channel is gone, see recovery.py)."""
         if quiet:
             async with self.pool.acquire() as conn:
                 if await store.mark_called_quiet(conn, session_id, channel_id):
-                    return None
+                    return
             raise NotFound("the recording session is no longer live")
         async with self.pool.acquire() as conn, conn.transaction():
             session = await store.session_by_id(conn, session_id, for_update=True)
@@ -127,7 +127,6 @@ class RecorderPhone:
             elif channel_id is not None:
                 await conn.execute("UPDATE recording_sessions SET channel_id = $2 WHERE id = $1",
                                    session_id, channel_id)
-            return await store.session_by_id(conn, session_id)
 
     async def recordings(self, session_id: int) -> list[Recording]:
         """The session's recordings in sequence order, as they are now (reorders, inserts and

@@ -116,13 +116,6 @@ async def unassign_numbers(conn: Conn, recorder_id: int) -> None:
     await conn.execute("DELETE FROM recorder_numbers WHERE recorder_id = $1", recorder_id)
 
 
-async def recorder_numbers(conn: Conn, recorder_id: int) -> tuple[PhoneNumber, ...]:
-    rows = await conn.fetch(
-        "SELECT n.* FROM phone_numbers n JOIN recorder_numbers rn ON rn.phone_number_id = n.id"
-        " WHERE rn.recorder_id = $1 ORDER BY n.number", recorder_id)
-    return tuple(_number(r) for r in rows)
-
-
 # --- recorders ------------------------------------------------------------------------------
 RECORDER_FIELDS = (
     "name", "audio_format", "storage", "upload_url", "retention_days", "password_required",
@@ -135,8 +128,8 @@ RECORDER_FIELDS = (
 )
 
 
-# A recorder's prompts and numbers, as columns of its row: the phone side reads a recorder
-# (with its number's route) in one round trip.
+# A recorder's prompts and numbers, as columns of its row (`v`): a recorder, or a number's
+# route with its recorders, is one round trip.
 _RECORDER_EXTRAS = """
     ARRAY(SELECT p.prompt_name FROM recorder_prompts p WHERE p.recorder_id = v.id
           ORDER BY p.prompt_name) AS prompt_names,
@@ -145,16 +138,16 @@ _RECORDER_EXTRAS = """
           WHERE rn.recorder_id = v.id ORDER BY n.number) AS numbers"""
 
 
+_RECORDER_SELECT = "SELECT v.*," + _RECORDER_EXTRAS + " FROM voice_recorders v"
+
+
 async def _recorder(conn: Conn, row: asyncpg.Record) -> Recorder:
-    prompts = await conn.fetch(
-        "SELECT prompt_name FROM recorder_prompts WHERE recorder_id = $1 ORDER BY prompt_name",
-        row["id"])
-    return _recorder_of(row, tuple(p["prompt_name"] for p in prompts),
-                        await recorder_numbers(conn, row["id"]))
+    """A recorder from a row written just now (RETURNING *): its prompts and numbers read."""
+    return await recorder_by_id(conn, row["id"])
 
 
-def _recorder_of(row: asyncpg.Record, prompts: tuple[str, ...],
-                 numbers: tuple[PhoneNumber, ...]) -> Recorder:
+def _recorder_of(row: asyncpg.Record) -> Recorder:
+    """A recorder from a row of _RECORDER_SELECT (or a query with _RECORDER_EXTRAS)."""
     return Recorder(
         id=row["id"], developer_id=row["developer_id"], recorder_key=row["recorder_key"],
         name=row["name"], audio_format=row["audio_format"], storage=row["storage"],
@@ -166,7 +159,9 @@ def _recorder_of(row: asyncpg.Record, prompts: tuple[str, ...],
         pin_ttl_seconds=row["pin_ttl_seconds"], max_take_seconds=row["max_take_seconds"],
         silence_seconds=row["silence_seconds"], min_take_seconds=row["min_take_seconds"],
         created_at=row["created_at"],
-        updated_at=row["updated_at"], phone_numbers=numbers, prompts=prompts,
+        updated_at=row["updated_at"],
+        phone_numbers=tuple(PhoneNumber(*n) for n in row["numbers"]),
+        prompts=tuple(row["prompt_names"]),
         callback_url=row["callback_url"], callback_format=row["callback_format"],
         upload_method=row["upload_method"],
         upload_authenticated=row["upload_auth_header"] is not None,
@@ -186,14 +181,13 @@ async def insert_recorder(conn: Conn, developer_id: int, key: str,
 
 async def recorder_by_key(conn: Conn, key: str, *, for_update: bool = False) -> Recorder | None:
     row = await conn.fetchrow(
-        "SELECT * FROM voice_recorders WHERE recorder_key = $1"
-        + (" FOR UPDATE" if for_update else ""), key)
-    return None if row is None else await _recorder(conn, row)
+        _RECORDER_SELECT + " WHERE v.recorder_key = $1"
+        + (" FOR UPDATE OF v" if for_update else ""), key)
+    return None if row is None else _recorder_of(row)
 
 
 async def recorder_by_id(conn: Conn, recorder_id: int) -> Recorder:
-    row = await conn.fetchrow("SELECT * FROM voice_recorders WHERE id = $1", recorder_id)
-    return await _recorder(conn, row)
+    return _recorder_of(await conn.fetchrow(_RECORDER_SELECT + " WHERE v.id = $1", recorder_id))
 
 
 async def recorder_phone_password_hash(conn: Conn, recorder_id: int) -> str | None:
@@ -216,9 +210,9 @@ async def update_recorder(conn: Conn, recorder_id: int, changes: Mapping[str, An
 
 
 async def recorders_of(conn: Conn, developer_id: int) -> list[Recorder]:
-    rows = await conn.fetch("SELECT * FROM voice_recorders WHERE developer_id = $1 ORDER BY id",
+    rows = await conn.fetch(_RECORDER_SELECT + " WHERE v.developer_id = $1 ORDER BY v.id",
                             developer_id)
-    return [await _recorder(conn, r) for r in rows]
+    return [_recorder_of(r) for r in rows]
 
 
 async def delete_recorder(conn: Conn, recorder_id: int) -> None:
@@ -711,10 +705,7 @@ async def number_route(conn: Conn, number: str
     phone = PhoneNumber(id=first["number_id"], phone_number_key=first["number_key"],
                         number=first["digits"], display_number=first["display_number"],
                         country=first["country"])
-    recorders = [
-        (_recorder_of(r, tuple(r["prompt_names"]),
-                      tuple(PhoneNumber(*n) for n in r["numbers"])), bool(r["dedicated"]))
-        for r in rows if r["id"] is not None]
+    recorders = [(_recorder_of(r), bool(r["dedicated"])) for r in rows if r["id"] is not None]
     return phone, recorders
 
 
