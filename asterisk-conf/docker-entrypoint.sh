@@ -34,7 +34,7 @@ printf '%s\n[transport-udp]\ntype = transport\nprotocol = udp\nbind = 127.0.0.1:
 U=$IVR_SOFTPHONE_USER
 printf '%s\n[%s](softphone-endpoint)\nauth = %s\naors = %s\n\n[%s]\ntype = auth\nauth_type = userpass\nusername = %s\npassword = %s\n\n[%s](softphone-aor)\n' \
   "$HEAD" "$U" "$U" "$U" "$U" "$U" "$(esc "$IVR_SOFTPHONE_PASSWORD")" "$U" > "$G/pjsip_accounts.conf"
-printf '%s\nIVR_APP = %s\nIVR_HTTP = %s\n' "$HEAD" "$APP" "$(esc "$HTTP")" > "$G/extensions_globals.conf"
+printf '%s\nIVR_APP = %s\nIVR_SHARDS = 1\nIVR_HTTP = %s\n' "$HEAD" "$APP" "$(esc "$HTTP")" > "$G/extensions_globals.conf"
 chown -R root:asterisk "$ETC" 2>/dev/null || true
 
 [ "${IVR_RENDER_ONLY:-}" = "1" ] && exit 0

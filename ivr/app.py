@@ -139,12 +139,12 @@ async def telephony(
         takes,
     )
     runner = CallRunner(ari, settings.ari_app, Dialled(recorder, override, callcontrol).choose,
-                        PgCallLog(pool))
+                        PgCallLog(pool), shards=settings.ari_shards)
     if callcontrol is not None:
         callcontrol.attach(ari, runner.router, settings.ari_app)
     recovery = Recovery(pool, takes)
     runner.resync_hooks.append(partial(recovery.once, ari))
-    events = EventStream(session, settings.ari_ws_url, [settings.ari_app], runner.router.dispatch,
+    events = EventStream(session, settings.ari_ws_url, runner.apps, runner.router.dispatch,
                          runner.resync)
     events.start()
     try:

@@ -85,20 +85,33 @@ async def test_dtmf_in_order_and_a_recording_as_long_as_the_speech(
     assert row["outcome"] == "completed"
 
 
-async def test_concurrent_calls_keep_their_own_digits(engine: Engine, caller: Caller) -> None:
+async def test_concurrent_calls_keep_their_own_digits(
+    engine: Engine, caller: Caller, ari: AriClient, settings: Settings
+) -> None:
     results: dict[str, str] = {}
+    apps: list[str] = []
 
     async def flow(call: Call) -> None:
+        apps.append(str(call.channel["dialplan"]["app_data"]).split(",", 1)[0])
         await call.answer()
         results[call.caller_id] = await call.collect_digits(6, timeout=10)
         await call.play("sound:beep")
 
+    # The engine tells the dialplan its shard count once connected (IVR_SHARDS).
+    for _ in range(50):
+        if await ari.get_global_var("IVR_SHARDS") == str(settings.ari_shards):
+            break
+        await asyncio.sleep(0.1)
     number = engine.routes.add(flow)
     legs = await asyncio.gather(
         *(caller.dial(number, caller_id=f"55510{i:02d}") for i in range(8)))
     await asyncio.gather(*(leg.press(f"{i}{i}{i}{(i + 1) % 10}#") for i, leg in enumerate(legs)))
     await asyncio.gather(*(leg.wait_hangup(15) for leg in legs))
     assert results == {f"55510{i:02d}": f"{i}{i}{i}{(i + 1) % 10}" for i in range(8)}
+    # Spread over the engine's apps at random: all 8 in one of 4 happens 1 time in 16384.
+    assert set(apps) <= set(engine.tel.runner.apps)
+    if settings.ari_shards > 1:
+        assert settings.ari_app not in apps and len(set(apps)) > 1, apps
 
 
 async def test_barge_in_stops_the_prompt_and_keeps_the_digit(

@@ -589,7 +589,8 @@ def _generated(cfg: AsteriskConfig) -> dict[str, str]:
             f"username = {user}\npassword = {password}\n\n"
             f"[{user}](softphone-aor)\n"
         ),
-        "extensions_globals.conf": f"{head}IVR_APP = {app}\nIVR_HTTP = {http}\n",
+        # IVR_SHARDS: one app until the engine connects and sets its own count.
+        "extensions_globals.conf": f"{head}IVR_APP = {app}\nIVR_SHARDS = 1\nIVR_HTTP = {http}\n",
     }
 
 

@@ -34,6 +34,8 @@ def _op(method: str, path: str, *params: str, body: str | None = None) -> Op:
 
 OPS: dict[str, Op] = {
     "asterisk_info": _op("GET", "/asterisk/info", "only"),
+    "get_global_var": _op("GET", "/asterisk/variable", "variable"),
+    "set_global_var": _op("POST", "/asterisk/variable", "variable", "value"),
     "set_event_filter": _op("PUT", "/applications/{applicationName}/eventFilter",
                             body="filter"),
     "list_channels": _op("GET", "/channels"),
@@ -184,6 +186,14 @@ class AriClient:
     # --- asterisk -----------------------------------------------------------------------
     async def asterisk_info(self) -> dict[str, Any]:
         return await self.request("asterisk_info")
+
+    async def get_global_var(self, variable: str) -> str:
+        """A dialplan global variable ('' when unset)."""
+        result = await self.request("get_global_var", None, {"variable": variable})
+        return str(result.get("value", ""))
+
+    async def set_global_var(self, variable: str, value: str) -> None:
+        await self.request("set_global_var", None, {"variable": variable, "value": value})
 
     # --- applications -------------------------------------------------------------------
     async def set_event_filter(self, app: str, *, disallowed: Iterable[str]) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ivr.core.errors import CallHungUp
 from ivr.telephony.call import Call
 from ivr.telephony.call_log import CallLog
-from ivr.telephony.events import UNUSED_EVENTS, Event, Router
+from ivr.telephony.events import UNUSED_EVENTS, Event, Router, stasis_apps
 from ivr.telephony.rest import AriClient, AriHttpError
 
 log = logging.getLogger(__name__)
@@ -35,10 +35,14 @@ ResyncHook = Callable[[set[str]], Awaitable[object]]
 
 class CallRunner:
     def __init__(
-        self, ari: AriClient, app: str, choose: Choose, call_log: CallLog | None = None
+        self, ari: AriClient, app: str, choose: Choose, call_log: CallLog | None = None,
+        *, shards: int = 1,
     ) -> None:
         self._ari = ari
         self.app = app
+        self.shards = shards
+        self.apps = stasis_apps(app, shards)
+        self._our_apps = frozenset(self.apps)
         self._choose = choose
         self._call_log = call_log
         self.router = Router(self._on_unrouted)
@@ -51,7 +55,7 @@ class CallRunner:
 
     # --- new calls ----------------------------------------------------------------------
     def _on_unrouted(self, event: Event) -> None:
-        if event["type"] != "StasisStart" or event.get("application") != self.app:
+        if event["type"] != "StasisStart" or event.get("application") not in self._our_apps:
             return
         channel = event["channel"]
         if not self.accepting:
@@ -117,7 +121,9 @@ class CallRunner:
 
     # --- resynchronisation --------------------------------------------------------------
     async def resync(self) -> None:
-        await self._ari.set_event_filter(self.app, disallowed=UNUSED_EVENTS)
+        for app in self.apps:
+            await self._ari.set_event_filter(app, disallowed=UNUSED_EVENTS)
+        await self._announce_shards()
         channels = await self._ari.list_channels()
         live = {c["id"] for c in channels}
         for call in list(self.calls.values()):
@@ -141,6 +147,17 @@ class CallRunner:
         for hook in self.resync_hooks:
             await hook(live)
 
+    async def _announce_shards(self) -> None:
+        """Tell the dialplan how many apps to spread incoming calls over (IVR_SHARDS), when it
+        sends them to this engine's app (IVR_APP): the count lives in one place, this engine's
+        settings, and a restart with another count takes effect at once. An engine under
+        another app name (a test instance beside the real one) leaves it alone."""
+        if await self._ari.get_global_var("IVR_APP") != self.app:
+            return
+        if await self._ari.get_global_var("IVR_SHARDS") != str(self.shards):
+            await self._ari.set_global_var("IVR_SHARDS", str(self.shards))
+            log.info("incoming calls now spread over %d Stasis app(s)", len(self.apps))
+
     async def _wait_destroyed(self, channel_ids: list[str], timeout: float = 5.0) -> None:
         """Until hung-up channels are gone (what they were recording is then written out)."""
         loop = asyncio.get_running_loop()
@@ -157,7 +174,7 @@ class CallRunner:
         dialplan = channel.get("dialplan")
         if not isinstance(dialplan, dict) or dialplan.get("app_name") != "Stasis":
             return False
-        return str(dialplan.get("app_data", "")).split(",", 1)[0] == self.app
+        return str(dialplan.get("app_data", "")).split(",", 1)[0] in self._our_apps
 
     # --- shutdown -----------------------------------------------------------------------
     async def drain(self, grace: float) -> None:
