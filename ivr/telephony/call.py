@@ -316,9 +316,13 @@ class Call:
     async def _finish_playback(self, playback_id: str,
                                fut: asyncio.Future[str | None]) -> Playback:
         digit = await fut
+        # A stop under way is not waited for: what the flow asks next (the next prompt) may go
+        # out at once. Asterisk plays a channel's playbacks in turn, so a prompt requested
+        # before the stop lands still waits for the stopped one to end; and a stop that lands
+        # after its playback ended by itself touches nothing else (404).
         stop = self._stops.pop(playback_id, None)
         if stop is not None:
-            await stop
+            stop.add_done_callback(_retrieve)
         return Playback(playback_id, digit, playback_id in self._failed_playbacks)
 
     def _close_playback(self, playback_id: str) -> None:
