@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -285,6 +286,11 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
         loop.add_signal_handler(sig, stop.set)
     log.info("ivr %s serving on http://%s:%d (ARI app %r at %s)", __version__,
              settings.http_host, settings.http_port, settings.ari_app, settings.ari_url)
+    # Everything alive now (modules, settings, the app) lives as long as the process: out of
+    # the collector's reach, a full collection no longer walks it, and a full collection is a
+    # pause of every call's event loop (0.4 s seen at 400 calls on a busy machine).
+    gc.collect()
+    gc.freeze()
     if ready is not None:
         ready.set()
     try:
