@@ -18,6 +18,8 @@ import contextlib
 import enum
 import logging
 import re
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Protocol
 
 from ivr.core.errors import CallHungUp
@@ -58,6 +60,11 @@ def _quiet(recorder: Recorder, session: Session) -> bool:
     return not (session.callback_url or recorder.callback_url)
 
 
+def _retrieved(task: asyncio.Task[list[Recording]]) -> None:
+    if not task.cancelled():
+        task.exception()  # seen: a look-ahead nobody waits for fails quietly
+
+
 class _Line:
     """One caller's way through a session, kept ahead of the audio: the prompt requested and
     still playing (the next one is queued behind it, so nothing the engine or the database
@@ -70,6 +77,45 @@ class _Line:
         self.committing = committing
         self.queued = queued
         self.called = called  # the session is marked called: it is ended when the call is
+        # Prompts to say first in whatever is queued next ("saved" before the next
+        # announcement): one playback, one request, where two would be two round trips
+        # between the caller's key and the next take.
+        self.lead_in: list[str] = []
+
+        # The session's recordings, read when the caller ended a take (while the review menu
+        # plays): what comes next is known by the time the caller keeps the take, so no
+        # database round trip (which waits for a pooled connection on a busy machine) sits
+        # between the key and the next announcement. Changes made through the API until the
+        # caller ends the take are seen; later ones from the recording after.
+        self.upcoming: asyncio.Task[list[Recording]] | None = None
+
+    def take_lead_in(self) -> list[str]:
+        lead_in, self.lead_in = self.lead_in, []
+        return lead_in
+
+    def look_ahead(self, task: asyncio.Task[list[Recording]]) -> None:
+        self.forget_upcoming()
+        self.upcoming = task
+
+    def forget_upcoming(self) -> None:
+        task, self.upcoming = self.upcoming, None
+        if task is not None:
+            task.cancel()
+            task.add_done_callback(_retrieved)
+
+    @property
+    def upcoming_known(self) -> bool:
+        task = self.upcoming
+        return task is not None and task.done() and not task.cancelled() \
+            and task.exception() is None
+
+    async def recordings(self, read: Callable[[], Awaitable[list[Recording]]]
+                         ) -> list[Recording]:
+        task, self.upcoming = self.upcoming, None
+        if task is not None:
+            with contextlib.suppress(Exception):
+                return await task
+        return await read()
 
     async def settle(self) -> None:
         """Until the change in flight (if any) has committed; its failure surfaces here."""
@@ -256,7 +302,7 @@ class RecorderFlow:
         idle = 0
         try:
             while True:
-                recordings = await self.phone.recordings(session.id)
+                recordings = await line.recordings(partial(self.phone.recordings, session.id))
                 recording = next((r for r in recordings if r.id not in handled), None)
                 if recording is None and list_id is not None and idle < 2:
                     with contextlib.suppress(LimitReached):
@@ -269,11 +315,13 @@ class RecorderFlow:
                 if outcome is Outcome.DONE:
                     break
                 idle = idle + 1 if outcome is Outcome.SKIPPED else 0
-            goodbye = await call.queue_play(*(self._prompt(recorder, n) for n in farewell),
-                                            barge_in=True)
+            goodbye = await call.queue_play(
+                *line.take_lead_in(), *(self._prompt(recorder, n) for n in farewell),
+                barge_in=True)
             await line.drain()
             await goodbye.finished()
         finally:
+            line.forget_upcoming()
             try:
                 with contextlib.suppress(CallHungUp):
                     await line.drain()
@@ -291,7 +339,13 @@ class RecorderFlow:
 
     async def _voice_recording(self, call: Call, recorder: Recorder, session: Session,
                                recording: Recording, line: _Line) -> Outcome:
-        prompt = await self._announcement(recorder, recording)
+        lead_in = line.take_lead_in()
+        if lead_in and recording.name:
+            # Its announcement is synthesized first (a moment, the first time): "saved" plays
+            # meanwhile.
+            line.queued = await call.queue_play(*lead_in, barge_in=True)
+            lead_in = []
+        prompt = [*lead_in, *await self._announcement(recorder, recording)]
         touchtone = None
         if recorder.touchtone_prompt and recorder.touchtone_length:
             announced = await call.queue_play(*prompt, barge_in=True)
@@ -324,6 +378,8 @@ class RecorderFlow:
                 result = await live.finished()
             finally:
                 started = await asyncio.shield(starting)
+            if started and not result.hung_up:
+                line.look_ahead(asyncio.create_task(self.phone.recordings(session.id)))
             if not started:
                 log.info("[%s] recording %s left the session", call.id, recording.recording_key)
                 await self.takes.forget(call.ari, name)
@@ -362,15 +418,18 @@ class RecorderFlow:
                 await asyncio.shield(keeping)
                 raise
             if choice in ("1", "9"):
-                # The accept commits (once the take is stored) while "saved" is said at once
-                # and the next recording is looked up and its announcement queued behind it
-                # (see _Line); the session waits for it before its next change and before it
-                # ends.
+                # The accept commits (once the take is stored) while the next recording is
+                # looked up; "saved" opens what is said next (its announcement and prompt, or
+                # the farewell), in one playback (see _Line). The session waits for the accept
+                # before its next change and before it ends.
                 line.committing = asyncio.create_task(self._accept_when_kept(
                     keeping, call, recorder, session, recording, touchtone))
                 if choice == "1":
-                    line.queued = await call.queue_play(
-                        self._prompt(recorder, "recording_saved"), barge_in=True)
+                    saved = self._prompt(recorder, "recording_saved")
+                    if line.upcoming_known:
+                        line.lead_in = [saved]
+                    else:  # said at once while the look-ahead finishes
+                        line.queued = await call.queue_play(saved, barge_in=True)
                 return Outcome.DONE if choice == "9" else Outcome.ACCEPTED
             stored = await keeping
             await self._discard(call, stored)
