@@ -136,6 +136,13 @@ class StepResult:
     engine_rss_peak_mb: float = 0.0
     latency_ms: dict[str, Any] = field(default_factory=dict)
     short_takes: list[float] = field(default_factory=list)
+    # Per take of the script (first, second): how many fell short, and the median and 10th
+    # percentile of how much of the speech each take holds, in seconds. A take falls short when
+    # the recording starts after the caller began to speak: the margin a system leaves shows
+    # here before any take is lost.
+    short_by_take: list[int] = field(default_factory=list)
+    take_seconds_p50: list[float] = field(default_factory=list)
+    take_seconds_p10: list[float] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -259,6 +266,11 @@ class Load:
                 result.completed += 1
         result.failed = result.calls - result.completed
         result.short_takes = sorted(result.short_takes)[:20]
+        for index in range(TAKES):
+            nth = sorted(takes[index] for takes in durations if len(takes) > index)
+            result.short_by_take.append(sum(1 for d in nth if d < need))
+            result.take_seconds_p50.append(round(nth[len(nth) // 2], 2) if nth else 0.0)
+            result.take_seconds_p10.append(round(nth[len(nth) // 10], 2) if nth else 0.0)
 
     # --- the engine ---------------------------------------------------------------------------
     async def engine_step(self, n: int, first_caller: int) -> StepResult:
@@ -298,7 +310,8 @@ class Load:
             "  JOIN session_recordings sr ON sr.session_id = s.id"
             "  JOIN recordings r ON r.id = sr.recording_id"
             "  JOIN takes t ON t.id = r.accepted_take_id"
-            " WHERE s.session_key = ANY($1::text[])", session_keys)
+            " WHERE s.session_key = ANY($1::text[])"
+            " ORDER BY t.id", session_keys)  # each session's takes in the order recorded
         by_session: dict[str, list[float]] = {k: [] for k in session_keys}
         for row in rows:
             path = take_path(self.data_dir, row["play_key"], row["take_number"], "wav")

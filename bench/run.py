@@ -154,6 +154,7 @@ async def main(args: argparse.Namespace) -> int:
                     AriClient(ari_http, settings.ari_url), http, pool, lock_path, info.pid,
                     engine, settings.public_url, database, data_dir, speech_url, speech_s,
                     number, vr, say)
+                out["speech_seconds"] = round(speech_s, 2)
                 out["load"] = [] if "calls" in skip else await run_steps(load, args, t0)
                 if "api" not in skip:
                     out["api"] = await run_api(load, vr, database_url, lock_path)
@@ -219,10 +220,11 @@ def _fmt(value: Any) -> str:
 
 def table(out: dict[str, Any]) -> str:
     lines = ["Load over real SIP (2 takes per call; CPU in ms per call; latency = key press -> "
-             "next prompt, ms)",
+             "next prompt, ms; take s p10 = the 10th percentile of the seconds each take holds, "
+             f"for {out.get('speech_seconds', '?')} s of speech: a take starting late holds less)",
              "| N | system | calls ok/failed | takes complete | Asterisk CPU | engine CPU | "
-             "Postgres CPU | engine RSS MB (peak) | p50 | p95 | p99 |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "Postgres CPU | engine RSS MB (peak) | p50 | p95 | p99 | take s p10, 1st / 2nd |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in out.get("load") or []:
         cpu = r["cpu_per_call_ms"]
         lat = r["latency_ms"] or {}
@@ -232,7 +234,8 @@ def table(out: dict[str, Any]) -> str:
             f"| {r['calls']} | {r['system']} | {r['completed']}/{r['failed']} | "
             f"{r['recordings_complete']}/{r['calls'] * calls.TAKES} | {_fmt(cpu.get('asterisk'))}"
             f" | {_fmt(cpu.get('engine'))} | {_fmt(cpu.get('postgres'))} | {rss} | "
-            f"{_fmt(lat.get('p50'))} | {_fmt(lat.get('p95'))} | {_fmt(lat.get('p99'))} |")
+            f"{_fmt(lat.get('p50'))} | {_fmt(lat.get('p95'))} | {_fmt(lat.get('p99'))} | "
+            f"{' / '.join(str(x) for x in r.get('take_seconds_p10') or []) or '-'} |")
     if out.get("api"):
         lines += ["", "API at 64 connections (wrk, 10 s each)",
                   "| request | server | req/s | p50 ms | p90 ms | p99 ms | errors |",
