@@ -156,7 +156,8 @@ class CallRunner:
             return
         if await self._ari.get_global_var("IVR_SHARDS") != str(self.shards):
             await self._ari.set_global_var("IVR_SHARDS", str(self.shards))
-            log.info("incoming calls now spread over %d Stasis app(s)", len(self.apps))
+            log.info("incoming calls now spread over %d Stasis app(s): %s", self.shards,
+                     ", ".join(self.apps[1:] or self.apps))
 
     async def _wait_destroyed(self, channel_ids: list[str], timeout: float = 5.0) -> None:
         """Until hung-up channels are gone (what they were recording is then written out)."""
