@@ -354,7 +354,7 @@ class Softphone:
         self.speech = speech
         self.dir = Path(tempfile.mkdtemp(prefix="baresip-"))
         self.ctrl_port = _free_port()
-        self.sip_port = _free_port()
+        self.sip_port = _free_sip_port()
         self.proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -392,6 +392,19 @@ rtp_ports 30000-30999
             pytest.fail("baresip is not installed (make test installs baresip-core)",
                         pytrace=False)
         self._write_config()
+        for attempt in range(3):
+            if await self._launch():
+                asyncio.get_running_loop().create_task(self._read_events())
+                return
+            if "Address already in use" not in self.log() or attempt == 2:
+                break
+            # A port it wanted was taken between our check and its bind (the machine's
+            # other sockets come and go): again, on other ports.
+            self.ctrl_port, self.sip_port = _free_port(), _free_sip_port()
+            self._write_config()
+        pytest.fail(f"baresip did not open its control port; log: {self.log()}")
+
+    async def _launch(self) -> bool:
         self.proc = await asyncio.create_subprocess_exec(
             "baresip", "-f", str(self.dir), stdin=subprocess.DEVNULL,
             stdout=(self.dir / "baresip.log").open("wb"), stderr=subprocess.STDOUT,
@@ -400,12 +413,15 @@ rtp_ports 30000-30999
             try:
                 self._reader, self._writer = await asyncio.open_connection(
                     "127.0.0.1", self.ctrl_port)
-                break
+                return True
             except OSError:
+                if self.proc.returncode is not None:
+                    return False
                 await asyncio.sleep(0.05)
-        else:
-            pytest.fail(f"baresip did not open its control port; log: {self.log()}")
-        asyncio.get_running_loop().create_task(self._read_events())
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+        await self.proc.wait()
+        return False
 
     async def _read_events(self) -> None:
         assert self._reader is not None
@@ -443,6 +459,22 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _free_sip_port() -> int:
+    """A port P for baresip's sip_listen: it binds UDP and TCP on P and TLS (TCP) on P + 1,
+    and this baresip cannot be told to skip TLS, so all three must be free."""
+    for _ in range(50):
+        port = _free_port()
+        try:
+            with socket.socket() as tcp_next, \
+                    socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                tcp_next.bind(("127.0.0.1", port + 1))
+                udp.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for baresip")
 
 
 @pytest.fixture
