@@ -38,10 +38,12 @@ class EngineProcess:
     async def running(self) -> AsyncIterator[int]:
         """Start `ivr serve`, wait until /healthz says it is connected to ARI, yield its pid;
         stop it with SIGTERM (calls in progress drain) afterwards."""
+        # A session of its own, as a service has: its CPU claim (IVR_NICE, under autogroup
+        # scheduling a claim for the whole session) then covers the engine, not the bench.
         with self.log.open("ab") as out:
             proc = await asyncio.create_subprocess_exec(
                 *IVR, "serve", env=self.env, cwd=REPO_ROOT, stdin=asyncio.subprocess.DEVNULL,
-                stdout=out, stderr=out)
+                stdout=out, stderr=out, start_new_session=True)
         try:
             await self._wait_ready(proc)
             yield proc.pid

@@ -81,6 +81,10 @@ def cmd_db_up(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from ivr.app import LINECHECK_NUMBER, serve
+    from ivr.core import priority
+
+    # Before any thread starts: threads take their nice value from the thread that made them.
+    priority.claim(settings.nice)
 
     async def main() -> None:
         ready = asyncio.Event()

@@ -104,6 +104,7 @@ class Settings:
     ari_password: str
     ari_app: str
     ari_shards: int
+    nice: int
     softphone_user: str
     softphone_password: str
     asterisk_root: Path
@@ -188,6 +189,7 @@ class Settings:
             ari_password=_secret("IVR_ARI_PASSWORD", get("IVR_ARI_PASSWORD")),
             ari_app=_name("IVR_ARI_APP", get("IVR_ARI_APP", "ivr")),
             ari_shards=_int("IVR_ARI_SHARDS", get("IVR_ARI_SHARDS", "4"), 1, 32),
+            nice=_int("IVR_NICE", get("IVR_NICE", "-10"), -20, 19),
             softphone_user=_name("IVR_SOFTPHONE_USER", get("IVR_SOFTPHONE_USER", "softphone")),
             softphone_password=_secret("IVR_SOFTPHONE_PASSWORD", get("IVR_SOFTPHONE_PASSWORD")),
             asterisk_root=Path(get("IVR_ASTERISK_ROOT", str(cache / "ivr" / "asterisk-sid"))),

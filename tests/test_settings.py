@@ -14,6 +14,7 @@ def test_defaults_and_derived_urls() -> None:
     assert s.public_url == "http://127.0.0.1:8080"
     assert s.ari_ws_url == "ws://127.0.0.1:8088/ari/events"
     assert s.open_signup is True
+    assert s.nice == -10
 
 
 @pytest.mark.parametrize(
@@ -27,6 +28,7 @@ def test_defaults_and_derived_urls() -> None:
         ("IVR_ARI_APP", "my app", "IVR_ARI_APP must be letters"),
         ("IVR_OPEN_SIGNUP", "maybe", "IVR_OPEN_SIGNUP must be true or false"),
         ("IVR_LOG_LEVEL", "LOUD", "IVR_LOG_LEVEL must be one of"),
+        ("IVR_NICE", "-21", "IVR_NICE must be between -20 and 19"),
     ],
 )
 def test_bad_values_name_their_variable(name: str, value: str, fragment: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from ivr.core.priority import at_default_priority
 from ivr.media.errors import MediaError
 
 
@@ -13,7 +14,7 @@ async def run_tool(command: list[str], stdin: bytes | None = None) -> None:
     """Run `command` to completion; a non-zero exit is a MediaError with its stderr."""
     try:
         proc = await asyncio.create_subprocess_exec(
-            *command,
+            *at_default_priority(command), start_new_session=True,
             stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     except FileNotFoundError:
