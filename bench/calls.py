@@ -41,6 +41,7 @@ SCRIPT = {"LOADGEN_WAIT": "9", "LOADGEN_REVIEW": "1.5", "LOADGEN_NEXT": "8.5",
 TOLERANCE = 0.25  # seconds a complete take may fall short of the speech (DTMF edge, framing)
 BASELINE_NUMBER = "bench-baseline"
 METRIC = "ivr_keypress_to_prompt_seconds"
+EVENT_METRIC = "ivr_key_event_delay_seconds"
 
 Progress = Callable[[str], None]
 
@@ -68,8 +69,10 @@ async def engine_lock(path: Path, progress: Progress) -> AsyncIterator[None]:
 
 
 # --- the histogram on /metrics --------------------------------------------------------------
-async def scrape_histogram(http: aiohttp.ClientSession, base_url: str) -> dict[float, float] | None:
-    """le -> cumulative count of the key press histogram, or None when there is no /metrics."""
+async def scrape_histograms(http: aiohttp.ClientSession, base_url: str
+                            ) -> dict[str, dict[float, float]] | None:
+    """metric -> le -> cumulative count, for the key press histograms (METRIC, EVENT_METRIC),
+    or None when there is no /metrics."""
     try:
         async with http.get(f"{base_url}/metrics") as resp:
             if resp.status != 200:
@@ -77,14 +80,22 @@ async def scrape_histogram(http: aiohttp.ClientSession, base_url: str) -> dict[f
             text = await resp.text()
     except aiohttp.ClientError:
         return None
-    buckets: dict[float, float] = {}
-    prefix = f"{METRIC}_bucket{{"
-    for line in text.splitlines():
-        if line.startswith(prefix):
-            labels, value = line[len(prefix):].rsplit("} ", 1)
-            le = labels.split('le="', 1)[1].split('"', 1)[0]
-            buckets[float("inf") if le == "+Inf" else float(le)] = float(value)
-    return buckets or None
+    found: dict[str, dict[float, float]] = {}
+    for metric in (METRIC, EVENT_METRIC):
+        buckets = found.setdefault(metric, {})
+        prefix = f"{metric}_bucket{{"
+        for line in text.splitlines():
+            if line.startswith(prefix):
+                labels, value = line[len(prefix):].rsplit("} ", 1)
+                le = labels.split('le="', 1)[1].split('"', 1)[0]
+                buckets[float("inf") if le == "+Inf" else float(le)] = float(value)
+    return found if found[METRIC] else None
+
+
+def _of(metric: str, before: dict[str, dict[float, float]] | None,
+        after: dict[str, dict[float, float]] | None
+        ) -> tuple[dict[float, float] | None, dict[float, float] | None]:
+    return ((before or {}).get(metric), (after or {}).get(metric) or None)
 
 
 def percentiles(before: dict[float, float] | None, after: dict[float, float] | None,
@@ -135,6 +146,8 @@ class StepResult:
     engine_rss_mb: float = 0.0
     engine_rss_peak_mb: float = 0.0
     latency_ms: dict[str, Any] = field(default_factory=dict)
+    # Asterisk's timestamp on a key press event -> the event reaching its call (engine only).
+    key_event_delay_ms: dict[str, Any] = field(default_factory=dict)
     short_takes: list[float] = field(default_factory=list)
     # Per take of the script (first, second): how many fell short, and the median and 10th
     # percentile of how much of the speech each take holds, in seconds. A take falls short when
@@ -229,7 +242,7 @@ class Load:
         async with engine_lock(self.lock_path, self.progress), self.engine.running() as pid:
             prepared = await prepare() if prepare is not None else None
             self.progress(f"  {system}: {n} calls at {cps:g}/s ...")
-            hist_before = await scrape_histogram(self.http, self.engine_url)
+            hist_before = await scrape_histograms(self.http, self.engine_url)
             before = procstat.snapshot(self.asterisk_pid, pid, self.database)
             started = time.monotonic()
             ids, result.originate_errors = await self._place(endpoint, caller_ids, cps, tag)
@@ -238,7 +251,7 @@ class Load:
             await self._wait_done(ids, time.monotonic() + 60, result, pid)
             result.seconds = round(time.monotonic() - started, 1)
             after = procstat.snapshot(self.asterisk_pid, pid, self.database)
-            hist_after = await scrape_histogram(self.http, self.engine_url)
+            hist_after = await scrape_histograms(self.http, self.engine_url)
             result.engine_rss_mb = round(procstat.rss_mb(pid), 1)
             if system == "engine":
                 await asyncio.sleep(2)  # the last takes' rows are written after the hang-up
@@ -251,7 +264,8 @@ class Load:
         result.cpu_per_call_ms = {k: round(v * 1000 / n, 1) for k, v in used.items()}
         result.engine_rss_peak_mb = round(result.engine_rss_peak_mb, 1)
         if system == "engine":
-            result.latency_ms = percentiles(hist_before, hist_after)
+            result.latency_ms = percentiles(*_of(METRIC, hist_before, hist_after))
+            result.key_event_delay_ms = percentiles(*_of(EVENT_METRIC, hist_before, hist_after))
         return result, prepared
 
     def _judge(self, result: StepResult, durations: list[list[float]]) -> None:

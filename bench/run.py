@@ -193,7 +193,8 @@ async def run_steps(load: calls.Load, args: argparse.Namespace, t0: float) -> li
             result = await step(n, first)
             say(f"  {system}: {result.completed}/{n} completed, {result.recordings_complete}"
                 f"/{n * calls.TAKES} takes complete, CPU/call {result.cpu_per_call_ms} ms,"
-                f" latency {result.latency_ms or '-'}")
+                f" latency {result.latency_ms or '-'}, key event delay"
+                f" {result.key_event_delay_ms or '-'}")
             if not result.ok:
                 passing.discard(system)
             results.append(calls.as_json(result))
@@ -220,14 +221,20 @@ def _fmt(value: Any) -> str:
 
 def table(out: dict[str, Any]) -> str:
     lines = ["Load over real SIP (2 takes per call; CPU in ms per call; latency = key press -> "
-             "next prompt, ms; take s p10 = the 10th percentile of the seconds each take holds, "
-             f"for {out.get('speech_seconds', '?')} s of speech: a take starting late holds less)",
+             "next prompt, ms; key event p50 / p99 = Asterisk's timestamp on a key press -> the "
+             "event reaching its call, ms; take s p10 = the 10th percentile of the seconds each "
+             f"take holds, for {out.get('speech_seconds', '?')} s of speech: a take starting "
+             "late holds less)",
              "| N | system | calls ok/failed | takes complete | Asterisk CPU | engine CPU | "
-             "Postgres CPU | engine RSS MB (peak) | p50 | p95 | p99 | take s p10, 1st / 2nd |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "Postgres CPU | engine RSS MB (peak) | p50 | p95 | p99 | key event p50 / p99 | "
+             "take s p10, 1st / 2nd |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in out.get("load") or []:
         cpu = r["cpu_per_call_ms"]
         lat = r["latency_ms"] or {}
+        delay = r.get("key_event_delay_ms") or {}
+        key_event = (f"{_fmt(delay.get('p50'))} / {_fmt(delay.get('p99'))}"
+                     if delay.get("count") else "-")
         rss = f"{r['engine_rss_mb']} ({r['engine_rss_peak_mb']})" if r["system"] == "engine" \
             else "-"
         lines.append(
@@ -235,7 +242,7 @@ def table(out: dict[str, Any]) -> str:
             f"{r['recordings_complete']}/{r['calls'] * calls.TAKES} | {_fmt(cpu.get('asterisk'))}"
             f" | {_fmt(cpu.get('engine'))} | {_fmt(cpu.get('postgres'))} | {rss} | "
             f"{_fmt(lat.get('p50'))} | {_fmt(lat.get('p95'))} | {_fmt(lat.get('p99'))} | "
-            f"{' / '.join(str(x) for x in r.get('take_seconds_p10') or []) or '-'} |")
+            f"{key_event} | {' / '.join(str(x) for x in r.get('take_seconds_p10') or []) or '-'} |")
     if out.get("api"):
         lines += ["", "API at 64 connections (wrk, 10 s each)",
                   "| request | server | req/s | p50 ms | p90 ms | p99 ms | errors |",

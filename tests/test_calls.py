@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 
 from ivr.core.errors import CallHungUp
 from ivr.media.transcode import wav_to_mp3
@@ -102,12 +103,25 @@ async def test_concurrent_calls_keep_their_own_digits(
         if await ari.get_global_var("IVR_SHARDS") == str(settings.ari_shards):
             break
         await asyncio.sleep(0.1)
+    def observed() -> dict[str, float]:
+        return {name: REGISTRY.get_sample_value(name) or 0.0 for name in (
+            "ivr_key_event_delay_seconds_count", "ivr_key_event_delay_seconds_sum",
+            "ivr_keypress_to_prompt_seconds_count")}
+
+    before = observed()
     number = engine.routes.add(flow)
     legs = await asyncio.gather(
         *(caller.dial(number, caller_id=f"55510{i:02d}") for i in range(8)))
     await asyncio.gather(*(leg.press(f"{i}{i}{i}{(i + 1) % 10}#") for i, leg in enumerate(legs)))
     await asyncio.gather(*(leg.wait_hangup(15) for leg in legs))
     assert results == {f"55510{i:02d}": f"{i}{i}{i}{(i + 1) % 10}" for i in range(8)}
+    # /metrics: every key's delay from Asterisk's timestamp (same host, same clock: a parsing
+    # or time zone mistake would show as hours), and each call's prompt after its keys.
+    seen = {k: v - before[k] for k, v in observed().items()}
+    assert seen["ivr_key_event_delay_seconds_count"] >= 8 * 5
+    assert 0 <= seen["ivr_key_event_delay_seconds_sum"] / seen[
+        "ivr_key_event_delay_seconds_count"] < 5
+    assert seen["ivr_keypress_to_prompt_seconds_count"] >= 8
     # Spread over the engine's apps at random: all 8 in one of 4 happens 1 time in 16384.
     assert set(apps) <= set(engine.tel.runner.apps)
     if settings.ari_shards > 1:

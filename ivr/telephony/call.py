@@ -200,6 +200,7 @@ class Call:
     def _take(self, event: Event) -> None:
         kind = event["type"]
         if kind == "ChannelDtmfReceived":
+            latency.key_event_arrived(event)
             self._on_digit(event["digit"])
         elif kind in ("PlaybackFinished", "PlaybackFailed"):
             playback = event["playback"]

@@ -5,11 +5,20 @@ Asterisk takes to start the playback, which ARI does not report).
 
 Observed in a Prometheus histogram in the default registry, served by the app's /metrics. The
 hook sits on the hot path of every call: one float stored per key press, one `observe()` per
-prompt that follows a key press."""
+prompt that follows a key press.
+
+Beside it, how late key presses reach their call (`ivr_key_event_delay_seconds`): from the
+timestamp Asterisk puts on a ChannelDtmfReceived event to the moment the engine feeds it to
+its call. That is Asterisk's event delivery (an app's events leave through one thread), the
+websocket and the engine's event loop, the part of a key's way the first histogram does not
+see. Wall clocks on both sides: meaningful where Asterisk runs on the engine's host (or the
+two keep their clocks in sync); a skewed clock reads as 0."""
 
 from __future__ import annotations
 
 import time
+from datetime import datetime
+from typing import Any
 
 from prometheus_client import Histogram
 
@@ -24,11 +33,27 @@ KEYPRESS_TO_PROMPT = Histogram(
     buckets=BUCKETS,
 )
 
+KEY_EVENT_DELAY = Histogram(
+    "ivr_key_event_delay_seconds",
+    "From Asterisk stamping a key press event to the event reaching its call",
+    buckets=BUCKETS,
+)
+
 now = time.monotonic
 _observe = KEYPRESS_TO_PROMPT.observe
+_observe_delay = KEY_EVENT_DELAY.observe
 
 
 def prompted(pressed_at: float) -> None:
     """A play request is going out; `pressed_at` (a `now()` reading) is the last key press
     since the previous one."""
     _observe(now() - pressed_at)
+
+
+def key_event_arrived(event: dict[str, Any]) -> None:
+    """A ChannelDtmfReceived event reached its call: how long after Asterisk stamped it."""
+    try:
+        stamped = datetime.fromisoformat(event["timestamp"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return
+    _observe_delay(max(0.0, time.time() - stamped))
