@@ -95,6 +95,10 @@ class BroadcastPostbacks:
     def __init__(self, retry_for: float) -> None:
         self.retry_for = retry_for
 
+    async def call_progress(self, conn: Conn, job: Job, call: CallRecord, event: str,
+                            key: str | None) -> None:
+        return None  # one postback per destination, with its final outcome
+
     async def call_finished(self, conn: Conn, job: Job, call: CallRecord) -> None:
         if not job.callback_url:
             return

@@ -57,14 +57,19 @@ def _row(r: asyncpg.Record) -> Row:
 
 async def enqueue_callback(conn: Conn, *, event_id: uuid.UUID, event_type: str, stream: str,
                            owner: str, url: str, body: bytes, content_type: str,
-                           secret: str, retry_for: float = DEFAULT_RETRY_FOR) -> int:
-    """A signed POST of `body` to `url`, retried for `retry_for` seconds."""
+                           secret: str, retry_for: float = DEFAULT_RETRY_FOR,
+                           once: bool = False) -> int | None:
+    """A signed POST of `body` to `url`, retried for `retry_for` seconds. With `once`, an
+    event whose id is already in the outbox is not added again (None)."""
     row_id = await conn.fetchval(
         "INSERT INTO outbox (event_id, kind, event_type, stream, owner, url, method,"
         " content_type, body, signing_secret, give_up_at)"
         " VALUES ($1, 'callback', $2, $3, $4, $5, 'POST', $6, $7, $8,"
-        "         now() + make_interval(secs => $9)) RETURNING id",
+        "         now() + make_interval(secs => $9))"
+        + (" ON CONFLICT (event_id) DO NOTHING" if once else "") + " RETURNING id",
         event_id, event_type, stream, owner, url, content_type, body, secret, float(retry_for))
+    if row_id is None:
+        return None
     await conn.execute(f"NOTIFY {CHANNEL}")
     return int(row_id)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -38,8 +39,17 @@ LANGUAGES = {"en-US": "en-us", "en-GB": "en-gb", "de-DE": "de", "fr-FR": "fr",
 VOICES = {"male": "", "female": "+f3"}
 
 
+# What a call tells its worker while it is up: "answered", or "keypress" with the key. It must
+# not block: the call goes on (the worker writes it down on the side).
+Progress = Callable[[str, str | None], None]
+
+
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def _quiet(event: str, key: str | None) -> None:
+    return None
 
 
 @dataclass
@@ -161,9 +171,11 @@ class Telephone:
             await leg.call.resync()
 
 
-async def place_call(tel: Telephone, job: Job, call: CallRecord) -> Attempt:
+async def place_call(tel: Telephone, job: Job, call: CallRecord,
+                     progress: Progress = _quiet) -> Attempt:
     """Dial `call.number` on channel `call.channel_id` (chosen when the call was claimed) and
-    run the call to its end. Never raises for what the far end does."""
+    run the call to its end, telling `progress` of the answer and the key press as they
+    happen. Never raises for what the far end does."""
     assert call.channel_id is not None
     attempt = Attempt()
     try:  # before dialling: a message that cannot be made is no reason to ring anyone
@@ -192,7 +204,8 @@ async def place_call(tel: Telephone, job: Job, call: CallRecord) -> Attempt:
             if job.amd != "off":
                 await leg.call.set_variable("TALK_DETECT(set)", "")
             attempt.outcome = "answered"
-            await _deliver(tel, job, media, leg, attempt)
+            progress("answered", None)
+            await _deliver(tel, job, media, leg, attempt, progress)
         elif leg.destroyed.done():
             attempt.cause = leg.destroyed.result()
             attempt.outcome = {17: "busy", 18: "no_answer", 19: "no_answer"}.get(
@@ -216,7 +229,7 @@ async def place_call(tel: Telephone, job: Job, call: CallRecord) -> Attempt:
 
 
 async def _deliver(tel: Telephone, job: Job, media: str, leg: DialLeg,
-                   attempt: Attempt) -> None:
+                   attempt: Attempt, progress: Progress) -> None:
     if job.amd != "off":
         verdict = await amd.detect(tel.ari, tel.router, tel.app, leg.call.id)
         attempt.amd = verdict.status
@@ -233,6 +246,8 @@ async def _deliver(tel: Telephone, job: Job, media: str, leg: DialLeg,
         if key is None:
             key = await leg.call.next_digit(MENU_WAIT)
         attempt.keypress = key
+        if key is not None:
+            progress("keypress", key)
         leg.call.flush_digits()
     else:
         await leg.call.play(media)

@@ -1,6 +1,7 @@
 """The dialer worker: claims due calls from the Postgres queue at the trunk's pace, places each
-as its own task, writes each outcome (with the job kind's postbacks) in one transaction, and
-settles calls a dead worker left 'dialing'. Several workers (processes) share one queue.
+as its own task, writes an answer or key press as it happens (for kinds that post them live)
+and each outcome (with the job kind's postbacks) in one transaction, and settles calls a dead
+worker left 'dialing'. Several workers (processes) share one queue.
 
 Why a call is never placed twice: it is marked 'dialing' with its channel id in a committed
 transaction before the channel is created; a worker that dies leaves it 'dialing', and the
@@ -135,8 +136,9 @@ class DialerWorker:
         self.placed += 1
         log.info("[%s] dialling %s (job %s, attempt %d)", call.channel_id, call.number, job.id,
                  call.attempts)
+        live = _Live(self.pool, self.hooks.get(job.kind) or NoHook(), job, call)
         try:
-            attempt = await place_call(self.tel, job, call)
+            attempt = await place_call(self.tel, job, call, live.note)
         except asyncio.CancelledError:
             await asyncio.shield(self._settle(job, call, Attempt(outcome="interrupted",
                                                                  hang_at=_now())))
@@ -146,6 +148,7 @@ class DialerWorker:
             attempt = Attempt(outcome="failed", hang_at=_now())
         log.info("[%s] %s: %s (%s)", call.channel_id, call.number, attempt.outcome,
                  attempt.cause_name)
+        await live.written()
         await self._settle(job, call, attempt)
 
     async def _settle(self, job: Job, call: CallRecord, attempt: Attempt) -> None:
@@ -215,3 +218,34 @@ class DialerWorker:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+class _Live:
+    """What a call reports while it is up (answer, key press), written each in its own
+    transaction beside the call, in the order it happened, without holding the call up. A
+    write that fails (or never happens: the process died) is left to the outcome's
+    transaction: the kind's hook enqueues the same events there, once (by event id)."""
+
+    def __init__(self, pool: asyncpg.Pool, hook: OutcomeHook, job: Job, call: CallRecord
+                 ) -> None:
+        self.pool, self.hook, self.job, self.call = pool, hook, job, call
+        self._last: asyncio.Task[None] | None = None
+
+    def note(self, event: str, key: str | None) -> None:
+        self._last = asyncio.create_task(self._write(self._last, event, key))
+
+    async def _write(self, before: asyncio.Task[None] | None, event: str, key: str | None
+                     ) -> None:
+        if before is not None:
+            await asyncio.wait({before})
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await self.hook.call_progress(conn, self.job, self.call, event, key)
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("[%s] %s not written yet (the outcome will carry it): %s",
+                        self.call.channel_id, event, exc)
+
+    async def written(self, timeout: float = 10.0) -> None:
+        """Wait (a while) for the writes in flight, so the outcome's events follow them."""
+        if self._last is not None:
+            await asyncio.wait({self._last}, timeout=timeout)

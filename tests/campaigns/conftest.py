@@ -5,8 +5,9 @@ snapshot of every table a command could write, to prove a refused one wrote noth
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from xml.etree.ElementTree import Element
@@ -150,6 +151,7 @@ class Post:
     path: str
     event_type: str
     root: Element
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
 
 def _xml_post(request: web.Request, body: bytes) -> Post | None:
