@@ -11,6 +11,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 KIND = "campaign"
 URL_RE = re.compile(r"^https?://[^\s/]+\S*$")
 QUERY_LIMIT = 10_000
+SCHEDULE_AHEAD = timedelta(days=366)  # the furthest a call may be scheduled (dateandtime)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,9 +146,11 @@ class Campaigns:
 
     async def send(self, account: Account, command: SendCalls) -> bytes:
         menu = await self.menu(account, command.menuid)
-        if any(d.not_before is not None for d in command.destinations):
-            raise CampaignError(e.DATETIME, "dateandtime (scheduled calls) is not supported "
-                                "yet: leave it out to call now")
+        latest = datetime.now(UTC) + SCHEDULE_AHEAD
+        for d in command.destinations:
+            if d.not_before is not None and d.not_before > latest:
+                raise CampaignError(e.DATETIME, f"dateandtime of {d.number} is more than a "
+                                    f"year ahead ({d.not_before:%Y-%m-%d %H:%M} UTC)")
         names = {p.filename for d in command.destinations for p in d.prompts if p.filename}
         tokens = await self.sounds.tokens(self.pool, account.pk, names)
         contents: dict[tuple[Prompt, ...], Content] = {}
@@ -212,7 +216,8 @@ class Campaigns:
         d = command.destinations[i]
         content = contents[d.prompts]
         return Destination(d.number, custom_id=str(i),
-                           content=None if content == first else content)
+                           content=None if content == first else content,
+                           not_before=d.not_before)
 
     async def _jobs(self, menu: Menu, state: str) -> list[uuid.UUID]:
         rows = await self.pool.fetch(
@@ -260,7 +265,7 @@ class Campaigns:
         rows = await self.pool.fetch(
             "SELECT c.callid, c.promptids, d.number, d.state, d.outcome, d.cause_name,"
             " d.amd, d.keypress, d.duration, d.attempts, d.started_at, d.answer_at,"
-            " c.created_at, j.state AS job_state"
+            " d.next_attempt_at, c.created_at, j.state AS job_state"
             " FROM campaign_calls c JOIN dialer_calls d USING (message_id)"
             " JOIN dialer_jobs j ON j.id = c.job_id"
             " WHERE c.menu_pk = $1 AND (cardinality($2::text[]) = 0 OR c.callid = ANY($2))"
@@ -304,7 +309,9 @@ def status_of(row: Any) -> tuple[str, str]:
     if state == "queued":
         if row["job_state"] == "paused":
             return "Paused", "Paused (action 8 resumes)"
-        return "Pending", ("Waiting to retry" if row["attempts"] else "Waiting to be dialled")
+        if row["attempts"]:
+            return "Pending", "Waiting to retry"
+        return "Pending", ("Scheduled" if _scheduled(row) else "Waiting to be dialled")
     if state == "dialing":
         return "Dialing", "Call in progress"
     if state == "deleted":
@@ -320,11 +327,19 @@ def status_of(row: Any) -> tuple[str, str]:
     return status, comment
 
 
+def _scheduled(row: Any) -> bool:
+    """A call not yet dialled whose dateandtime is still ahead."""
+    due = row.get("next_attempt_at")
+    return (row["state"] == "queued" and not row["attempts"] and due is not None
+            and due > datetime.now(UTC))
+
+
 def result_of(menuid: str, row: Any) -> render.CallResult:
     status, comment = status_of(row)
     promptids = list(row["promptids"])
     keypress = {promptids[-1]: row["keypress"]} if row["keypress"] and promptids else {}
     return render.CallResult(
         menuid=menuid, callid=row["callid"], number=row["number"], status=status,
-        comment=comment, dateandtime=row["started_at"] or row["created_at"],
+        comment=comment, dateandtime=(row["next_attempt_at"] if _scheduled(row)
+                                      else row["started_at"] or row["created_at"]),
         duration=int(row["duration"] or 0), prompts=promptids, keypress=keypress)

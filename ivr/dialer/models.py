@@ -57,6 +57,7 @@ class Destination:
     custom_id: str | None = None
     content: Content | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    not_before: datetime | None = None  # a scheduled call: not dialled before this
 
 
 @dataclass(frozen=True, slots=True)

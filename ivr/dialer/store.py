@@ -92,14 +92,17 @@ async def insert_job(conn: Conn, account: Account, spec: JobSpec, trunk: str,
         orjson.dumps(spec.meta).decode())
     message_ids = [new_message_id() for _ in spec.destinations]
     await conn.execute(
-        """INSERT INTO dialer_calls (job_id, message_id, custom_id, number, content, meta, trunk)
-           SELECT $1, m, c, n, o::jsonb, x::jsonb, $7
-             FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
-                  WITH ORDINALITY AS d(m, c, n, o, x, i) ORDER BY i""",
+        """INSERT INTO dialer_calls (job_id, message_id, custom_id, number, content, meta, trunk,
+                                    next_attempt_at)
+           SELECT $1, m, c, n, o::jsonb, x::jsonb, $7, greatest(now(), coalesce(w, now()))
+             FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                         $8::timestamptz[])
+                  WITH ORDINALITY AS d(m, c, n, o, x, w, i) ORDER BY i""",
         job_id, message_ids, [d.custom_id for d in spec.destinations],
         [d.number for d in spec.destinations],
         [None if o is None else orjson.dumps(o.as_json()).decode() for o in overrides],
-        [orjson.dumps(d.meta).decode() for d in spec.destinations], trunk)
+        [orjson.dumps(d.meta).decode() for d in spec.destinations], trunk,
+        [d.not_before for d in spec.destinations])
     return CreatedJob(job_id, [CreatedCall(m, d.number, d.custom_id)
                                for m, d in zip(message_ids, spec.destinations, strict=True)])
 

@@ -6,7 +6,8 @@ engine over the `ivr-loopback` SIP trunk, where a test flow answers and records 
   file, deleted before the call plays it) reach their callees and are heard; a busy number,
   and one busy on both of its attempts (one summary, after the last);
   Call Events and Call Summaries arrive signed, as XML; the call query agrees;
-- pause holds pending calls, delete removes one by callid, resume dials the rest."""
+- pause holds pending calls, delete removes one by callid, resume dials the rest;
+- a call with a dateandtime waits for it (the query says so), one without goes at once."""
 
 from __future__ import annotations
 
@@ -19,12 +20,14 @@ import math
 import secrets
 import wave
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from xml.etree.ElementTree import Element
 
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
+from ivr.campaigns import render
 from ivr.campaigns.service import Campaigns
 from ivr.core.errors import IvrError
 from ivr.dialer.accounts import Accounts
@@ -280,3 +283,36 @@ async def test_pause_holds_calls_delete_and_resume(
     assert [(el.attrib["callid"], el.attrib["status"]) for el in reply.root.iter("phonenumber")
             ] == [("p0", "Successful"), ("p1", "Deleted"), ("p2", "Successful")]
     assert callees.rang[numbers[1]] == 0 and receiver.of("p1") == []
+
+
+async def test_a_scheduled_call_waits_for_its_time(
+    pool: asyncpg.Pool, xmlapi: TestClient, campaigns: Campaigns, callees: Callees,
+    receiver: Receiver, dialer_worker: DialerWorker,
+) -> None:
+    new = await Accounts(pool).create(name="later")
+    receiver.secrets.append(new.webhook_secret)
+    menu = await campaigns.create_menu(new.account, "s-1", summary_url=f"{receiver.url}/summary")
+    client = Client(new, xmlapi, menu)
+    later, now = callees.listener(), callees.listener()
+    at = (datetime.now(UTC) + timedelta(seconds=5)).replace(microsecond=0)
+    reply = await client.post(
+        '<campaign menuid="s-1" action="0"><prompts><prompt promptid="1" tts="Later."/>'
+        f'</prompts><phonenumbers><phonenumber number="{later}" callid="s1" '
+        f'dateandtime="{at:%Y-%m-%dT%H:%M:%S}Z"/><phonenumber number="{now}" callid="s2"/>'
+        "</phonenumbers></campaign>")
+    assert reply.errorid == 0, reply.comment
+    reply = await client.post('<campaign action="3" menuid="s-1"><phonenumbers>'
+                              '<phonenumber callid="s1"/></phonenumbers></campaign>')
+    (waiting,) = (el.attrib for el in reply.root.iter("phonenumber"))
+    assert (waiting["status"], waiting["comment"], waiting["dateandtime"]) == (
+        "Pending", "Scheduled", render.when(at))
+
+    await asyncio.wait_for(callees.heard[now], 30)
+    assert callees.rang[later] == 0, "dialled before its dateandtime"
+    await asyncio.wait_for(callees.heard[later], 30)
+    summaries = await receiver.summaries(["s1", "s2"])
+    assert {s.attrib["status"] for s in summaries.values()} == {"Successful"}
+    started = await pool.fetchval(
+        "SELECT d.started_at FROM campaign_calls c JOIN dialer_calls d USING (message_id)"
+        " WHERE c.menu_pk = $1 AND c.callid = 's1'", menu.pk)
+    assert started >= at, (started, at)

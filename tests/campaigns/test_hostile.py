@@ -59,8 +59,8 @@ CASES: dict[str, tuple[bytes | str, int, int]] = {
                          b'fileaction="delete"/></campaign>', 13, 400),
     "delete without callid": (b'<campaign menuid="1-1234" action="2"><phonenumbers>'
                               b'<phonenumber/></phonenumbers></campaign>', 6, 400),
-    "scheduled call": (GOOD.replace('number="8185550100"',
-                                    'number="8185550100" dateandtime="1/1/2030 3:00 PM"'),
+    "scheduled over a year ahead": (GOOD.replace('number="8185550100"',
+                                    'number="8185550100" dateandtime="1/1/2099 3:00 PM"'),
                        10, 400),
 }
 
