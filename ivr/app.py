@@ -53,7 +53,7 @@ from ivr.recorder.takes import TakeStore
 from ivr.settings import Settings
 from ivr.telephony.call import Call
 from ivr.telephony.call_log import PgCallLog
-from ivr.telephony.events import EventStream
+from ivr.telephony.events import EventStreams
 from ivr.telephony.rest import AriClient, basic_auth
 from ivr.telephony.runner import CallRunner, Route
 
@@ -66,7 +66,7 @@ LINECHECK_NUMBER = "9999"
 class Telephony:
     session: aiohttp.ClientSession
     ari: AriClient
-    events: EventStream
+    events: EventStreams
     runner: CallRunner
 
 
@@ -145,8 +145,8 @@ async def telephony(
         callcontrol.attach(ari, runner.router, settings.ari_app)
     recovery = Recovery(pool, takes)
     runner.resync_hooks.append(partial(recovery.once, ari))
-    events = EventStream(session, settings.ari_ws_url, runner.apps, runner.router.dispatch,
-                         runner.resync)
+    events = EventStreams(session, settings.ari_ws_url, runner.apps, runner.router.dispatch,
+                          runner.resync)
     events.start()
     try:
         yield Telephony(session, ari, events, runner)

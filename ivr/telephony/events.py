@@ -1,5 +1,5 @@
-"""The one supervised ARI event websocket, and the router that hands each event, in order, to
-the call it concerns.
+"""The supervised ARI event websockets (one per Stasis app), and the router that hands each
+event, in order, to the call it concerns.
 
 Routing is a dict lookup and a synchronous hand-off on the reader task: no task per event, no
 lock, nothing that can stall the reader (Asterisk drops a websocket whose reader stalls)."""
@@ -146,12 +146,14 @@ class EventStream:
         *,
         heartbeat: float = 10.0,
         max_backoff: float = 30.0,
+        dedup: Dedup | None = None,
     ) -> None:
         self._session = session
         self._url = ws_url
         self._apps = ",".join(apps)
-        # One app cannot receive an event twice; several can (see Dedup).
-        self._dedup = Dedup() if len(apps) > 1 else None
+        # One app cannot receive an event twice; several can (see Dedup), on this socket or
+        # on others sharing `dedup`.
+        self._dedup = dedup if dedup is not None else Dedup() if len(apps) > 1 else None
         self._dispatch = dispatch
         self._on_connect = on_connect
         self._heartbeat = heartbeat
@@ -241,3 +243,67 @@ class EventStream:
             raise
         except Exception:
             log.exception("ARI resynchronisation failed")
+
+
+class EventStreams:
+    """One EventStream per Stasis app, seen as one. Asterisk routes each app's events on a
+    thread of its own, but writes every event of a websocket under that websocket's lock
+    (res/ari/ari_websockets.c, ari_websocket_send_event: the filter, the JSON text and the
+    write all inside it): apps sharing one socket share one lock, and on a busy machine a
+    router thread that loses the CPU while holding it stalls the others. A socket per app
+    keeps them apart. Copies of one event sent once per app (an object two of our apps are
+    subscribed to) are dropped by a Dedup the sockets share; reconnections that overlap run
+    `on_connect` once more after the one running, not once each."""
+
+    def __init__(self, session: aiohttp.ClientSession, ws_url: str, apps: list[str],
+                 dispatch: Sink, on_connect: Callable[[], Awaitable[None]] | None = None,
+                 **options: float) -> None:
+        dedup = Dedup() if len(apps) > 1 else None
+        resync = _Coalesced(on_connect) if on_connect is not None else None
+        self.streams = [EventStream(session, ws_url, [app], dispatch, resync, dedup=dedup,
+                                    **options) for app in apps]
+
+    @property
+    def connected(self) -> bool:
+        return all(s.connected for s in self.streams)
+
+    @property
+    def connections(self) -> int:
+        return sum(s.connections for s in self.streams)
+
+    @property
+    def events(self) -> int:
+        return sum(s.events for s in self.streams)
+
+    @property
+    def last_error(self) -> str:
+        return next((s.last_error for s in self.streams if s.last_error), "")
+
+    async def wait_connected(self, timeout: float) -> None:
+        async with asyncio.timeout(timeout):
+            for stream in self.streams:
+                await stream.wait_connected(timeout)
+
+    def start(self) -> None:
+        for stream in self.streams:
+            stream.start()
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(s.stop() for s in self.streams))
+
+
+class _Coalesced:
+    """`fn` run once per burst of calls: a call while it runs makes one more run after it."""
+
+    def __init__(self, fn: Callable[[], Awaitable[None]]) -> None:
+        self._fn = fn
+        self._lock = asyncio.Lock()
+        self._wanted = False
+
+    async def __call__(self) -> None:
+        self._wanted = True
+        async with self._lock:
+            if not self._wanted:
+                return
+            self._wanted = False
+            await self._fn()
