@@ -92,12 +92,14 @@ def postback(job: Job, call: CallRecord) -> dict[str, Any]:
 
 
 class BroadcastPostbacks:
+    live = False  # one postback per destination, with its final outcome
+
     def __init__(self, retry_for: float) -> None:
         self.retry_for = retry_for
 
     async def call_progress(self, conn: Conn, job: Job, call: CallRecord, event: str,
                             key: str | None) -> None:
-        return None  # one postback per destination, with its final outcome
+        return None
 
     async def call_finished(self, conn: Conn, job: Job, call: CallRecord) -> None:
         if not job.callback_url:

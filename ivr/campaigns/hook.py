@@ -46,6 +46,8 @@ _ROW = ("SELECT m.menuid, m.events_url, m.summary_url, c.callid, c.promptids, c.
 
 
 class CampaignHook:
+    live = True
+
     def __init__(self, retry_for: float) -> None:
         self.retry_for = retry_for
 

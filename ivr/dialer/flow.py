@@ -48,10 +48,6 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def _quiet(event: str, key: str | None) -> None:
-    return None
-
-
 @dataclass
 class Attempt:
     """What one attempt found."""
@@ -172,7 +168,7 @@ class Telephone:
 
 
 async def place_call(tel: Telephone, job: Job, call: CallRecord,
-                     progress: Progress = _quiet) -> Attempt:
+                     progress: Progress | None = None) -> Attempt:
     """Dial `call.number` on channel `call.channel_id` (chosen when the call was claimed) and
     run the call to its end, telling `progress` of the answer and the key press as they
     happen. Never raises for what the far end does."""
@@ -204,7 +200,8 @@ async def place_call(tel: Telephone, job: Job, call: CallRecord,
             if job.amd != "off":
                 await leg.call.set_variable("TALK_DETECT(set)", "")
             attempt.outcome = "answered"
-            progress("answered", None)
+            if progress is not None:
+                progress("answered", None)
             await _deliver(tel, job, media, leg, attempt, progress)
         elif leg.destroyed.done():
             attempt.cause = leg.destroyed.result()
@@ -229,7 +226,7 @@ async def place_call(tel: Telephone, job: Job, call: CallRecord,
 
 
 async def _deliver(tel: Telephone, job: Job, media: str, leg: DialLeg,
-                   attempt: Attempt, progress: Progress) -> None:
+                   attempt: Attempt, progress: Progress | None) -> None:
     if job.amd != "off":
         verdict = await amd.detect(tel.ari, tel.router, tel.app, leg.call.id)
         attempt.amd = verdict.status
@@ -246,7 +243,7 @@ async def _deliver(tel: Telephone, job: Job, media: str, leg: DialLeg,
         if key is None:
             key = await leg.call.next_digit(MENU_WAIT)
         attempt.keypress = key
-        if key is not None:
+        if key is not None and progress is not None:
             progress("keypress", key)
         leg.call.flush_digits()
     else:

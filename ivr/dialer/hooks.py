@@ -12,6 +12,9 @@ from ivr.dialer.store import Conn
 
 
 class OutcomeHook(Protocol):
+    # Whether call_progress wants to hear of answers and key presses (a transaction each).
+    live: bool
+
     async def call_progress(self, conn: Conn, job: Job, call: CallRecord, event: str,
                             key: str | None) -> None:
         """While the call is up: `event` is "answered", or "keypress" with the `key`. Its own
@@ -27,6 +30,8 @@ class OutcomeHook(Protocol):
 
 class NoHook:
     """For a kind nobody registered: outcomes are kept in the database only."""
+
+    live = False
 
     async def call_progress(self, conn: Conn, job: Job, call: CallRecord, event: str,
                             key: str | None) -> None:

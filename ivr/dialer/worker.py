@@ -136,9 +136,10 @@ class DialerWorker:
         self.placed += 1
         log.info("[%s] dialling %s (job %s, attempt %d)", call.channel_id, call.number, job.id,
                  call.attempts)
-        live = _Live(self.pool, self.hooks.get(job.kind) or NoHook(), job, call)
+        hook = self.hooks.get(job.kind) or NoHook()
+        live = _Live(self.pool, hook, job, call) if hook.live else None
         try:
-            attempt = await place_call(self.tel, job, call, live.note)
+            attempt = await place_call(self.tel, job, call, live.note if live else None)
         except asyncio.CancelledError:
             await asyncio.shield(self._settle(job, call, Attempt(outcome="interrupted",
                                                                  hang_at=_now())))
@@ -148,7 +149,8 @@ class DialerWorker:
             attempt = Attempt(outcome="failed", hang_at=_now())
         log.info("[%s] %s: %s (%s)", call.channel_id, call.number, attempt.outcome,
                  attempt.cause_name)
-        await live.written()
+        if live is not None:
+            await live.written()
         await self._settle(job, call, attempt)
 
     async def _settle(self, job: Job, call: CallRecord, attempt: Attempt) -> None:
