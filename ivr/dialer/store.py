@@ -94,7 +94,7 @@ async def insert_job(conn: Conn, account: Account, spec: JobSpec, trunk: str,
     await conn.execute(
         """INSERT INTO dialer_calls (job_id, message_id, custom_id, number, content, meta, trunk,
                                     next_attempt_at)
-           SELECT $1, m, c, n, o::jsonb, x::jsonb, $7, greatest(now(), coalesce(w, now()))
+           SELECT $1, m, c, n, o::jsonb, x::jsonb, $7, greatest(now(), w)
              FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                          $8::timestamptz[])
                   WITH ORDINALITY AS d(m, c, n, o, x, w, i) ORDER BY i""",

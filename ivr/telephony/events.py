@@ -53,7 +53,7 @@ def _copy_key(event: Event) -> tuple[Any, ...]:
 
 
 class Dedup:
-    """Drops the second copy of an event that reached the socket once per subscribed app. A
+    """Drops the second copy of an event that reached the engine once per subscribed app. A
     copy is recognised by the key above arriving from a different app within the last
     `window` events; an event is never dropped for repeating one of its own app."""
 
@@ -151,9 +151,9 @@ class EventStream:
         self._session = session
         self._url = ws_url
         self._apps = ",".join(apps)
-        # One app cannot receive an event twice; several can (see Dedup), on this socket or
-        # on others sharing `dedup`.
-        self._dedup = dedup if dedup is not None else Dedup() if len(apps) > 1 else None
+        # One app cannot receive an event twice; several can (see Dedup, which EventStreams
+        # shares among the sockets of its apps).
+        self._dedup = dedup
         self._dispatch = dispatch
         self._on_connect = on_connect
         self._heartbeat = heartbeat
@@ -280,9 +280,7 @@ class EventStreams:
         return next((s.last_error for s in self.streams if s.last_error), "")
 
     async def wait_connected(self, timeout: float) -> None:
-        async with asyncio.timeout(timeout):
-            for stream in self.streams:
-                await stream.wait_connected(timeout)
+        await asyncio.gather(*(s.wait_connected(timeout) for s in self.streams))
 
     def start(self) -> None:
         for stream in self.streams:
