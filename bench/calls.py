@@ -8,7 +8,12 @@ least as long as the speech, less a small tolerance: a take that started late lo
 A step places N calls at N/10 calls per second, holding the test suite's engine lock (SIP calls
 reach the configured Stasis app), and measures what each part spent: CPU seconds of Asterisk,
 of the engine and of its Postgres backends, the engine's memory, and the engine's key press ->
-next prompt histogram (its /metrics) before and after."""
+next prompt histogram (its /metrics) before and after.
+
+The control ("loaded"): the baseline again, beside CPU burners (bench/burn.py) taking what the
+engine and its Postgres backends took in the engine's step, each at its priority. Where the
+engine falls short of the baseline, it tells how much of that is the CPU the engine used and
+how much the way it drives Asterisk."""
 
 from __future__ import annotations
 
@@ -16,6 +21,8 @@ import asyncio
 import contextlib
 import fcntl
 import io
+import signal
+import sys
 import time
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -44,6 +51,38 @@ METRIC = "ivr_keypress_to_prompt_seconds"
 EVENT_METRIC = "ivr_key_event_delay_seconds"
 
 Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Burn:
+    """A burner's part: `share` of one core at nice `nice` (bench/burn.py)."""
+
+    part: str  # whose CPU it stands for: "engine" or "postgres"
+    share: float
+    nice: int
+
+
+@contextlib.asynccontextmanager
+async def burners(burns: list[Burn]) -> AsyncIterator[dict[str, list[int]]]:
+    """Start the burners (each share split over processes of at most one core, each in a
+    session of its own); yields their pids by part, stops them on the way out."""
+    procs: dict[str, list[asyncio.subprocess.Process]] = {}
+    try:
+        for burn in burns:
+            count = max(1, -int(-burn.share // 1))
+            for _ in range(count):
+                procs.setdefault(burn.part, []).append(await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "bench.burn", f"{burn.share / count:.4f}",
+                    str(burn.nice), start_new_session=True, stdin=asyncio.subprocess.DEVNULL))
+        yield {part: [p.pid for p in ps] for part, ps in procs.items()}
+    finally:
+        for ps in procs.values():
+            for proc in ps:
+                if proc.returncode is None:
+                    proc.send_signal(signal.SIGTERM)
+        for ps in procs.values():
+            for proc in ps:
+                await proc.wait()
 
 
 def wav_seconds(data: bytes) -> float:
@@ -130,7 +169,7 @@ def percentiles(before: dict[float, float] | None, after: dict[float, float] | N
 # --- one step ---------------------------------------------------------------------------------
 @dataclass
 class StepResult:
-    system: str  # "engine" or "baseline"
+    system: str  # "engine", "baseline" or "loaded" (the baseline beside CPU burners)
     calls: int
     cps: float
     completed: int = 0
@@ -233,9 +272,11 @@ class Load:
             await asyncio.sleep(2)
 
     async def _run(self, system: str, endpoint: str, caller_ids: list[str], tag: str,
-                   prepare: Callable[[], Awaitable[Any]] | None = None) -> tuple[StepResult, Any]:
+                   prepare: Callable[[], Awaitable[Any]] | None = None,
+                   burns: list[Burn] | None = None) -> tuple[StepResult, Any]:
         """One step, with the engine running (for the baseline too: Asterisk fetches the same
-        prompt files from it, once, into its media cache); `prepare` runs first, unmeasured."""
+        prompt files from it, once, into its media cache); `prepare` runs first, unmeasured;
+        `burns` run beside the calls, from the first to the last (their CPU is measured)."""
         n = len(caller_ids)
         cps = n / 10
         result = StepResult(system, n, cps)
@@ -243,23 +284,28 @@ class Load:
             prepared = await prepare() if prepare is not None else None
             self.progress(f"  {system}: {n} calls at {cps:g}/s ...")
             hist_before = await scrape_histograms(self.http, self.engine_url)
-            before = procstat.snapshot(self.asterisk_pid, pid, self.database)
-            started = time.monotonic()
-            ids, result.originate_errors = await self._place(endpoint, caller_ids, cps, tag)
-            # The script takes ~34 s per call; anything still up 60 s after the last call was
-            # placed is stuck.
-            await self._wait_done(ids, time.monotonic() + 60, result, pid)
-            result.seconds = round(time.monotonic() - started, 1)
-            after = procstat.snapshot(self.asterisk_pid, pid, self.database)
+            async with burners(burns or []) as burning:
+                before = procstat.snapshot(self.asterisk_pid, pid, self.database)
+                started = time.monotonic()
+                ids, result.originate_errors = await self._place(endpoint, caller_ids, cps, tag)
+                # The script takes ~34 s per call; anything still up 60 s after the last call
+                # was placed is stuck.
+                await self._wait_done(ids, time.monotonic() + 60, result, pid)
+                result.seconds = round(time.monotonic() - started, 1)
+                after = procstat.snapshot(self.asterisk_pid, pid, self.database)
+                burnt = {part: sum(procstat.cpu_seconds(p) for p in pids)
+                         for part, pids in burning.items()}
             hist_after = await scrape_histograms(self.http, self.engine_url)
             result.engine_rss_mb = round(procstat.rss_mb(pid), 1)
             if system == "engine":
                 await asyncio.sleep(2)  # the last takes' rows are written after the hang-up
         used = procstat.used(before, after)
-        if system == "baseline":
+        if system != "engine":
             used.pop("engine")  # idle: the engine does no work in a baseline step
             used.pop("postgres")
             result.engine_rss_mb = result.engine_rss_peak_mb = 0.0
+            # The burners started just before the first snapshot: their whole CPU is the step's.
+            used.update({f"burn_{part}": seconds for part, seconds in burnt.items()})
         result.cpu = {k: round(v, 2) for k, v in used.items()}
         result.cpu_per_call_ms = {k: round(v * 1000 / n, 1) for k, v in used.items()}
         result.engine_rss_peak_mb = round(result.engine_rss_peak_mb, 1)
@@ -344,6 +390,22 @@ class Load:
         self._judge(result, await self._baseline_takes(caller_ids))
         return result
 
+    async def loaded_step(self, n: int, first_caller: int, engine: StepResult,
+                          engine_nice: int) -> StepResult:
+        """The baseline beside burners taking the CPU the engine's step `engine` took: the
+        engine's share of a core at its nice, its Postgres backends' at the default."""
+        caller_ids = [f"1555{first_caller + i:07d}" for i in range(n)]
+        seconds = engine.seconds or 1.0
+        burns = [Burn(part, engine.cpu.get(part, 0.0) / seconds, nice)
+                 for part, nice in (("engine", engine_nice), ("postgres", 0))
+                 if engine.cpu.get(part, 0.0) > 0]
+        self.progress("  loaded: burning " + ", ".join(
+            f"{b.share:.2f} of a core at nice {b.nice} ({b.part})" for b in burns))
+        result, _ = await self._run("loaded", f"PJSIP/{BASELINE_NUMBER}@loadgen-out",
+                                    caller_ids, f"l{first_caller}", burns=burns)
+        self._judge(result, await self._baseline_takes(caller_ids))
+        return result
+
     async def _baseline_takes(self, caller_ids: list[str]) -> list[list[float]]:
         gate = asyncio.Semaphore(16)
 
@@ -374,4 +436,4 @@ def as_json(result: StepResult) -> dict[str, Any]:
     return out
 
 
-__all__ = ["Load", "StepResult", "as_json"]
+__all__ = ["Burn", "Load", "StepResult", "as_json", "burners"]

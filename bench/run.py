@@ -155,7 +155,7 @@ async def main(args: argparse.Namespace) -> int:
                     engine, settings.public_url, database, data_dir, speech_url, speech_s,
                     number, vr, say)
                 out["speech_seconds"] = round(speech_s, 2)
-                out["load"] = [] if "calls" in skip else await run_steps(load, args, t0)
+                out["load"] = [] if "calls" in skip else await run_steps(load, args, t0, settings)
                 if "api" not in skip:
                     out["api"] = await run_api(load, vr, database_url, lock_path)
     finally:
@@ -171,7 +171,8 @@ async def main(args: argparse.Namespace) -> int:
     return 0
 
 
-async def run_steps(load: calls.Load, args: argparse.Namespace, t0: float) -> list[Any]:
+async def run_steps(load: calls.Load, args: argparse.Namespace, t0: float,
+                    settings: Settings) -> list[Any]:
     steps = [int(n) for n in args.steps.split(",")]
     results: list[Any] = []
     passing = {"baseline", "engine"}
@@ -181,26 +182,43 @@ async def run_steps(load: calls.Load, args: argparse.Namespace, t0: float) -> li
             n = steps[-1] + 200
             steps.append(n)
         n = steps[k]
-        if time.monotonic() - t0 + 2 * STEP_SECONDS > BUDGET:
+        if time.monotonic() - t0 + 3 * STEP_SECONDS > BUDGET:
             say(f"time budget reached: no step at N={n}")
             break
         say(f"step N={n}:")
-        for system in args.systems.split(","):
+        systems = [s for s in args.systems.split(",") if s != "loaded"]
+        by_system: dict[str, calls.StepResult] = {}
+        for system in systems:
             if k >= len(args.steps.split(",")) and system not in passing:
                 continue
             first = 1_000_000 + k * 20_000 + (0 if system == "baseline" else 10_000)
             step = (load.baseline_step if system == "baseline" else load.engine_step)
-            result = await step(n, first)
-            say(f"  {system}: {result.completed}/{n} completed, {result.recordings_complete}"
-                f"/{n * calls.TAKES} takes complete, CPU/call {result.cpu_per_call_ms} ms,"
-                f" latency {result.latency_ms or '-'}, key event delay"
-                f" {result.key_event_delay_ms or '-'}")
+            by_system[system] = result = await step(n, first)
+            report(system, result)
             if not result.ok:
                 passing.discard(system)
             results.append(calls.as_json(result))
             await asyncio.sleep(3)  # let Asterisk settle between steps
+        engine, baseline = by_system.get("engine"), by_system.get("baseline")
+        if engine is not None and ("loaded" in args.systems.split(",") or (
+                args.control and baseline is not None
+                and engine.recordings_complete < baseline.recordings_complete)):
+            # The engine fell short: would Asterisk alone, given only the engine's CPU use,
+            # have fallen as short?
+            result = await load.loaded_step(n, 1_000_000 + k * 20_000 + 5_000, engine,
+                                            settings.nice)
+            report("loaded", result)
+            results.append(calls.as_json(result))
+            await asyncio.sleep(3)
         k += 1
     return results
+
+
+def report(system: str, result: calls.StepResult) -> None:
+    say(f"  {system}: {result.completed}/{result.calls} completed, "
+        f"{result.recordings_complete}/{result.calls * calls.TAKES} takes complete, CPU/call "
+        f"{result.cpu_per_call_ms} ms, latency {result.latency_ms or '-'}, key event delay "
+        f"{result.key_event_delay_ms or '-'}")
 
 
 async def run_api(load: calls.Load, vr: Vr, database_url: str, lock_path: Path) -> Any:
@@ -219,12 +237,20 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
+def _cpu(cpu: dict[str, float], part: str) -> str:
+    if part in cpu:
+        return _fmt(cpu[part])
+    burnt = cpu.get(f"burn_{part}")
+    return "-" if burnt is None else f"burn {burnt}"
+
+
 def table(out: dict[str, Any]) -> str:
     lines = ["Load over real SIP (2 takes per call; CPU in ms per call; latency = key press -> "
              "next prompt, ms; key event p50 / p99 = Asterisk's timestamp on a key press -> the "
              "event reaching its call, ms; take s p10 = the 10th percentile of the seconds each "
              f"take holds, for {out.get('speech_seconds', '?')} s of speech: a take starting "
-             "late holds less)",
+             "late holds less; loaded = the baseline beside burners taking the CPU the engine "
+             "and Postgres took in the engine's step, shown as `burn` in their columns)",
              "| N | system | calls ok/failed | takes complete | Asterisk CPU | engine CPU | "
              "Postgres CPU | engine RSS MB (peak) | p50 | p95 | p99 | key event p50 / p99 | "
              "take s p10, 1st / 2nd |",
@@ -240,7 +266,7 @@ def table(out: dict[str, Any]) -> str:
         lines.append(
             f"| {r['calls']} | {r['system']} | {r['completed']}/{r['failed']} | "
             f"{r['recordings_complete']}/{r['calls'] * calls.TAKES} | {_fmt(cpu.get('asterisk'))}"
-            f" | {_fmt(cpu.get('engine'))} | {_fmt(cpu.get('postgres'))} | {rss} | "
+            f" | {_cpu(cpu, 'engine')} | {_cpu(cpu, 'postgres')} | {rss} | "
             f"{_fmt(lat.get('p50'))} | {_fmt(lat.get('p95'))} | {_fmt(lat.get('p99'))} | "
             f"{key_event} | {' / '.join(str(x) for x in r.get('take_seconds_p10') or []) or '-'} |")
     if out.get("api"):
@@ -277,7 +303,10 @@ def cli() -> int:
                         help="step on past the listed N while something still passes")
     parser.add_argument("--skip", default="", help="comma-separated: calls,api,events,media")
     parser.add_argument("--systems", default="baseline,engine",
-                        help="which load systems to step (development: engine alone)")
+                        help="which load systems to step (development: engine alone); "
+                             "`loaded` (with engine) always runs the control")
+    parser.add_argument("--no-control", dest="control", action="store_false",
+                        help="no control step where the engine falls short of the baseline")
     return asyncio.run(main(parser.parse_args()))
 
 
