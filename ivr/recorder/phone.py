@@ -17,7 +17,7 @@ from ivr.recorder import events, store
 from ivr.recorder.errors import LimitReached
 from ivr.recorder.events import RecorderEvents
 from ivr.recorder.models import LIVE_SESSION_STATES, PhoneNumber, Recorder, Recording, Session
-from ivr.recorder.passwords import verify_password
+from ivr.recorder.passwords import hash_password, verify_password
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +76,22 @@ class RecorderPhone:
         return on_number >= PIN_FAILURES_PER_NUMBER or by_caller >= PIN_FAILURES_PER_CALLER
 
     async def recorder_password_ok(self, recorder_id: int, digits: str) -> bool:
-        """The digits a caller keyed against the recorder password (its keypad form)."""
+        """The digits a caller keyed against the recorder password (its keypad form).
+
+        A recorder whose password was set before its keypad form was kept (migration 0012)
+        has none: digits equal to the password itself are checked against the password,
+        and once they match, their hash becomes the keypad form. A password with letters
+        has to be set again before a caller can key it."""
         async with self.pool.acquire() as conn:
-            stored = await store.recorder_phone_password_hash(conn, recorder_id)
-        return stored is not None and await verify_password(stored, digits)
+            phone_hash, password_hash = await store.recorder_password_hashes(conn, recorder_id)
+        if phone_hash is not None:
+            return await verify_password(phone_hash, digits)
+        if password_hash is None or not await verify_password(password_hash, digits):
+            return False
+        filled = await hash_password(digits)
+        async with self.pool.acquire() as conn:
+            await store.fill_phone_password_hash(conn, recorder_id, password_hash, filled)
+        return True
 
     async def pin_failed(self, number_id: int, caller_id: str) -> None:
         async with self.pool.acquire() as conn:

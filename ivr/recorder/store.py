@@ -190,6 +190,23 @@ async def recorder_by_id(conn: Conn, recorder_id: int) -> Recorder:
     return _recorder_of(await conn.fetchrow(_RECORDER_SELECT + " WHERE v.id = $1", recorder_id))
 
 
+async def recorder_password_hashes(conn: Conn, recorder_id: int) -> tuple[str | None, str | None]:
+    """(phone_password_hash, password_hash) of a recorder; (None, None) when there is none."""
+    row = await conn.fetchrow(
+        "SELECT phone_password_hash, password_hash FROM voice_recorders WHERE id = $1",
+        recorder_id)
+    return (None, None) if row is None else (row["phone_password_hash"], row["password_hash"])
+
+
+async def fill_phone_password_hash(conn: Conn, recorder_id: int, password_hash: str,
+                                   phone_hash: str) -> None:
+    """Set a recorder's keypad hash where it has none, unless its password changed meanwhile."""
+    await conn.execute(
+        "UPDATE voice_recorders SET phone_password_hash = $3"
+        " WHERE id = $1 AND password_hash = $2 AND phone_password_hash IS NULL",
+        recorder_id, password_hash, phone_hash)
+
+
 async def recorder_phone_password_hash(conn: Conn, recorder_id: int) -> str | None:
     value = await conn.fetchval("SELECT phone_password_hash FROM voice_recorders WHERE id = $1",
                                 recorder_id)

@@ -279,3 +279,30 @@ async def test_fifty_concurrent_creates_and_moves(vr: Vr) -> None:
     await asyncio.gather(*(one(i) for i in range(50)))
     seqs = [s for _, s in await sequences(vr, lk)]
     assert seqs == list(range(1, 5 + 25 + 1))
+
+
+async def test_a_password_set_before_its_keypad_form_was_kept(vr: Vr,
+                                                               service: RecorderService) -> None:
+    """A recorder whose password predates migration 0012 has no keypad form: a caller keying
+    the password itself (digits) is let in, and that fills the keypad form in; a password with
+    letters cannot be checked from the keypad until it is set again."""
+    await vr.ok("SetVoiceRecorder", recorder_password="7391")
+    recorder_id = await service.pool.fetchval(
+        "SELECT id FROM voice_recorders WHERE recorder_key = $1", vr.dev.recorder_key)
+    await service.pool.execute(
+        "UPDATE voice_recorders SET phone_password_hash = NULL WHERE id = $1", recorder_id)
+    phone = RecorderPhone(service.pool, service.data_dir)
+    assert not await phone.recorder_password_ok(recorder_id, "0000")
+    assert await service.pool.fetchval(
+        "SELECT phone_password_hash FROM voice_recorders WHERE id = $1", recorder_id) is None
+    assert await phone.recorder_password_ok(recorder_id, "7391")
+    filled = await service.pool.fetchval(
+        "SELECT phone_password_hash FROM voice_recorders WHERE id = $1", recorder_id)
+    assert filled is not None and filled.startswith("$argon2")
+    assert await phone.recorder_password_ok(recorder_id, "7391")
+    assert not await phone.recorder_password_ok(recorder_id, "7390")
+
+    await vr.ok("SetVoiceRecorder", recorder_password="Ab3x")
+    await service.pool.execute(
+        "UPDATE voice_recorders SET phone_password_hash = NULL WHERE id = $1", recorder_id)
+    assert not await phone.recorder_password_ok(recorder_id, "2239")
