@@ -307,7 +307,13 @@ def cli() -> int:
                              "`loaded` (with engine) always runs the control")
     parser.add_argument("--no-control", dest="control", action="store_false",
                         help="no control step where the engine falls short of the baseline")
-    return asyncio.run(main(parser.parse_args()))
+    args = parser.parse_args()
+    systems = set(args.systems.split(","))
+    if systems - {"baseline", "engine", "loaded"}:
+        parser.error(f"unknown system(s) {sorted(systems - {'baseline', 'engine', 'loaded'})}")
+    if "loaded" in systems and "engine" not in systems:
+        parser.error("`loaded` burns what the engine's step used: list engine too")
+    return asyncio.run(main(args))
 
 
 if __name__ == "__main__":
