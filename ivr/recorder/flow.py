@@ -35,6 +35,9 @@ PIN_TRIES = 3
 MENU_TRIES = 3
 TOO_SHORT_TRIES = 3
 DIGIT_TIMEOUT = 8.0
+# The review menu is queued on the take's `#` when the take has run this much longer than the
+# shortest kept (by Asterisk's clock); a take near the line waits for its length to be read.
+MENU_EARLY_MARGIN = 0.5
 INTER_DIGIT_TIMEOUT = 4.0
 _CALLER_ID = re.compile(r"^\+?[0-9]{2,15}$")
 
@@ -365,9 +368,13 @@ class RecorderFlow:
             # through the engine.
             prompt += [self._prompt(recorder, "record_after_tone"), "sound:beep"]
             name = take_name(session.id, recording.id)
+            # The review menu is asked for on the take's `#` (Asterisk plays it as the take
+            # ends), not after the take's end has come back as an event and the take was read.
             live = await call.start_recording(
                 name, prompt=prompt, max_duration=recorder.max_take_seconds,
-                max_silence=recorder.silence_seconds, terminate_on="#")
+                max_silence=recorder.silence_seconds, terminate_on="#",
+                then=[self._prompt(recorder, "review_menu")],
+                then_after=recorder.min_take_seconds + MENU_EARLY_MARGIN)
             # What played before the prompt has ended by now.
             with contextlib.suppress(CallHungUp):
                 await line.drain()
@@ -378,6 +385,9 @@ class RecorderFlow:
                 result = await live.finished()
             finally:
                 started = await asyncio.shield(starting)
+            menu = await live.then_queued()
+            if menu is not None and (not started or result.hung_up):
+                await menu.cancel()
             if started and not result.hung_up:
                 line.look_ahead(asyncio.create_task(self.phone.recordings(session.id)))
             if not started:
@@ -392,6 +402,8 @@ class RecorderFlow:
                 raise CallHungUp(f"channel {call.id} hung up")
             data = await self.takes.download(call.ari, name, call.id)
             if data is None or wav_duration_ms(data) < recorder.min_take_seconds * 1000:
+                if menu is not None:
+                    await menu.cancel()
                 if data is not None:
                     await self._discard(call, await self.takes.keep(
                         session.id, recording, name, call.id, data))
@@ -407,7 +419,7 @@ class RecorderFlow:
             keeping = asyncio.create_task(
                 self.takes.keep(session.id, recording, name, call.id, data))
             try:
-                choice = await self._review(call, recorder, name)
+                choice = await self._review(call, recorder, name, menu)
             except CallHungUp:
                 # A complete take the caller had not judged yet is kept, not lost.
                 stored = await asyncio.shield(keeping)
@@ -452,12 +464,20 @@ class RecorderFlow:
         return await self.phone.start_take(session.id, recording.id,
                                            quiet=_quiet(recorder, session))
 
-    async def _review(self, call: Call, recorder: Recorder, name: str) -> str:
+    async def _review(self, call: Call, recorder: Recorder, name: str,
+                      menu: QueuedPlayback | None = None) -> str:
         """1 keep, 2 listen, 3 again, * skip, 9 done. After MENU_TRIES invalid keys or
-        silences the take is kept: moving on never throws audio away."""
+        silences the take is kept: moving on never throws audio away. `menu`: the first
+        menu, already queued."""
         failures = 0
         while failures < MENU_TRIES:
-            await self._say(call, recorder, "review_menu")
+            if menu is None:
+                await self._say(call, recorder, "review_menu")
+            elif call.typed_ahead:  # a key before the menu began answers it, as with _say
+                await menu.cancel()
+            else:
+                await menu.finished()
+            menu = None
             digit = await call.next_digit(DIGIT_TIMEOUT)
             if digit in ("1", "3", "*", "9"):
                 return digit

@@ -7,6 +7,7 @@ Events reach the call through `feed()`, called synchronously and in order by the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 from collections import deque
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ivr.core.errors import CallHungUp
+from ivr.core.errors import CallHungUp, IvrError
 from ivr.telephony import latency
 from ivr.telephony.events import Event, Sink
 from ivr.telephony.rest import AriClient, AriHttpError
@@ -61,9 +62,21 @@ def _recording_result(rec: dict[str, Any], hung_up: bool) -> RecordingResult:
     )
 
 
-def _retrieve(task: asyncio.Task[None]) -> None:
+def _retrieve(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
-        log.debug("stopping a playback failed: %s", task.exception())
+        log.debug("a playback request failed: %s", task.exception())
+
+
+@dataclass(slots=True)
+class _Then:
+    """What a take's terminator key queues at once (`start_recording(then=...)`)."""
+
+    name: str
+    keys: str
+    media: tuple[str, ...]
+    min_seconds: float
+    started: float | None = None  # Asterisk's stamp on the take's RecordingStarted
+    queued: asyncio.Task[QueuedPlayback] | None = None
 
 
 class QueuedPlayback:
@@ -85,16 +98,36 @@ class QueuedPlayback:
         finally:
             self.call._close_playback(self.id)
 
+    async def cancel(self) -> None:
+        """Stop it, playing or still queued; returns once Asterisk has taken the request."""
+        self.call._close_playback(self.id)
+        with contextlib.suppress(CallHungUp):
+            await self.call._ari_call(self.call._stop(self.id))
+
 
 class LiveTake:
     """A recording in progress (`Call.start_recording`)."""
 
     def __init__(self, call: Call, name: str, fut: asyncio.Future[RecordingResult],
-                 terminate_on: str) -> None:
+                 terminate_on: str, then: _Then | None = None) -> None:
         self.call = call
         self.name = name
         self._fut = fut
         self._terminate_on = terminate_on
+        self._then = then
+
+    async def then_queued(self) -> QueuedPlayback | None:
+        """The playback the take's terminator key queued (`start_recording(then=...)`), or
+        None when the take ended otherwise, too early, or the request failed. Call it once
+        `finished()` returned; whatever it returns is the caller's to finish or cancel."""
+        task = None if self._then is None else self._then.queued
+        self._then = None
+        if task is None:
+            return None
+        try:
+            return await task
+        except (CallHungUp, IvrError):
+            return None
 
     async def finished(self) -> RecordingResult:
         """How it ended (a hang-up mid-take is a result, `hung_up`, not an exception)."""
@@ -138,6 +171,8 @@ class Call:
         self._listeners: list[Sink] = []
         # When the last key press arrived that no play request has followed yet (0: none).
         self._key_at = 0.0
+        # What the live take's terminator key queues at once, if anything.
+        self._then: _Then | None = None
 
     def __repr__(self) -> str:
         return f"<Call {self.id} from {self.caller_id!r} to {self.dialed!r}>"
@@ -202,6 +237,10 @@ class Call:
         if kind == "ChannelDtmfReceived":
             latency.key_event_arrived(event)
             self._on_digit(event["digit"])
+            then = self._then
+            if then is not None and then.queued is None and self.live_recording == then.name \
+                    and event["digit"] in then.keys:
+                self._queue_then(then, latency.stamp(event))
         elif kind in ("PlaybackFinished", "PlaybackFailed"):
             playback = event["playback"]
             fut = self._playbacks.get(playback["id"])
@@ -212,6 +251,8 @@ class Call:
         elif kind == "RecordingStarted":
             if event["recording"]["name"] in self._recordings:
                 self.live_recording = event["recording"]["name"]
+                if self._then is not None and self._then.name == self.live_recording:
+                    self._then.started = latency.stamp(event)
         elif kind in ("RecordingFinished", "RecordingFailed"):
             rec = event["recording"]
             if self.live_recording == rec["name"]:
@@ -225,6 +266,17 @@ class Call:
             self.mark_gone(kind)
         elif kind == "StasisStart":
             self.channel = event["channel"]
+
+    def _queue_then(self, then: _Then, pressed: float | None) -> None:
+        """The take's terminator key arrived: Asterisk ends the take on it by itself, and runs
+        a channel's requests in order, so what follows the take can be asked for now and
+        starts the moment the take ends, without waiting for RecordingFinished to come back.
+        Only for a take that held `min_seconds` by Asterisk's clock: a shorter one may be
+        refused, and what follows it is decided then."""
+        if then.started is None or pressed is None or pressed - then.started < then.min_seconds:
+            return
+        then.queued = self._loop.create_task(self.queue_play(*then.media, barge_in=True))
+        then.queued.add_done_callback(_retrieve)
 
     def _on_digit(self, digit: str) -> None:
         self._key_at = latency.now()
@@ -335,6 +387,11 @@ class Call:
         if stop is not None:
             stop.add_done_callback(_retrieve)
 
+    @property
+    def typed_ahead(self) -> bool:
+        """Keys are waiting that no one has read yet."""
+        return bool(self._digits)
+
     def flush_digits(self) -> str:
         """Drop digits typed ahead; returns them."""
         dropped = "".join(self._digits)
@@ -394,16 +451,24 @@ class Call:
         beep: bool = False,
         terminate_on: str = "#",
         if_exists: str = "overwrite",
+        then: Sequence[str] = (),
+        then_after: float = 0.0,
     ) -> LiveTake:
         """Start recording; returns once the caller is being recorded.
 
         With `prompt`, the prompt's play request and the record request go to Asterisk back
         to back: Asterisk runs a channel's requests in order, so the recording starts the
         moment the prompt ends, whatever the engine is doing then. A key pressed during the
-        prompt cuts it short (the recording starts at once); a key typed ahead skips it."""
+        prompt cuts it short (the recording starts at once); a key typed ahead skips it.
+
+        With `then`, the take's terminator key queues that playback at once (barge-in), if
+        the take had run `then_after` seconds by then: it starts as the take ends. Get it
+        with `LiveTake.then_queued()`."""
         self._check()
         fut: asyncio.Future[RecordingResult] = self._loop.create_future()
         self._recordings[name] = fut
+        after = _Then(name, terminate_on, tuple(then), then_after) if then else None
+        self._then = after
         playback: tuple[str, asyncio.Future[str | None]] | None = None
         try:
             if prompt and not self._digits:
@@ -425,12 +490,14 @@ class Call:
                 self._close_playback(playback[0])
         # Keys pressed before the recording began are not input.
         self._digits.clear()
-        return LiveTake(self, name, fut, terminate_on)
+        return LiveTake(self, name, fut, terminate_on, after)
 
     def _forget_recording(self, name: str) -> None:
         self._recordings.pop(name, None)
         if self.live_recording == name:
             self.live_recording = None
+        if self._then is not None and self._then.name == name:
+            self._then = None
 
     async def send_dtmf(self, digits: str, between_ms: int = 100, duration_ms: int = 100) -> None:
         await self._ari_call(

@@ -50,10 +50,16 @@ def prompted(pressed_at: float) -> None:
     _observe(now() - pressed_at)
 
 
+def stamp(event: dict[str, Any]) -> float | None:
+    """The time Asterisk put on an event (epoch seconds), or None."""
+    try:
+        return datetime.fromisoformat(event["timestamp"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def key_event_arrived(event: dict[str, Any]) -> None:
     """A ChannelDtmfReceived event reached its call: how long after Asterisk stamped it."""
-    try:
-        stamped = datetime.fromisoformat(event["timestamp"]).timestamp()
-    except (KeyError, TypeError, ValueError):
-        return
-    _observe_delay(max(0.0, time.time() - stamped))
+    stamped = stamp(event)
+    if stamped is not None:
+        _observe_delay(max(0.0, time.time() - stamped))
