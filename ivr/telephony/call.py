@@ -7,7 +7,6 @@ Events reach the call through `feed()`, called synchronously and in order by the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 from collections import deque
@@ -99,10 +98,16 @@ class QueuedPlayback:
             self.call._close_playback(self.id)
 
     async def cancel(self) -> None:
-        """Stop it, playing or still queued; returns once Asterisk has taken the request."""
+        """Stop it, playing or still queued; returns once Asterisk has taken the request. A
+        stop that fails is logged, not raised: the caller hears the prompt out, and the flow
+        goes on."""
         self.call._close_playback(self.id)
-        with contextlib.suppress(CallHungUp):
+        try:
             await self.call._ari_call(self.call._stop(self.id))
+        except CallHungUp:
+            pass
+        except IvrError as exc:
+            log.warning("[%s] could not stop playback %s: %s", self.call.id, self.id, exc)
 
 
 class LiveTake:
