@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import fcntl
 import io
+import math
 import signal
 import sys
 import time
@@ -69,7 +70,7 @@ async def burners(burns: list[Burn]) -> AsyncIterator[dict[str, list[int]]]:
     procs: dict[str, list[asyncio.subprocess.Process]] = {}
     try:
         for burn in burns:
-            count = max(1, -int(-burn.share // 1))
+            count = max(1, math.ceil(burn.share))
             for _ in range(count):
                 procs.setdefault(burn.part, []).append(await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "bench.burn", f"{burn.share / count:.4f}",

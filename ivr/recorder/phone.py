@@ -17,7 +17,7 @@ from ivr.recorder import events, store
 from ivr.recorder.errors import LimitReached
 from ivr.recorder.events import RecorderEvents
 from ivr.recorder.models import LIVE_SESSION_STATES, PhoneNumber, Recorder, Recording, Session
-from ivr.recorder.passwords import hash_password, verify_password
+from ivr.recorder.passwords import verify_password
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class RecorderPhone:
 
         A recorder whose password was set before its keypad form was kept (migration 0012)
         has none: digits equal to the password itself are checked against the password,
-        and once they match, their hash becomes the keypad form. A password with letters
+        and once they match, the password's hash becomes the keypad form's. A password with letters
         has to be set again before a caller can key it."""
         async with self.pool.acquire() as conn:
             phone_hash, password_hash = await store.recorder_password_hashes(conn, recorder_id)
@@ -88,9 +88,8 @@ class RecorderPhone:
             return await verify_password(phone_hash, digits)
         if password_hash is None or not await verify_password(password_hash, digits):
             return False
-        filled = await hash_password(digits)
         async with self.pool.acquire() as conn:
-            await store.fill_phone_password_hash(conn, recorder_id, password_hash, filled)
+            await store.fill_phone_password_hash(conn, recorder_id, password_hash)
         return True
 
     async def pin_failed(self, number_id: int, caller_id: str) -> None:

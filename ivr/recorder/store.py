@@ -198,13 +198,13 @@ async def recorder_password_hashes(conn: Conn, recorder_id: int) -> tuple[str | 
     return (None, None) if row is None else (row["phone_password_hash"], row["password_hash"])
 
 
-async def fill_phone_password_hash(conn: Conn, recorder_id: int, password_hash: str,
-                                   phone_hash: str) -> None:
-    """Set a recorder's keypad hash where it has none, unless its password changed meanwhile."""
+async def fill_phone_password_hash(conn: Conn, recorder_id: int, password_hash: str) -> None:
+    """A recorder whose password is all digits has it as its keypad form too: the same hash
+    becomes the keypad hash where there is none, unless the password changed meanwhile."""
     await conn.execute(
-        "UPDATE voice_recorders SET phone_password_hash = $3"
+        "UPDATE voice_recorders SET phone_password_hash = password_hash"
         " WHERE id = $1 AND password_hash = $2 AND phone_password_hash IS NULL",
-        recorder_id, password_hash, phone_hash)
+        recorder_id, password_hash)
 
 
 async def recorder_phone_password_hash(conn: Conn, recorder_id: int) -> str | None:
