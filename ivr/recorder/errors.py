@@ -4,7 +4,13 @@ CreateRecordingList, ...), with the message as error_details."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from ivr.core.errors import Conflict, Forbidden, IvrError, NotFound, Unavailable
+
+if TYPE_CHECKING:
+    from ivr.recorder.models import Recording
 
 
 class ListKeyInUse(Conflict):
@@ -43,6 +49,15 @@ class LimitReached(Conflict):
 
 class SessionInUse(Conflict):
     error_id = "session_in_use"
+
+
+class RecordingsLocked(SessionInUse):
+    """Every recording a session asked for is voiced in another live session: the /vr reply
+    lists them, as a successful start lists those it left out."""
+
+    def __init__(self, message: str, excluded: Sequence[Recording]) -> None:
+        super().__init__(message)
+        self.excluded = tuple(excluded)
 
 
 class NoPhoneNumber(Conflict):

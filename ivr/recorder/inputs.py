@@ -3,6 +3,8 @@ names (the MyVox ones), so one reader serves both."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from ivr.core.errors import InvalidParameter, MissingParameter
@@ -21,6 +23,44 @@ from ivr.recorder.params import ABSENT, Params, present
 LIST_SEARCH_FIELDS = ("meta_data_1", "meta_data_2", "meta_data_3", "caller_id", "access_code")
 RECORDING_SEARCH_FIELDS = ("meta_data_1", "meta_data_2", "meta_data_3", "caller_id",
                            "access_code", "touchtone_input")
+
+
+ROLES = ("access", "update", "delete")
+
+
+@dataclass(frozen=True, slots=True)
+class AssetPasswords:
+    """The passwords a request gives for protected lists and recordings. Each check takes the
+    value meant for it: the object's and role's own (`list_update`), else the role's
+    (`update`), else the generic one. A named value that is wrong is not rescued by the
+    generic one: the client said which password it meant."""
+
+    generic: str | None = None
+    named: Mapping[str, str] = field(default_factory=dict)
+
+    def of(self, target: str, role: str) -> str | None:
+        for name in (f"{target}_{role}", role):
+            if name in self.named:
+                return self.named[name]
+        return self.generic
+
+
+def as_asset_passwords(value: AssetPasswords | str | None) -> AssetPasswords:
+    """A single value (/v1's X-Asset-Password, the console's None) is the generic one."""
+    return value if isinstance(value, AssetPasswords) else AssetPasswords(value)
+
+
+def asset_passwords(p: Params, generic: str | None, *, role_names: bool) -> AssetPasswords:
+    """`list_access_password` .. `recording_delete_password`, and where the command does not
+    take them as the object's new passwords (role_names), `access_password` ..
+    `delete_password`. An empty value counts as not given."""
+    names = [f"{target}_{role}" for target in ("list", "recording") for role in ROLES]
+    named: dict[str, str] = {}
+    for name in names + (list(ROLES) if role_names else []):
+        value = p.text(f"{name}_password", max_len=200)
+        if isinstance(value, str):
+            named[name] = value
+    return AssetPasswords(generic, named)
 
 
 def _passwords(p: Params) -> dict[str, Any]:

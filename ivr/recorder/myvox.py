@@ -18,6 +18,7 @@ from ivr.core.errors import InvalidParameter, IvrError, MissingParameter, Unauth
 from ivr.delivery.links import AudioLinks
 from ivr.recorder import inputs
 from ivr.recorder.context import audio_links, base_url, service_for
+from ivr.recorder.errors import RecordingsLocked
 from ivr.recorder.models import (
     Developer,
     Generated,
@@ -35,6 +36,10 @@ if TYPE_CHECKING:  # the service renders its events with this module's nodes
 log = logging.getLogger(__name__)
 
 ROOT = "MyVoxapi"
+# The seed's common section answers `<openMyVox><status>..` (nested elements only), its command
+# samples `<MyVoxapi status="..">`: the latter by default, the former on `reply_root=openMyVox`.
+COMMON_ROOT = "openMyVox"
+ROOTS = {name.lower(): name for name in (ROOT, COMMON_ROOT)}
 
 # The seed's error table.
 ERROR_MESSAGES = {
@@ -118,21 +123,26 @@ def _json(node: Node) -> dict[str, Any]:
     return out
 
 
-def document(status: str, message: str, body: Node, reply: str) -> tuple[bytes, str]:
+def document(status: str, message: str, body: Node, reply: str,
+             root: str = ROOT) -> tuple[bytes, str]:
     """The reply document as bytes and its content type (API replies and event bodies)."""
     if reply == "json":
         tree = {"status": status, "message": message, **_json(body)}
-        return orjson.dumps({ROOT: tree}), "application/json"
-    head = f'<{ROOT} message={quoteattr(message)} status="{status}"'
-    if not body:
-        text = head + " />"
+        return orjson.dumps({root: tree}), "application/json"
+    if root == COMMON_ROOT:
+        text = "\n".join([f"<{root}>", *_xml([("status", status), ("message", message), *body],
+                                             "  "), f"</{root}>"])
+    elif not body:
+        text = f'<{root} message={quoteattr(message)} status="{status}" />'
     else:
-        text = "\n".join([head + ">", *_xml(body, "  "), f"</{ROOT}>"])
+        text = "\n".join([f'<{root} message={quoteattr(message)} status="{status}">',
+                          *_xml(body, "  "), f"</{root}>"])
     return ('<?xml version="1.0" encoding="UTF-8"?>\n' + text + "\n").encode(), "text/xml"
 
 
-def render(status: str, message: str, body: Node, reply: str) -> web.Response:
-    data, content_type = document(status, message, body, reply)
+def render(status: str, message: str, body: Node, reply: str,
+           root: str = ROOT) -> web.Response:
+    data, content_type = document(status, message, body, reply, root)
     if reply == "json":
         return web.Response(body=data, content_type=content_type)
     return web.Response(body=data, content_type=content_type, charset="utf-8")
@@ -253,6 +263,11 @@ class Ctx:
         value = self.params.key(name)
         return value if isinstance(value, str) else None
 
+    def passwords(self, *, role_names: bool = True) -> inputs.AssetPasswords:
+        """The protected object's passwords; role_names=False on the commands that take
+        `access_password` .. as the object's new passwords."""
+        return inputs.asset_passwords(self.params, self.asset_password, role_names=role_names)
+
 
 Reply = tuple[str, Node]
 Command = Callable[[Ctx], Awaitable[Reply]]
@@ -263,7 +278,7 @@ async def create_recording(c: Ctx) -> Reply:
     rk, lk = c.key("voice_recorder_key"), c.key("recording_list_key")
     recording, generated = await c.service.create_recording(
         c.dev, rk, lk, c.optional_key("recording_key"), inputs.recording_values(p, creating=True),
-        inputs.sequence(p), p.boolean("keep_consecutive", True), c.asset_password)
+        inputs.sequence(p), p.boolean("keep_consecutive", True), c.passwords())
     return (f"New recording {recording.recording_key} created",
             [("voice_recorder_key", rk), ("recording_list_key", lk),
              ("recording", recording_node(recording, c.links, generated))])
@@ -282,13 +297,13 @@ async def delete_recording(c: Ctx) -> Reply:
     rk, lk, key = (c.key("voice_recorder_key"), c.key("recording_list_key"),
                    c.key("recording_key"))
     await c.service.delete_recording(c.dev, rk, lk, key,
-                                     c.params.boolean("keep_consecutive", True), c.asset_password)
+                                     c.params.boolean("keep_consecutive", True), c.passwords())
     return f"Recording {key} deleted", []
 
 
 async def delete_recording_list(c: Ctx) -> Reply:
     rk, lk = c.key("voice_recorder_key"), c.key("recording_list_key")
-    await c.service.delete_list(c.dev, rk, lk, c.asset_password)
+    await c.service.delete_list(c.dev, rk, lk, c.passwords())
     return f"Recording list {lk} deleted", []
 
 
@@ -303,12 +318,12 @@ async def get_recording(c: Ctx) -> Reply:
     key = c.optional_key("recording_key")
     head: Node = [("voice_recorder_key", rk), ("recording_list_key", lk)]
     if key is not None:
-        r = await c.service.get_recording(c.dev, rk, lk, key, c.asset_password)
+        r = await c.service.get_recording(c.dev, rk, lk, key, c.passwords())
         return f"Recording {key} returned", [*head, ("recording", recording_node(r, c.links))]
     found = inputs.filters(c.params, inputs.RECORDING_SEARCH_FIELDS)
     if not found:
         raise MissingParameter("recording_key")
-    page = await c.service.search_recordings(c.dev, rk, lk, found, c.asset_password)
+    page = await c.service.search_recordings(c.dev, rk, lk, found, c.passwords())
     return (f"{len(page.items)} recordings returned",
             [*head, ("recording_count", len(page.items)),
              Many("recording", [recording_node(r, c.links) for r in page.items])])
@@ -318,13 +333,13 @@ async def get_recording_list(c: Ctx) -> Reply:
     rk = c.key("voice_recorder_key")
     key = c.optional_key("recording_list_key")
     if key is not None:
-        rl = await c.service.get_list(c.dev, rk, key, c.asset_password)
+        rl = await c.service.get_list(c.dev, rk, key, c.passwords())
         return (f"Recording list {key} returned",
                 [("voice_recorder_key", rk), ("recording_list", list_node(rl))])
     found = inputs.filters(c.params, inputs.LIST_SEARCH_FIELDS)
     if not found:
         raise MissingParameter("recording_list_key")
-    page = await c.service.search_lists(c.dev, rk, found, c.asset_password)
+    page = await c.service.search_lists(c.dev, rk, found, c.passwords())
     return (f"{len(page.items)} recording lists returned",
             [("voice_recorder_key", rk), ("recording_list_count", len(page.items)),
              Many("recording_list", [list_node(rl) for rl in page.items])])
@@ -346,7 +361,7 @@ async def set_recording(c: Ctx) -> Reply:
                    c.key("recording_key"))
     r, generated = await c.service.set_recording(
         c.dev, rk, lk, key, inputs.recording_values(p, creating=False), inputs.sequence(p),
-        p.boolean("keep_consecutive", True), c.asset_password)
+        p.boolean("keep_consecutive", True), c.passwords(role_names=False))
     return (f"Recording {key} updated",
             [("voice_recorder_key", rk), ("recording_list_key", lk),
              ("recording", recording_node(r, c.links, generated))])
@@ -355,7 +370,7 @@ async def set_recording(c: Ctx) -> Reply:
 async def set_recording_list(c: Ctx) -> Reply:
     rk, lk = c.key("voice_recorder_key"), c.key("recording_list_key")
     rl, generated = await c.service.set_list(c.dev, rk, lk, inputs.list_values(c.params),
-                                             c.asset_password)
+                                             c.passwords(role_names=False))
     return (f"Recording list {lk} updated",
             [("voice_recorder_key", rk), ("recording_list", list_node(rl, generated))])
 
@@ -365,7 +380,7 @@ async def start_recording_session(c: Ctx) -> Reply:
     rk, lk = c.key("voice_recorder_key"), c.key("recording_list_key")
     view = await c.service.start_session(
         c.dev, rk, lk, inputs.recording_keys(p), inputs.caller_id(p),
-        p.boolean("overwrite", False), c.asset_password, inputs.callback_url(p))
+        p.boolean("overwrite", False), c.passwords(), inputs.callback_url(p))
     node: Node = [
         ("recording_session_key", view.session.session_key), ("ivr_pin", view.pin),
         ("phone_number_list", [Many("phone_number_info",
@@ -382,7 +397,7 @@ async def start_recording_session(c: Ctx) -> Reply:
 async def play_recording(c: Ctx) -> Reply:
     rk, lk, key = (c.key("voice_recorder_key"), c.key("recording_list_key"),
                    c.key("recording_key"))
-    r = await c.service.play_recording(c.dev, rk, lk, key, c.asset_password)
+    r = await c.service.play_recording(c.dev, rk, lk, key, c.passwords())
     return (f"Recording {key} is ready to play",
             [("voice_recorder_key", rk), ("recording_list_key", lk),
              ("recording", recording_node(r, c.links))])
@@ -547,30 +562,41 @@ def error_code(exc: IvrError, action: Action | None, action_name: str) -> int:
 
 
 async def _read_params(request: web.Request) -> MultiDict[Any]:
+    # Every parameter name is lower case; the seed's tables also write `Action`, `Reply` and
+    # `Password`, and clients copy them.
     merged: MultiDict[Any] = MultiDict()
     for name, text in request.query.items():
-        merged.add(name.lower() if name.lower() in ("action", "reply") else name, text)
+        merged.add(name.lower(), text)
     if request.method == "POST" and request.body_exists:
         form = await request.post()
         for name, field in form.items():
             value: Any = field.file.read() if isinstance(field, web.FileField) else field
-            merged.add(name.lower() if name.lower() in ("action", "reply") else name, value)
+            merged.add(name.lower(), value)
     return merged
 
 
+def _choice(raw: MultiDict[Any], name: str, options: dict[str, str], default: str) -> str:
+    value = str(raw.get(name, "") or default).lower()
+    if value not in options:
+        raise InvalidParameter(name, f"parameter '{name}' must be {' or '.join(options.values())}")
+    return options[value]
+
+
+_REPLIES = {"xml": "xml", "json": "json"}
+
+
 async def handle(request: web.Request) -> web.Response:
-    reply = "xml"
+    reply, root = "xml", ROOT
     action: Action | None = None
     action_name = ""
     try:
         raw = await _read_params(request)
-        reply_value = str(raw.get("reply", "xml") or "xml").lower()
-        if reply_value not in ("xml", "json"):
-            raise InvalidParameter("reply", "parameter 'reply' must be xml or json")
-        reply = reply_value
+        reply = _choice(raw, "reply", _REPLIES, "xml")
+        root = _choice(raw, "reply_root", ROOTS, ROOT)
         passwords = [v for v in raw.getall("password", []) if isinstance(v, str)]
         # The common `password` is the developer's; a command's own password (for a protected
-        # list or recording) comes as `asset_password` or as a second `password` value.
+        # list or recording) comes as `asset_password` or as a second `password` value, or
+        # under its object's and role's names (Ctx.passwords).
         flat: dict[str, Any] = {k: raw.get(k) for k in raw}
         flat["password"] = passwords[0] if passwords else ABSENT
         asset = raw.get("asset_password") or (passwords[1] if len(passwords) > 1 else None)
@@ -580,24 +606,44 @@ async def handle(request: web.Request) -> web.Response:
             raise MissingParameter("action")
         canonical = _BY_LOWER.get(action_name.lower())
         if canonical is None:
-            return _failure(reply, 1002, f"unknown action '{action_name}'")
+            return _failure(reply, root, 1002, f"unknown action '{action_name}'")
         action_name, action = canonical, ACTIONS[canonical]
         ctx = Ctx(params, service_for(request), base_url(request),
                   asset if isinstance(asset, str) else None, audio_links(request))
         if action.authenticated:
-            username = params.text("username", required=True, max_len=64)
-            password = params.text("password", required=True, max_len=200)
-            ctx.developer = await ctx.service.authenticate(str(username), str(password))
+            ctx.developer = await _authenticate(ctx)
         message, body = await action.run(ctx)
-        return render("success", message, body, reply)
+        return render("success", message, body, reply, root)
     except IvrError as exc:
-        return _failure(reply, error_code(exc, action, action_name), exc.message)
+        extra: Node = []
+        if isinstance(exc, RecordingsLocked):
+            # Which recordings, as a successful start shows those it leaves out.
+            links = audio_links(request)
+            extra.append(("excluded_recordings",
+                          [Many("recording", [recording_node(r, links) for r in exc.excluded])]))
+        return _failure(reply, root, error_code(exc, action, action_name), exc.message, extra)
     except Exception:
         log.exception("MyVox action %s failed", action_name or "?")
-        return _failure(reply, 1000, "an unexpected error occurred; it has been logged")
+        return _failure(reply, root, 1000, "an unexpected error occurred; it has been logged")
 
 
-def _failure(reply: str, code: int, details: str) -> web.Response:
+async def _authenticate(ctx: Ctx) -> Developer:
+    p = ctx.params
+    if not (p.given("username") and p.given("password")):
+        # Not a parameter error (1003): the seed's 1001 is "a protected command without being
+        # logged in". Session commands sent as the seed's samples show (the key alone) land
+        # here too: see docs/api.md for why the key does not authorise them.
+        alone = " (a recording session key alone does not)" if p.given(
+            "recording_session_key") else ""
+        raise Unauthorized("authentication failed: this command needs the developer's "
+                           f"username and password{alone}")
+    username = p.text("username", required=True, max_len=64)
+    password = p.text("password", required=True, max_len=200)
+    return await ctx.service.authenticate(str(username), str(password))
+
+
+def _failure(reply: str, root: str, code: int, details: str,
+             extra: Node | None = None) -> web.Response:
     message = ERROR_MESSAGES[code]
     return render("failed", message, [("error_code", code), ("error_message", message),
-                                      ("error_details", details)], reply)
+                                      ("error_details", details), *(extra or [])], reply, root)

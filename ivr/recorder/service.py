@@ -30,10 +30,12 @@ from ivr.recorder.errors import (
     NoPhoneNumber,
     RecorderNotYours,
     RecordingKeyInUse,
+    RecordingsLocked,
     SessionInUse,
     SignupClosed,
     UsernameTaken,
 )
+from ivr.recorder.inputs import AssetPasswords, as_asset_passwords
 from ivr.recorder.models import (
     LIVE_SESSION_STATES,
     PROMPT_NAMES,
@@ -62,6 +64,9 @@ MAX_PROMPT_BYTES = 10 * 1024 * 1024
 PIN_ATTEMPTS = 50
 PASSWORD_FIELDS = ("access_password", "update_password", "delete_password")
 DELIVERY_STATES = ("pending", "delivered", "failed")
+# What a protected command is given: AssetPasswords from /vr, one value from /v1, or None.
+Supplied = AssetPasswords | str | None
+_OBJECT_NAMES = {"list": "recording list", "recording": "recording"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,12 +345,13 @@ class RecorderService:
         return changes
 
     @staticmethod
-    async def _require(hashes: list[str | None], supplied: str | None, what: str) -> None:
-        for stored in hashes:
-            if stored is None:
-                continue
-            if supplied is None or not await verify_password(stored, supplied):
-                raise AssetPasswordRequired(f"the {what} password is required for this command")
+    async def _require(supplied: Supplied, row: Any, target: str, role: str) -> None:
+        """The row's (a list's or a recording's) password for the role, checked against the
+        value given for that object and role."""
+        if not await _allowed(row[f"{role}_password_hash"],
+                              as_asset_passwords(supplied).of(target, role)):
+            raise AssetPasswordRequired(f"the {_OBJECT_NAMES[target]}'s {role} password is "
+                                        "required for this command")
 
     # --- recording lists ----------------------------------------------------------------------
     async def _list(self, conn: store.Conn, developer: Developer, recorder_key: str,
@@ -380,33 +386,34 @@ class RecorderService:
             return await store.list_by_id(conn, list_id), generated
 
     async def get_list(self, developer: Developer, recorder_key: str, list_key: str,
-                       password: str | None) -> RecordingList:
+                       password: Supplied) -> RecordingList:
         async with self.pool.acquire() as conn, conn.transaction():
             _, row = await self._list(conn, developer, recorder_key, list_key)
-            await self._require([row["access_password_hash"]], password, "access")
+            await self._require(password, row, "list", "access")
             (found,) = await store.touch_lists(conn, [row["id"]])
             return found
 
     async def search_lists(self, developer: Developer, recorder_key: str,
-                           filters: Mapping[str, str], password: str | None) -> Page:
+                           filters: Mapping[str, str], password: Supplied) -> Page:
         """Lists matching every filter ('%' wildcards); protected lists appear only to a
         caller who gives their access password."""
         async with self.pool.acquire() as conn, conn.transaction():
             recorder = await self._own_recorder(conn, developer, recorder_key)
             rows = await store.search_lists(conn, recorder.id, filters)
+            supplied = as_asset_passwords(password).of("list", "access")
             visible = [r["id"] for r in rows
-                       if await _allowed(r["access_password_hash"], password)]
+                       if await _allowed(r["access_password_hash"], supplied)]
             return Page(tuple(await store.touch_lists(conn, visible)))
 
     async def set_list(self, developer: Developer, recorder_key: str, list_key: str,
                        values: Mapping[str, Any],
-                       password: str | None) -> tuple[RecordingList, Generated]:
+                       password: Supplied) -> tuple[RecordingList, Generated]:
         generated = Generated()
         fields = {k: v for k, v in values.items() if k not in PASSWORD_FIELDS}
         fields.update(await self._password_changes(values, generated))
         async with self.pool.acquire() as conn, conn.transaction():
             _, row = await self._list(conn, developer, recorder_key, list_key, for_update=True)
-            await self._require([row["update_password_hash"]], password, "update")
+            await self._require(password, row, "list", "update")
             maximum = fields.get("max_recordings")
             if maximum is not None:
                 count = len(await store.recording_ids_in_order(conn, row["id"]))
@@ -418,10 +425,10 @@ class RecorderService:
             return await store.list_by_id(conn, row["id"]), generated
 
     async def delete_list(self, developer: Developer, recorder_key: str, list_key: str,
-                          password: str | None) -> None:
+                          password: Supplied) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             _, row = await self._list(conn, developer, recorder_key, list_key, for_update=True)
-            await self._require([row["delete_password_hash"]], password, "delete")
+            await self._require(password, row, "list", "delete")
             # Each recording goes with its list: subscribers hear of each, as they would of
             # DeleteRecording, in the same transaction.
             for recording_id in await store.recording_ids_in_order(conn, row["id"]):
@@ -436,13 +443,13 @@ class RecorderService:
     async def create_recording(self, developer: Developer, recorder_key: str, list_key: str,
                                recording_key: str | None, values: Mapping[str, Any],
                                sequence: int | None, keep_consecutive: bool,
-                               password: str | None) -> tuple[Recording, Generated]:
+                               password: Supplied) -> tuple[Recording, Generated]:
         generated = Generated()
         fields = {k: v for k, v in values.items() if k not in PASSWORD_FIELDS}
         fields.update(await self._password_changes(values, generated))
         async with self.pool.acquire() as conn, conn.transaction():
             _, row = await self._list(conn, developer, recorder_key, list_key, for_update=True)
-            await self._require([row["update_password_hash"]], password, "update")
+            await self._require(password, row, "list", "update")
             ids = await store.recording_ids_in_order(conn, row["id"])
             if row["max_recordings"] is not None and len(ids) >= row["max_recordings"]:
                 raise LimitReached(f"the list holds max_recordings={row['max_recordings']} "
@@ -480,37 +487,38 @@ class RecorderService:
         return row
 
     async def get_recording(self, developer: Developer, recorder_key: str, list_key: str,
-                            recording_key: str, password: str | None) -> Recording:
+                            recording_key: str, password: Supplied) -> Recording:
         async with self.pool.acquire() as conn, conn.transaction():
             _, lrow = await self._list(conn, developer, recorder_key, list_key)
             row = await self._recording(conn, lrow, recording_key)
-            await self._require([lrow["access_password_hash"], row["access_password_hash"]],
-                                password, "access")
+            await self._require(password, lrow, "list", "access")
+            await self._require(password, row, "recording", "access")
             (recording,) = await store.touch_recordings(conn, [row["id"]])
             return recording
 
     async def search_recordings(self, developer: Developer, recorder_key: str, list_key: str,
-                                filters: Mapping[str, str], password: str | None) -> Page:
+                                filters: Mapping[str, str], password: Supplied) -> Page:
         async with self.pool.acquire() as conn, conn.transaction():
             _, lrow = await self._list(conn, developer, recorder_key, list_key)
-            await self._require([lrow["access_password_hash"]], password, "access")
+            await self._require(password, lrow, "list", "access")
             rows = await store.search_recordings(conn, lrow["id"], filters)
+            supplied = as_asset_passwords(password).of("recording", "access")
             visible = [r["id"] for r in rows
-                       if await _allowed(r["access_password_hash"], password)]
+                       if await _allowed(r["access_password_hash"], supplied)]
             return Page(tuple(await store.touch_recordings(conn, visible)))
 
     async def set_recording(self, developer: Developer, recorder_key: str, list_key: str,
                             recording_key: str, values: Mapping[str, Any],
                             sequence: int | None, keep_consecutive: bool,
-                            password: str | None) -> tuple[Recording, Generated]:
+                            password: Supplied) -> tuple[Recording, Generated]:
         generated = Generated()
         fields = {k: v for k, v in values.items() if k not in PASSWORD_FIELDS}
         fields.update(await self._password_changes(values, generated))
         async with self.pool.acquire() as conn, conn.transaction():
             _, lrow = await self._list(conn, developer, recorder_key, list_key, for_update=True)
             row = await self._recording(conn, lrow, recording_key)
-            await self._require([lrow["update_password_hash"], row["update_password_hash"]],
-                                password, "update")
+            await self._require(password, lrow, "list", "update")
+            await self._require(password, row, "recording", "update")
             if fields:
                 await store.update_recording(conn, row["id"], fields)
             if sequence is not None and sequence != row["sequence"]:
@@ -530,12 +538,12 @@ class RecorderService:
 
     async def delete_recording(self, developer: Developer, recorder_key: str, list_key: str,
                                recording_key: str, keep_consecutive: bool,
-                               password: str | None) -> None:
+                               password: Supplied) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             _, lrow = await self._list(conn, developer, recorder_key, list_key, for_update=True)
             row = await self._recording(conn, lrow, recording_key)
-            await self._require([lrow["delete_password_hash"], row["delete_password_hash"]],
-                                password, "delete")
+            await self._require(password, lrow, "list", "delete")
+            await self._require(password, row, "recording", "delete")
             live = await store.live_session_of_recording(conn, row["id"])
             session = None if live is None else await store.session_by_id(conn, live)
             await self.events.recording(conn, await store.recording_by_id(conn, row["id"]),
@@ -546,7 +554,7 @@ class RecorderService:
                 await store.renumber(conn, await store.recording_ids_in_order(conn, lrow["id"]))
 
     async def play_recording(self, developer: Developer, recorder_key: str, list_key: str,
-                             recording_key: str, password: str | None) -> Recording:
+                             recording_key: str, password: Supplied) -> Recording:
         recording = await self.get_recording(developer, recorder_key, list_key, recording_key,
                                              password)
         if not (recording.has_wav_file or recording.has_mp3_file):
@@ -554,14 +562,14 @@ class RecorderService:
         return recording
 
     async def recording_takes(self, developer: Developer, recorder_key: str, list_key: str,
-                              recording_key: str, password: str | None) -> list[TakeSummary]:
+                              recording_key: str, password: Supplied) -> list[TakeSummary]:
         """Every take of a recording, oldest first (the accepted one, re-recorded ones,
         those kept on hang-up)."""
         async with self.pool.acquire() as conn:
             _, lrow = await self._list(conn, developer, recorder_key, list_key)
             row = await self._recording(conn, lrow, recording_key)
-            await self._require([lrow["access_password_hash"], row["access_password_hash"]],
-                                password, "access")
+            await self._require(password, lrow, "list", "access")
+            await self._require(password, row, "recording", "access")
             return await store.takes_of_recording(conn, row["id"])
 
     async def developer(self, developer_id: int) -> Developer | None:
@@ -576,14 +584,14 @@ class RecorderService:
     # --- recording sessions -------------------------------------------------------------------
     async def start_session(self, developer: Developer, recorder_key: str, list_key: str,
                             recording_keys: list[str], caller_id: str | None, overwrite: bool,
-                            password: str | None, callback_url: str | None = None) -> SessionView:
+                            password: Supplied, callback_url: str | None = None) -> SessionView:
         async with self.pool.acquire() as conn:
             await self._expire_due(conn)
             async with conn.transaction():
                 recorder, lrow = await self._list(conn, developer, recorder_key, list_key,
                                                   for_update=True)
-                await self._require([lrow["access_password_hash"], lrow["update_password_hash"]],
-                                    password, "update")
+                await self._require(password, lrow, "list", "access")
+                await self._require(password, lrow, "list", "update")
                 if not recorder.phone_numbers:
                     raise NoPhoneNumber(f"voice recorder '{recorder_key}' has no phone number")
                 rows = {r["recording_key"]: r for r in
@@ -593,7 +601,7 @@ class RecorderService:
                     raise NotFound(f"no recording {', '.join(missing)} in list '{list_key}'")
                 wanted = [rows[k] for k in recording_keys]
                 for row in wanted:
-                    await self._require([row["update_password_hash"]], password, "update")
+                    await self._require(password, row, "recording", "update")
                 number_ids = [n.id for n in recorder.phone_numbers]
                 if caller_id is not None:
                     await self._clear_caller_sessions(conn, recorder, number_ids, caller_id,
@@ -602,8 +610,9 @@ class RecorderService:
                 included = [r["id"] for r in wanted if r["id"] not in locked]
                 excluded = [r["id"] for r in wanted if r["id"] in locked]
                 if not included:
-                    raise SessionInUse("every requested recording is being voiced in another "
-                                       "live recording session")
+                    raise RecordingsLocked(
+                        "every requested recording is being voiced in another live recording "
+                        "session", [await store.recording_by_id(conn, i) for i in excluded])
                 session_id, pin = await self._insert_session(conn, recorder, lrow["id"],
                                                              number_ids, caller_id, callback_url)
                 await store.add_session_recordings(conn, session_id, included)

@@ -190,3 +190,10 @@ FAILURE = """<MyVoxapi message="Unknown System Error" status="failed">
     <error_code>100</error_code>
     <error_message>Unknown System Error</error_message>
   </MyVoxapi>"""
+
+# The common response section's own example: root `openMyVox`, status as a child element.
+COMMON_FAILURE = """<openMyVox>
+  <status>failed</status>
+    <error_code>100</error_code>
+    <error_message>Unknown System Error</error_message>
+  </openMyVox>"""

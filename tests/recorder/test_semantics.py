@@ -9,7 +9,7 @@ from aiohttp.test_utils import TestClient
 
 from ivr.recorder.phone import RecorderPhone
 from ivr.recorder.service import RecorderService
-from tests.recorder.conftest import Vr, make_dev
+from tests.recorder.conftest import Vr, as_list, make_dev
 
 
 async def new_list(vr: Vr, **params: Any) -> str:
@@ -185,6 +185,19 @@ async def test_excluded_recordings_and_unlock(vr: Vr) -> None:
     assert "excluded_recordings" not in third
 
 
+async def test_all_locked_failure_lists_the_excluded(vr: Vr) -> None:
+    lk = await new_list(vr)
+    keys = [(await vr.ok("CreateRecording", recording_list_key=lk))["recording"]
+            ["recording_key"] for _ in range(2)]
+    await vr.ok("StartRecordingSession", recording_list_key=lk, recording_keys=",".join(keys))
+    for reply in ("xml", "json"):
+        tree = await vr.fail("StartRecordingSession", 1501, reply, recording_list_key=lk,
+                             recording_keys=",".join(keys))
+        excluded = as_list(tree["excluded_recordings"]["recording"])
+        assert [r["recording_key"] for r in excluded] == keys
+        assert "another live recording session" in tree["error_details"]
+
+
 async def test_caller_id_sessions_and_overwrite(vr: Vr) -> None:
     lk = await new_list(vr, initial_recordings=1)
     k = (await vr.ok("GetRecordingList", recording_list_key=lk))["recording_list"]
@@ -226,7 +239,7 @@ async def test_authentication_and_isolation(api: TestClient, vr: Vr, phone_numbe
                         recording_keys=(await vr.ok("CreateRecording", recording_list_key=lk))
                         ["recording"]["recording_key"])
     await vr.fail("GetRecordingList", 1001, recording_list_key=lk, password="wrong-password")
-    await vr.fail("GetRecordingList", 1003, recording_list_key=lk, username="")
+    await vr.fail("GetRecordingList", 1001, recording_list_key=lk, username="")
     other = Vr(api, await make_dev(api, phone_number))
     for action, params in (
         ("GetRecordingList", {"recording_list_key": lk}),

@@ -172,3 +172,34 @@ async def test_failure_shape(vr: Vr, reply: str) -> None:
         assert doc["status"] == "failed" and doc["error_code"] == 1002
         assert doc["error_message"] == "Unrecognized API command"
         assert "NoSuchCommand" in doc["error_details"]
+
+
+@pytest.mark.parametrize("reply", ["xml", "json"])
+async def test_common_section_root_on_request(vr: Vr, reply: str) -> None:
+    """reply_root=openMyVox answers in the common section's shape: that root, and status and
+    message as child elements; the rest of the tree is the same as the default reply's."""
+    text = await vr.raw("NoSuchCommand", reply, reply_root="openMyVox")
+    if reply == "xml":
+        ours, theirs = ET.fromstring(text), ET.fromstring(samples.COMMON_FAILURE)
+        assert ours.tag == theirs.tag == "openMyVox" and ours.attrib == {}
+        assert_contains_shape(shape(theirs), shape(ours), "openMyVox")
+        assert [c.tag for c in ours] == ["status", "message", "error_code", "error_message",
+                                         "error_details"]
+        assert ours.findtext("status") == "failed" and ours.findtext("error_code") == "1002"
+    else:
+        doc = orjson.loads(text)
+        assert list(doc) == ["openMyVox"] and doc["openMyVox"]["error_code"] == 1002
+    created = await vr.raw("CreateRecordingList", reply, reply_root="openmyvox",
+                           recording_list_key=f"Root{reply}")
+    default = await vr.raw("GetRecordingList", reply, recording_list_key=f"Root{reply}")
+    if reply == "xml":
+        ours = ET.fromstring(created)
+        assert ours.findtext("status") == "success"
+        assert [c.tag for c in ours] == ["status", "message", *[
+            c.tag for c in ET.fromstring(default)]]
+    else:
+        tree = orjson.loads(created)["openMyVox"]
+        assert tree["status"] == "success"
+        assert list(tree) == list(orjson.loads(default)["MyVoxapi"])
+    bad = ET.fromstring(await vr.raw("GetDeveloper", reply_root="Nope"))
+    assert bad.tag == "MyVoxapi" and bad.findtext("error_code") == "1003"
