@@ -115,6 +115,13 @@ class Dialled:
         return Route("not-in-service", not_in_service)
 
 
+def recorder_phone(settings: Settings, pool: asyncpg.Pool) -> RecorderPhone:
+    """The recorder's phone-side store, as every part that changes sessions must see it: its
+    events carry absolute audio URLs and retry for as long as the settings say."""
+    return RecorderPhone(pool, settings.data_dir, settings.public_url,
+                         settings.delivery_retry_for)
+
+
 @contextlib.asynccontextmanager
 async def telephony(
     settings: Settings, pool: asyncpg.Pool, override: RouteOverride | None = None,
@@ -127,20 +134,18 @@ async def telephony(
         timeout=aiohttp.ClientTimeout(total=30, connect=5),
     )
     ari = AriClient(session, settings.ari_url)
-    phone = RecorderPhone(pool, settings.data_dir)
+    phone = recorder_phone(settings, pool)
     # The project's own Asterisk (ivr asterisk up) is on this host: takes are read from its
     # spool directly; any other Asterisk serves them over ARI.
     spool = settings.asterisk_root / "var/spool/asterisk/recording"
     takes = TakeStore(phone, settings.data_dir, wav_to_mp3,
                       spool if spool.is_dir() else None)
-    recorder = RecorderFlow(
-        phone,
-        PromptCatalog(settings.prompts_dir, settings.data_dir, settings.public_url),
-        EspeakTts(settings.data_dir, settings.public_url),
-        takes,
-    )
+    prompts = PromptCatalog(settings.prompts_dir, settings.data_dir, settings.public_url)
+    recorder = RecorderFlow(phone, prompts, EspeakTts(settings.data_dir, settings.public_url),
+                            takes)
     runner = CallRunner(ari, settings.ari_app, Dialled(recorder, override, callcontrol).choose,
-                        PgCallLog(pool), shards=settings.ari_shards)
+                        PgCallLog(pool), shards=settings.ari_shards,
+                        apology=prompts.default_media("apology"))
     if callcontrol is not None:
         callcontrol.attach(ari, runner.router, settings.ari_app)
     recovery = Recovery(pool, takes)
@@ -216,8 +221,7 @@ def delivery_for(settings: Settings, pool: asyncpg.Pool) -> Delivery:
                              interval=settings.retention_interval)
     # Expiring sessions is a sweep of its own, off the callers' path (the phone side's
     # lookups already skip sessions past their expiry).
-    phone = RecorderPhone(pool, settings.data_dir, settings.public_url,
-                          settings.delivery_retry_for)
+    phone = recorder_phone(settings, pool)
     expiry = RetentionJob(phone.expire_due, interval=settings.session_sweep_interval,
                           name="session expiry")
     return Delivery(worker, retention, expiry)

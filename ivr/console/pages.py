@@ -283,6 +283,7 @@ def session_state(request: web.Request, view: SessionView) -> dict[str, Any]:
         "expires_at": s.expires_at.isoformat(),
         "called_at": None if s.called_at is None else s.called_at.isoformat(),
         "ended_at": None if s.ended_at is None else s.ended_at.isoformat(),
+        "failure": None if s.failure_code is None else f"{s.failure_code}: {s.failure_reason}",
         "recordings": [{"key": r.recording_key, "name": r.name or "", "sequence": r.sequence,
                         "state": r.state, "length": r.recording_length,
                         "audio": _audio(request, r)} for r in view.recordings],

@@ -94,3 +94,22 @@ class CallHungUp(IvrError):
     """Raised from any call step once the caller is gone."""
 
     error_id = "call_hung_up"
+
+
+# A failure's reason is kept short: it is shown in lists and sent in events.
+_REASON_LIMIT = 300
+
+
+def failure_of(exc: BaseException) -> tuple[str, str]:
+    """What a call or session whose flow failed records: a stable code (an IvrError's id;
+    `database_error` for the database; `internal_error` otherwise) and a short reason. Our
+    errors' messages never carry PIN digits or secrets; others' are cut to the class and
+    message."""
+    if isinstance(exc, IvrError):
+        code, reason = exc.error_id, exc.message
+    elif type(exc).__module__.split(".")[0] == "asyncpg" or isinstance(
+            exc, ConnectionRefusedError):
+        code, reason = "database_error", f"{type(exc).__name__}: {exc}"
+    else:
+        code, reason = "internal_error", f"{type(exc).__name__}: {exc}"
+    return code, reason[:_REASON_LIMIT]

@@ -4,10 +4,20 @@ key or guessed from a sequence."""
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import string
 
 KEY_ALPHABET = string.ascii_uppercase + string.digits
+# What any object key may be, generated or chosen by a developer (recorder, list, recording,
+# number keys): one rule for the API, the console, the phone side and file paths (no `/`,
+# no `.`, so a key is always a safe path part). The same rule is in the migrations' CHECKs.
+KEY_CHARS = r"[A-Za-z0-9_-]{1,64}"
+KEY_PATTERN = re.compile(KEY_CHARS)
+
+
+def is_key(value: str) -> bool:
+    return KEY_PATTERN.fullmatch(value) is not None
 # Random passwords avoid look-alike characters: they are read off a screen and typed back.
 PASSWORD_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from ivr.core.errors import ConfigError, InvalidParameter
+from ivr.core.keys import is_key
 from ivr.media.errors import UnknownPrompt
 from ivr.media.manifest import MANIFEST, PromptEntry, load_manifest
 from ivr.media.signing import media_key, sign
@@ -25,8 +26,6 @@ from ivr.settings import REPO_ROOT
 
 PROMPTS_DIR = REPO_ROOT / "prompts"
 LANGUAGE = re.compile(r"[a-z]{2,3}(?:_[A-Za-z]{2,4})?")
-# Recorder keys are generated ([A-Z0-9]{10}); anything else must never reach a file path.
-RECORDER_KEY = re.compile(r"[A-Za-z0-9]{1,64}")
 
 
 def upload_token(key: bytes, recorder_key: str, name: str) -> str:
@@ -92,7 +91,7 @@ class PromptCatalog:
 
     def uploaded_media(self, recorder_key: str, name: str) -> str | None:
         """The URL of the recorder's uploaded `name` prompt, or None: one stat."""
-        if not RECORDER_KEY.fullmatch(recorder_key):
+        if not is_key(recorder_key):  # nothing else may reach a file path
             raise InvalidParameter("recorder_key", f"bad recorder key {recorder_key!r}")
         try:
             st = os.stat(prompt_path(self.data_dir, recorder_key, name))

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ivr.core.keys import KEY_CHARS
 from ivr.core.web import SETTINGS
 from ivr.media.errors import MediaError
 from ivr.media.prompts import PROMPTS_DIR, upload_token
@@ -114,6 +115,6 @@ def add_routes(app: web.Application, *, data_dir: Path | None = None,
     app.router.add_get(rf"/media/prompts/{{lang:{LANG}}}/{{name:{NAME}}}.wav", files.prompt)
     app.router.add_get(r"/media/tts/{digest:[0-9a-f]{64}}.wav", files.tts)
     app.router.add_get(
-        rf"/media/uploads/{{recorder_key:[A-Za-z0-9]{{1,64}}}}/{{token:[0-9a-f]{{32}}}}"
+        rf"/media/uploads/{{recorder_key:{KEY_CHARS}}}/{{token:[0-9a-f]{{32}}}}"
         rf"/{{name:{NAME}}}.wav", files.uploaded)
     return files

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Protocol
 
-from ivr.core.errors import CallHungUp
+from ivr.core.errors import CallHungUp, failure_of
 from ivr.recorder.errors import LimitReached
 from ivr.recorder.models import Recorder, Recording, Session
 from ivr.recorder.phone import NumberRoute, RecorderPhone
@@ -180,9 +180,15 @@ class RecorderFlow:
         else:
             log.info("[%s] identified by caller id", call.id)
         assert recorder is not None
-        if recorder.password_required and not await self._check_password(
-                call, recorder, route.number.id, caller):
-            return
+        try:
+            if recorder.password_required and not await self._check_password(
+                    call, recorder, route.number.id, caller):
+                return
+        except CallHungUp:
+            raise
+        except Exception as exc:
+            await self._note_failure(call, session, exc)
+            raise
         # The session learns the caller is in while the first announcement starts; it has
         # before its first take (see _Line).
         line = _Line()
@@ -323,6 +329,12 @@ class RecorderFlow:
                 barge_in=True)
             await line.drain()
             await goodbye.finished()
+        except CallHungUp:
+            raise
+        except Exception as exc:
+            # Before the session ends, so its `session.ended` event carries the reason.
+            await self._note_failure(call, session, exc)
+            raise
         finally:
             line.forget_upcoming()
             try:
@@ -334,6 +346,16 @@ class RecorderFlow:
                     await asyncio.shield(self.phone.end_session(
                         session.id, quiet=_quiet(recorder, session)))
                     log.info("[%s] session %s ended", call.id, session.session_key)
+
+    async def _note_failure(self, call: Call, session: Session, exc: Exception) -> None:
+        """The session shows why its call failed (the runner apologises to the caller and
+        logs the traceback)."""
+        code, reason = failure_of(exc)
+        try:
+            await asyncio.shield(self.phone.session_failed(session.id, code, reason))
+        except Exception as err:
+            log.warning("[%s] session %s: its failure (%s) could not be recorded: %s",
+                        call.id, session.session_key, code, err)
 
     async def _announcement(self, recorder: Recorder, recording: Recording) -> list[str]:
         if recording.name:

@@ -200,6 +200,9 @@ class Session:
     called_at: datetime | None
     ended_at: datetime | None
     callback_url: str | None = None  # the session's own; else the recorder's applies
+    # Set when the call voicing the session failed on our side (core.errors.failure_of).
+    failure_code: str | None = None
+    failure_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

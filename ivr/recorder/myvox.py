@@ -237,8 +237,11 @@ def developer_node(d: Developer) -> Node:
 
 def session_head(view: SessionView) -> Node:
     s = view.session
-    return [("session_state", s.state), ("voice_recorder_key", s.recorder_key),
-            ("recording_list_key", s.list_key), ("recording_session_key", s.session_key)]
+    node: Node = [("session_state", s.state), ("voice_recorder_key", s.recorder_key),
+                  ("recording_list_key", s.list_key), ("recording_session_key", s.session_key)]
+    if s.failure_code is not None:  # its call failed on our side (not in the seed)
+        node += [("failure_code", s.failure_code), ("failure_reason", s.failure_reason)]
+    return node
 
 
 # --- commands ---------------------------------------------------------------------------------

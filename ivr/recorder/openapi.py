@@ -246,7 +246,10 @@ SCHEMAS: dict[str, Any] = {
         "phone_numbers": {"type": "array", "items": _ref("PhoneNumber")},
         "session_recordings": {"type": "array", "items": _ref("Recording")},
         "excluded_recordings": {"type": "array", "items": _ref("Recording")},
-        "current_recording": {"allOf": [_ref("Recording")], "nullable": True}}},
+        "current_recording": {"allOf": [_ref("Recording")], "nullable": True},
+        "failure_code": {"type": "string", "description": "only when its call failed on "
+                         "our side: a stable code (e.g. database_error, telephony_error)"},
+        "failure_reason": {"type": "string", "description": "only with failure_code"}}},
 }
 
 

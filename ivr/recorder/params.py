@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 from ivr.core.errors import InvalidParameter, MissingParameter
+from ivr.core.keys import is_key
 
 
 class Absent(enum.Enum):
@@ -19,7 +20,6 @@ class Absent(enum.Enum):
 ABSENT = Absent.ABSENT
 T = TypeVar("T")
 
-_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _PHONE_FORMATTING = re.compile(r"[\s().-]")
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
@@ -58,7 +58,7 @@ class Params:
 
     def key(self, name: str, *, required: bool = False) -> Any:
         value = self._string(name, required=required)
-        if isinstance(value, str) and not _KEY.match(value):
+        if isinstance(value, str) and not is_key(value):
             raise InvalidParameter(
                 name, f"parameter '{name}' must be 1 to 64 letters, digits, '-' or '_'"
             )

@@ -224,6 +224,11 @@ class RecorderPhone:
                 " ELSE 'recorded' END WHERE id = $1 AND state = 'recording'", recording_id)
             await store.leave_recording_state(conn, session_id)
 
+    async def session_failed(self, session_id: int, code: str, reason: str) -> None:
+        """The call voicing the session failed on our side: why, for the API and console."""
+        async with self.pool.acquire() as conn:
+            await store.set_session_failure(conn, session_id, code, reason)
+
     async def end_session(self, session_id: int, *, quiet: bool = False) -> None:
         if quiet:
             async with self.pool.acquire() as conn:

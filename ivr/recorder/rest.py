@@ -278,6 +278,8 @@ def _session(request: web.Request, view: SessionView) -> dict[str, Any]:
         "current_recording": (None if view.current_recording is None
                               else _recording(request, view.current_recording)),
     }
+    if s.failure_code is not None:
+        body["failure_code"], body["failure_reason"] = s.failure_code, s.failure_reason
     if view.pin is not None:
         body["ivr_pin"] = view.pin
         body["excluded_recordings"] = [_recording(request, r) for r in view.excluded]

@@ -466,7 +466,8 @@ def _session(row: asyncpg.Record) -> Session:
         caller_id=row["caller_id"], state=row["state"],
         current_recording_id=row["current_recording_id"], created_at=row["created_at"],
         expires_at=row["expires_at"], called_at=row["called_at"], ended_at=row["ended_at"],
-        callback_url=row["callback_url"],
+        callback_url=row["callback_url"], failure_code=row["failure_code"],
+        failure_reason=row["failure_reason"],
     )
 
 
@@ -640,6 +641,12 @@ async def accept_take_quiet(conn: Conn, session_id: int, recording_id: int, take
         "  WHERE id = $1 AND EXISTS (SELECT 1 FROM r) RETURNING id)"
         " SELECT EXISTS (SELECT 1 FROM r)",
         session_id, recording_id, take_id, *take.values(), *recording.values()))
+
+
+async def set_session_failure(conn: Conn, session_id: int, code: str, reason: str) -> None:
+    await conn.execute(
+        "UPDATE recording_sessions SET failure_code = $2, failure_reason = $3 WHERE id = $1",
+        session_id, code, reason)
 
 
 async def end_session_quiet(conn: Conn, session_id: int) -> None:

@@ -11,7 +11,10 @@ class CallLog(Protocol):
     async def started(self, channel_id: str, direction: str, caller_id: str, dialed: str,
                       flow: str) -> None: ...
 
-    async def ended(self, channel_id: str, outcome: str) -> None: ...
+    async def ended(self, channel_id: str, outcome: str,
+                    failure: tuple[str, str] | None = None) -> None:
+        """`failure`: (code, reason) when the flow failed."""
+        ...
 
     async def reconcile(self, live_channel_ids: set[str]) -> int:
         """Close every open call whose channel no longer exists; returns how many."""
@@ -30,11 +33,13 @@ class PgCallLog:
             channel_id, direction, caller_id, dialed, flow,
         )
 
-    async def ended(self, channel_id: str, outcome: str) -> None:
+    async def ended(self, channel_id: str, outcome: str,
+                    failure: tuple[str, str] | None = None) -> None:
+        code, reason = failure or (None, None)
         await self._pool.execute(
-            "UPDATE calls SET ended_at = now(), outcome = $2 "
-            "WHERE channel_id = $1 AND ended_at IS NULL",
-            channel_id, outcome,
+            "UPDATE calls SET ended_at = now(), outcome = $2, failure_code = $3,"
+            " failure_reason = $4 WHERE channel_id = $1 AND ended_at IS NULL",
+            channel_id, outcome, code, reason,
         )
 
     async def reconcile(self, live_channel_ids: set[str]) -> int:

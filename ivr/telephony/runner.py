@@ -10,7 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from ivr.core.errors import CallHungUp
+from ivr.core.errors import CallHungUp, failure_of
 from ivr.telephony.call import Call
 from ivr.telephony.call_log import CallLog
 from ivr.telephony.events import UNUSED_EVENTS, Event, Router, stasis_apps
@@ -36,7 +36,7 @@ ResyncHook = Callable[[set[str]], Awaitable[object]]
 class CallRunner:
     def __init__(
         self, ari: AriClient, app: str, choose: Choose, call_log: CallLog | None = None,
-        *, shards: int = 1,
+        *, shards: int = 1, apology: str | None = None,
     ) -> None:
         self._ari = ari
         self.app = app
@@ -45,6 +45,8 @@ class CallRunner:
         self._our_apps = frozenset(self.apps)
         self._choose = choose
         self._call_log = call_log
+        # What a caller hears when the flow fails on our side, before the hang-up (media URI).
+        self._apology = apology
         self.router = Router(self._on_unrouted)
         self.calls: dict[str, Call] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -80,6 +82,7 @@ class CallRunner:
 
     async def _run(self, call: Call) -> None:
         outcome = "completed"
+        failure: tuple[str, str] | None = None
         route_name = ""
         try:
             route = await self._choose(call)
@@ -95,13 +98,15 @@ class CallRunner:
         except asyncio.CancelledError:
             outcome = "cancelled"
             raise
-        except Exception:
+        except Exception as exc:
             outcome = "error"
+            failure = failure_of(exc)
             log.exception("[%s] flow %s failed", call.id, route_name)
+            await self._apologise(call)
         finally:
             try:
                 async with asyncio.timeout(5):
-                    await asyncio.shield(self._finish(call, outcome))
+                    await asyncio.shield(self._finish(call, outcome, failure))
             except (TimeoutError, asyncio.CancelledError):
                 log.warning("[%s] clean-up did not finish in time", call.id)
             finally:
@@ -109,13 +114,26 @@ class CallRunner:
                 self.calls.pop(call.id, None)
                 self.finished += 1
 
-    async def _finish(self, call: Call, outcome: str) -> None:
+    async def _apologise(self, call: Call) -> None:
+        """Never silence then a hang-up: the caller hears that it is our fault, not theirs."""
+        if self._apology is None:
+            return
+        try:
+            async with asyncio.timeout(10):
+                await call.play(self._apology)
+        except CallHungUp:
+            pass
+        except Exception as exc:  # the flow's failure may be Asterisk's
+            log.warning("[%s] the apology could not be played: %s", call.id, exc)
+
+    async def _finish(self, call: Call, outcome: str,
+                      failure: tuple[str, str] | None = None) -> None:
         try:
             await call.hangup()
         except Exception as exc:
             log.warning("[%s] hangup failed: %s", call.id, exc)
         if self._call_log is not None:
-            await self._call_log.ended(call.id, outcome)
+            await self._call_log.ended(call.id, outcome, failure)
         await call.wait_gone(2)  # so its last events still route to it
         log.info("[%s] call ended: %s", call.id, outcome)
 

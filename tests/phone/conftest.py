@@ -27,6 +27,7 @@ class Recorder:
     vr: Vr
     key: str
     number: str
+    callback_secret: str = ""  # what its callbacks are signed with
 
 
 async def new_number(pool: asyncpg.Pool, settings: Settings) -> str:
@@ -50,7 +51,8 @@ async def make_recorder(api: TestClient, pool: asyncpg.Pool, settings: Settings)
         recorder = tree["voice_recorder"]
         dev = Dev(username, password, recorder["voice_recorder_key"])
         number = as_list(recorder["phone_number_list"]["phone_number_info"])[0]["phone_number"]
-        return Recorder(Vr(api, dev), dev.recorder_key, number)
+        return Recorder(Vr(api, dev), dev.recorder_key, number,
+                        recorder.get("callback_secret", ""))
 
     return make
 

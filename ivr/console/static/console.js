@@ -134,6 +134,11 @@ function liveView(section) {
   }
 
   function show(data) {
+    const failure = document.getElementById("session-failure");
+    if (failure && data.failure) {
+      failure.hidden = false;
+      failure.querySelector("span").textContent = data.failure;
+    }
     if (data.state !== lastState) {
       stateEl.textContent = data.state;
       stateEl.className = `state ${data.state}`;
