@@ -1,5 +1,6 @@
-"""Per-call postbacks shaped like seed 003's, written to the delivery outbox in the transaction
-that records the call's outcome (the dialer runs this hook there).
+"""Seed 003's postbacks, written to the delivery outbox in the transaction that records the
+outcome (the dialer runs this hook there): one per call with its final outcome, and one per job
+when its last call is settled (or it is cancelled), whose `data` holds every call of the job.
 
 status is DELIVRD for an answered call, else UNDELIV; error_code is 4000 + the Q.850 cause
 (the seed's USER_BUSY is 4017), with codes of our own for outcomes no cause describes."""
@@ -14,11 +15,15 @@ from typing import Any
 import orjson
 
 from ivr.delivery import outbox
+from ivr.dialer import store
 from ivr.dialer.models import CallRecord, Job
 from ivr.dialer.store import Conn
 from ivr.settings import Settings
 
 EVENT_TYPE = "broadcast.call"
+JOB_EVENT_TYPE = "broadcast.job"
+# The job postback's event id comes from the job's id: written at most once per job.
+_JOB_EVENTS = uuid.UUID("5b0e7c1a-3f47-4d2e-9c61-0d8a4e2f7b13")
 # Outcomes no hang-up cause describes: (error_code, error_description).
 OWN_CODES = {
     "dnc": (4900, "DO_NOT_CALL"),
@@ -86,9 +91,9 @@ def call_data(job: Job, call: CallRecord) -> dict[str, Any]:
     return data
 
 
-def postback(job: Job, call: CallRecord) -> dict[str, Any]:
+def postback(job: Job, calls: list[CallRecord]) -> dict[str, Any]:
     return {"api_job_id": str(job.id), "client_job_id": job.client_job_id,
-            "data": [call_data(job, call)]}
+            "data": [call_data(job, call) for call in calls]}
 
 
 class BroadcastPostbacks:
@@ -107,7 +112,7 @@ class BroadcastPostbacks:
         await outbox.enqueue_callback(
             conn, event_id=uuid.uuid4(), event_type=EVENT_TYPE,
             stream=f"dialer-call:{call.message_id}", owner=f"dialer:{job.account.account_id}",
-            url=job.callback_url, body=orjson.dumps(postback(job, call)),
+            url=job.callback_url, body=orjson.dumps(postback(job, [call])),
             content_type="application/json", secret=job.account.webhook_secret,
             retry_for=self.retry_for)
 
@@ -115,7 +120,17 @@ class BroadcastPostbacks:
         return None  # one postback per destination, with its final outcome
 
     async def job_finished(self, conn: Conn, job: Job, counts: dict[str, int]) -> None:
-        return None
+        """Every call of the job, in the order given (cancelled and deleted ones too, with
+        that state as their status), on a stream of its own."""
+        if not job.callback_url:
+            return
+        calls = await store.calls_of_job(conn, job.id)
+        await outbox.enqueue_callback(
+            conn, event_id=uuid.uuid5(_JOB_EVENTS, str(job.id)), event_type=JOB_EVENT_TYPE,
+            stream=f"dialer-job:{job.id}", owner=f"dialer:{job.account.account_id}",
+            url=job.callback_url, body=orjson.dumps(postback(job, calls)),
+            content_type="application/json", secret=job.account.webhook_secret,
+            retry_for=self.retry_for, once=True)
 
 
 def make_hook(settings: Settings) -> BroadcastPostbacks:

@@ -148,8 +148,10 @@ async def create_job(request: web.Request, account: Account) -> web.Response:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise err(-80) from None
-    if isinstance(body, dict) and isinstance(body.get("client_job_id"), str | int):
-        echo["client_job_id"] = str(body["client_job_id"])
+    if isinstance(body, dict):
+        given = body.get("client_job_id", body.get("job_id"))  # job_id: the seed's alias
+        if isinstance(given, str | int):
+            echo["client_job_id"] = str(given)
     req = check(body, account)
     await _admit(b, account, req)
     content = await _content(b, req)

@@ -16,6 +16,10 @@ TOP_LEVEL = {"client_job_id", "destinations", "voice_content", "sender_id", "cal
              "enable_menu_response", "ring_timeout", "max_retries", "retry_interval", "amd"}
 VOICE_CONTENT = {"tts_text", "voice", "language", "audio_file_url"}
 TTS_ONLY = ("voice", "language")
+# The seed's own names for fields of ours: -99 names the job id 'job_id', the postbacks
+# carry 'tts_voice' / 'tts_lang'. Either name is taken; both, with different values, is -101.
+ALIASES = {"job_id": "client_job_id"}
+VOICE_CONTENT_ALIASES = {"tts_voice": "voice", "tts_lang": "language"}
 DESTINATION = {"number", "custom_id"}
 VOICES = {"MAN": "male", "WOMAN": "female"}
 AMD = {"off": "off", "after_beep": "after_beep", "skip_machine": "skip_machine"}
@@ -68,9 +72,25 @@ def _integer(body: dict[str, Any], name: str, default: int, above_ten: bool) -> 
     return value
 
 
+def unalias(obj: dict[str, Any], aliases: dict[str, str]) -> dict[str, Any]:
+    """`obj` with each alias under its field's name (the order of keys kept)."""
+    for alias, name in aliases.items():
+        if alias in obj and name in obj and not _same(obj[alias], obj[name]):
+            raise err(-101, f"'{alias}' is another name of '{name}': give one of them, or "
+                      "both with the same value")
+    return {aliases.get(key, key): value for key, value in obj.items()}
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, or the same text (a job id given as 1234567 and as "1234567")."""
+    texts = all(isinstance(x, str | int) and not isinstance(x, bool) for x in (a, b))
+    return a == b or (texts and str(a) == str(b))
+
+
 def check(body: Any, account: Account) -> Request:
     if not isinstance(body, dict):
         raise err(-80)
+    body = unalias(body, ALIASES)
     for key in body:
         if key not in TOP_LEVEL:
             raise err(-82, key)
@@ -161,7 +181,7 @@ def _destinations(body: dict[str, Any], account: Account) -> list[Destination]:
 def _voice_content(body: dict[str, Any], req: Request) -> None:
     if "voice_content" not in body or not isinstance(body["voice_content"], dict):
         raise err(-98)
-    vc = body["voice_content"]
+    vc = unalias(body["voice_content"], VOICE_CONTENT_ALIASES)
     for key in vc:
         if key not in VOICE_CONTENT:
             raise err(-82, key)

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
+import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -84,6 +85,20 @@ CASES: list[tuple[str, Any, int, str]] = [
      "retry_interval should be integer"),
     ("audio url not http", job(voice_content={"audio_file_url": "ftp://h/a.mp3"}), -111,
      MESSAGES[-111]),
+    # The seed's names (job_id, tts_voice, tts_lang) are aliases: checked as the field is.
+    ("job_id too short", job(client_job_id=..., job_id="123"), -99, MESSAGES[-99]),
+    ("job_id and client_job_id differ", job(job_id="7654321"), -101,
+     "There was a problem with your job: 'job_id' is another name of 'client_job_id': "
+     "give one of them, or both with the same value"),
+    ("tts_voice and voice differ", job(voice_content=vc(tts_voice="WOMAN")), -101,
+     "There was a problem with your job: 'tts_voice' is another name of 'voice': "
+     "give one of them, or both with the same value"),
+    ("bad tts_voice", job(voice_content={"tts_text": "Hello there", "tts_voice": "ROBOT"}),
+     -96, MESSAGES[-96]),
+    ("bad tts_lang", job(voice_content={"tts_text": "Hello there", "tts_lang": "xx-XX"}),
+     -97, MESSAGES[-97]),
+    ("tts_lang with audio", job(voice_content={"audio_file_url": "http://h/a.mp3",
+                                                "tts_lang": "en-GB"}), -90, MESSAGES[-90]),
 ]
 
 
@@ -126,6 +141,26 @@ async def test_every_destination_on_the_do_not_call_list(client: TestClient, ful
     status, answer = await post(client, job(), auth(full))
     assert_refused(status, answer, -101, "There was a problem with your job: "
                    "every destination is on the do-not-call list")
+
+
+@pytest.mark.parametrize("same", [False, True])
+async def test_the_seeds_field_names_are_accepted(client: TestClient, full: NewAccount,
+                                                  pool: asyncpg.Pool, same: bool) -> None:
+    """job_id, tts_voice and tts_lang (alone, or beside today's names with the same value)."""
+    body = job(client_job_id=..., job_id="job-7654321", voice_content={
+        "tts_text": "Hello, this is a test", "tts_voice": "WOMAN", "tts_lang": "de-DE"})
+    if same:
+        body["client_job_id"] = "job-7654321"
+        body["voice_content"].update(voice="WOMAN", language="de-DE")
+    status, answer = await post(client, body, auth(full))
+    assert status == 200, answer
+    assert answer["client_job_id"] == "job-7654321"
+    row = await pool.fetchrow("SELECT client_job_id, content, meta FROM dialer_jobs"
+                              " WHERE id = $1", uuid.UUID(answer["api_job_id"]))
+    assert row["client_job_id"] == "job-7654321"
+    content, meta = orjson.loads(row["content"]), orjson.loads(row["meta"])
+    assert (content["voice"], content["language"]) == ("female", "de-DE")
+    assert (meta["tts_voice"], meta["tts_lang"]) == ("WOMAN", "de-DE")
 
 
 @pytest.mark.parametrize(("destinations", "code", "description"), [

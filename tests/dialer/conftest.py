@@ -18,6 +18,7 @@ import asyncpg
 import orjson
 import pytest
 
+from ivr.delivery.signing import EVENT_TYPE_HEADER
 from ivr.dialer.accounts import Accounts, NewAccount
 from ivr.dialer.flow import Speech, Telephone
 from ivr.dialer.kinds import load_hooks
@@ -188,14 +189,27 @@ async def drop_queued(pool: asyncpg.Pool) -> None:
     await pool.execute("UPDATE dialer_calls SET state = 'cancelled' WHERE state = 'queued'")
 
 
-class Postbacks(SignedReceiver[dict[str, Any]]):
-    """Receives postbacks at /pb; every one must carry a valid signature."""
+class Postbacks(SignedReceiver[tuple[str, dict[str, Any]]]):
+    """Receives postbacks at /pb, each with its X-IVR-Event-Type (a call's or a job's);
+    every one must carry a valid signature."""
 
     def __init__(self) -> None:
-        super().__init__(lambda _, body: orjson.loads(body))
+        super().__init__(lambda request, body: (request.headers.get(EVENT_TYPE_HEADER, ""),
+                                                orjson.loads(body)))
 
     def of(self, message_id: str) -> list[dict[str, Any]]:
-        return [d for p in self.got for d in p["data"] if d["message_id"] == message_id]
+        """The entries of per-call postbacks for this call."""
+        return [d for t, p in self.got if t == "broadcast.call"
+                for d in p["data"] if d["message_id"] == message_id]
+
+    def jobs(self, api_job_id: str) -> list[dict[str, Any]]:
+        """The job postbacks of this job."""
+        return [p for t, p in self.got if t == "broadcast.job" and p["api_job_id"] == api_job_id]
+
+    async def wait_job(self, api_job_id: str, timeout: float = 30) -> dict[str, Any]:
+        await self.wait_until(lambda: bool(self.jobs(api_job_id)), timeout,
+                              lambda: f"no job postback for {api_job_id}")
+        return self.jobs(api_job_id)[0]
 
     async def wait_for(self, message_ids: list[str], timeout: float = 30
                        ) -> dict[str, dict[str, Any]]:
