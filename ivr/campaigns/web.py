@@ -1,11 +1,14 @@
 """The XML face: POST a `<campaign>` document to /ivrapi.asp (VoiceShot's path) or
 /campaigns/v1/ivrapi, with HTTP Basic credentials of a dialer account (account id : secret,
-as the broadcast API takes them). Every answer is XML: `<campaign errorid="0" comment="ok"
-.../>` or `<campaign errorid="N" comment="why"/>` with a matching HTTP status.
+as the broadcast API takes them), or without any from a client address in an account's
+allowlist (VoiceShot's way: `ivr dialer account ... --allow-from CIDR`). Every answer is XML:
+`<campaign errorid="0" comment="ok" .../>` or `<campaign errorid="N" comment="why"/>` with a
+matching HTTP status.
 
-Order of checks: credentials (cheap header check, then the hash), then the body is read with a
-cap (a longer one is refused before any of it is parsed), then parsed, then executed. A
-refused request has written nothing."""
+Order of checks: credentials (cheap header check, then the hash; with no Authorization
+header at all, the peer's address), then the body is read with a cap (a longer one is refused
+before any of it is parsed), then parsed, then executed. A refused request has written
+nothing."""
 
 from __future__ import annotations
 
@@ -57,6 +60,14 @@ def credentials(request: web.Request) -> tuple[str, str]:
 
 
 async def authenticate(request: web.Request, accounts: Accounts) -> Account:
+    if "Authorization" not in request.headers:
+        # The socket's peer, never a forwarded-for header a client could write itself.
+        account = await accounts.by_address(request.remote)
+        if account is not None:
+            return account
+        raise CampaignError(e.UNAUTHORIZED, "Not authorized: send HTTP Basic credentials "
+                            f"(account id and secret); address {request.remote} is in no "
+                            "account's allowlist")
     account_id, secret = credentials(request)
     try:
         return await accounts.authenticate(account_id, secret)

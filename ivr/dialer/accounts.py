@@ -1,11 +1,15 @@
 """Dialer accounts: API credentials (argon2id hash of the secret; the secret and the postback
-signing secret are shown once, at creation), time zone and calling hours, do-not-call list."""
+signing secret are shown once, at creation), time zone and calling hours, do-not-call list,
+and the client addresses campaign documents are taken from without credentials."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
@@ -46,6 +50,34 @@ def parse_hours(text: str) -> tuple[int, int]:
     return start, end
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(texts: Iterable[str]) -> list[Network]:
+    """CIDRs (a bare address is one host), collapsed: no two of them overlap."""
+    found: list[Network] = []
+    for text in texts:
+        try:
+            found.append(ipaddress.ip_network(text.strip(), strict=True))
+        except ValueError as exc:
+            raise InvalidJob(f"{text!r} is no CIDR (like 203.0.113.0/24 or 2001:db8::/32):"
+                             f" {exc}", "allow_from") from None
+    v4 = [n for n in found if isinstance(n, ipaddress.IPv4Network)]
+    v6 = [n for n in found if isinstance(n, ipaddress.IPv6Network)]
+    return [*ipaddress.collapse_addresses(v4), *ipaddress.collapse_addresses(v6)]
+
+
+def client_address(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The peer's address; an IPv4 address mapped into IPv6 (a dual-stack socket) as IPv4."""
+    try:
+        address = ipaddress.ip_address((text or "").split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
 def check_timezone(name: str) -> str:
     try:
         ZoneInfo(name)
@@ -61,17 +93,22 @@ class Accounts:
     async def create(self, *, name: str = "", timezone: str = "UTC",
                      hours: tuple[int, int] = (0, 1440),
                      max_destinations: int = 10000,
-                     test_number: str | None = None) -> NewAccount:
+                     test_number: str | None = None,
+                     allow_from: Iterable[str] = ()) -> NewAccount:
         check_timezone(timezone)
+        networks = parse_networks(allow_from)
         account_id = secrets.token_hex(12)
         secret = secrets.token_urlsafe(32)
         webhook_secret = secrets.token_urlsafe(32)
-        row = await self.pool.fetchrow(
-            f"""INSERT INTO dialer_accounts (account_id, name, secret_hash, webhook_secret,
-                    timezone, hours_from, hours_until, max_destinations, test_number)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {_COLUMNS}""",
-            account_id, name, await hash_password(secret), webhook_secret, timezone,
-            hours[0], hours[1], max_destinations, test_number)
+        secret_hash = await hash_password(secret)
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                f"""INSERT INTO dialer_accounts (account_id, name, secret_hash, webhook_secret,
+                        timezone, hours_from, hours_until, max_destinations, test_number)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {_COLUMNS}""",
+                account_id, name, secret_hash, webhook_secret, timezone,
+                hours[0], hours[1], max_destinations, test_number)
+            await _write_networks(conn, row["id"], networks)
         return NewAccount(account_of(row), account_id, secret, webhook_secret)
 
     async def authenticate(self, account_id: str, secret: str) -> Account:
@@ -92,6 +129,30 @@ class Accounts:
             f"SELECT {_COLUMNS} FROM dialer_accounts WHERE account_id = $1", account_id)
         return None if row is None else account_of(row)
 
+    async def by_address(self, address: str | None) -> Account | None:
+        """The account whose allowlist holds this client address (at most one can)."""
+        ip = client_address(address)
+        if ip is None:
+            return None
+        row = await self.pool.fetchrow(
+            f"SELECT {_COLUMNS} FROM dialer_accounts WHERE id ="
+            " (SELECT account_pk FROM dialer_allow_from WHERE net >>= $1::inet)", ip)
+        return None if row is None else account_of(row)
+
+    async def allow_from(self, account: Account) -> list[str]:
+        rows = await self.pool.fetch(
+            "SELECT net FROM dialer_allow_from WHERE account_pk = $1 ORDER BY net", account.pk)
+        return [str(r["net"]) for r in rows]
+
+    async def set_allow_from(self, account: Account, texts: Iterable[str]) -> list[str]:
+        """Replace the account's allowlist (empty: credentials only); returns it."""
+        networks = parse_networks(texts)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("DELETE FROM dialer_allow_from WHERE account_pk = $1",
+                               account.pk)
+            await _write_networks(conn, account.pk, networks)
+        return await self.allow_from(account)
+
     async def set_hours(self, account: Account, hours: tuple[int, int],
                         timezone: str | None = None) -> None:
         await self.pool.execute(
@@ -109,3 +170,25 @@ class Accounts:
         await self.pool.execute(
             "DELETE FROM dialer_dnc WHERE account_pk = $1 AND number = ANY($2::text[])",
             account.pk, numbers)
+
+
+async def _write_networks(conn: Any, account_pk: int, networks: list[Network]) -> None:
+    """Insert (in the caller's transaction); a network another account's list overlaps is
+    refused, naming that account."""
+    if not networks:
+        return
+    taken = await conn.fetchrow(
+        "SELECT a.account_id, f.net FROM dialer_allow_from f"
+        " JOIN dialer_accounts a ON a.id = f.account_pk"
+        " WHERE f.account_pk <> $1 AND f.net && ANY($2::cidr[]) LIMIT 1", account_pk, networks)
+    if taken is not None:
+        raise InvalidJob(f"the allowlist overlaps {taken['net']} of account "
+                         f"{taken['account_id']}: an address may belong to one account only",
+                         "allow_from")
+    try:
+        await conn.executemany(
+            "INSERT INTO dialer_allow_from (account_pk, net) VALUES ($1, $2::cidr)",
+            [(account_pk, n) for n in networks])
+    except asyncpg.ExclusionViolationError:  # another account's list, written just now
+        raise InvalidJob("the allowlist overlaps another account's: an address may belong "
+                         "to one account only", "allow_from") from None

@@ -1,6 +1,7 @@
 """Operator commands: `ivr dialer run` (the worker alone), `ivr dialer account create` (API
-credentials, printed once; only an argon2 hash of the secret is kept) and
-`ivr dialer dnc add|remove ACCOUNT_ID NUMBER...`."""
+credentials, printed once; only an argon2 hash of the secret is kept), `ivr dialer account
+update ACCOUNT_ID --allow-from CIDR... | --no-allow-from` (the addresses campaign documents
+are taken from without credentials) and `ivr dialer dnc add|remove ACCOUNT_ID NUMBER...`."""
 
 from __future__ import annotations
 
@@ -28,16 +29,21 @@ async def _manage(settings: Settings, args: argparse.Namespace) -> int:
     pool = await db.create_pool(settings.database_url, min_size=1, max_size=2)
     accounts = Accounts(pool)
     try:
+        if args.action == "account" and args.what[:1] == ["update"]:
+            return await _update(accounts, args)
         if args.action == "account":
             if args.what != ["create"]:
-                raise IvrError("usage: ivr dialer account create [--name ...]")
+                raise IvrError("usage: ivr dialer account create [--name ...] | "
+                               "update ACCOUNT_ID --allow-from CIDR... | --no-allow-from")
             made = await accounts.create(
                 name=args.name, timezone=args.timezone, hours=parse_hours(args.hours),
-                max_destinations=args.max_destinations, test_number=args.test_number)
+                max_destinations=args.max_destinations, test_number=args.test_number,
+                allow_from=args.allow_from or ())
             print("dialer account created\n"
                   f"  account id:      {made.account_id}\n"
                   f"  secret:          {made.secret}\n"
                   f"  webhook secret:  {made.webhook_secret}\n"
+                  + _allowlist(await accounts.allow_from(made.account)) +
                   "API requests: Authorization: Basic base64(<account id>:<secret>).\n"
                   "The secret and the webhook secret are shown only now: keep them.")
             return 0
@@ -61,13 +67,38 @@ async def _manage(settings: Settings, args: argparse.Namespace) -> int:
         await pool.close()
 
 
+async def _update(accounts: Accounts, args: argparse.Namespace) -> int:
+    if len(args.what) != 2 or (args.allow_from is None) == (not args.no_allow_from):
+        raise IvrError("usage: ivr dialer account update ACCOUNT_ID "
+                       "--allow-from CIDR [--allow-from CIDR ...] | --no-allow-from")
+    account = await accounts.get(args.what[1])
+    if account is None:
+        raise IvrError(f"no dialer account {args.what[1]}")
+    nets = await accounts.set_allow_from(account, args.allow_from or [])
+    print(f"dialer account {account.account_id} updated\n" + _allowlist(nets), end="")
+    return 0
+
+
+def _allowlist(nets: list[str]) -> str:
+    if not nets:
+        return "  allow from:      (none: credentials required)\n"
+    return (f"  allow from:      {' '.join(nets)} (campaign documents from these addresses"
+            " need no credentials)\n")
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("dialer", help="the outbound dialer: worker, accounts, do-not-call list")
     p.add_argument("action", choices=["run", "account", "dnc"])
-    p.add_argument("what", nargs="*", help="account: create; dnc: add|remove ACCOUNT_ID NUMBER...")
+    p.add_argument("what", nargs="*", help="account: create | update ACCOUNT_ID; "
+                   "dnc: add|remove ACCOUNT_ID NUMBER...")
     p.add_argument("--name", default="")
     p.add_argument("--timezone", default="UTC", help="IANA time zone of the calling hours")
     p.add_argument("--hours", default="00:00-24:00", help="calling hours, e.g. 09:00-20:00")
     p.add_argument("--max-destinations", type=int, default=10000)
     p.add_argument("--test-number", help="a test account: only this number, one per job")
+    p.add_argument("--allow-from", action="append", metavar="CIDR",
+                   help="campaign documents from this network need no credentials "
+                   "(repeat for more; update replaces the list)")
+    p.add_argument("--no-allow-from", action="store_true",
+                   help="update: empty the allowlist (credentials required again)")
     p.set_defaults(func=cmd_dialer)
