@@ -72,14 +72,20 @@ class DeleteFile:
 
 
 @dataclass(frozen=True, slots=True)
+class GetFile:
+    filename: str
+
+
+@dataclass(frozen=True, slots=True)
 class TestConfig:
     pass
 
 
-Command = (SendCalls | Pause | Resume | DeleteCalls | Query | SaveFile | DeleteFile
+Command = (SendCalls | Pause | Resume | DeleteCalls | Query | SaveFile | DeleteFile | GetFile
            | TestConfig)
 
 
 def action_of(command: Command) -> int:
-    return {SendCalls: SEND, SaveFile: FILES, DeleteFile: FILES, DeleteCalls: DELETE,
-            Query: QUERY, TestConfig: TEST, Pause: PAUSE, Resume: RESUME}[type(command)]
+    return {SendCalls: SEND, SaveFile: FILES, DeleteFile: FILES, GetFile: FILES,
+            DeleteCalls: DELETE, Query: QUERY, TestConfig: TEST, Pause: PAUSE,
+            Resume: RESUME}[type(command)]

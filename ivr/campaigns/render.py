@@ -5,6 +5,7 @@ Built with ElementTree, so every value is escaped; times are UTC in VoiceShot's
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -127,9 +128,19 @@ def keypress_event_xml(menuid: str, callid: str, promptid: int, keypress: str) -
                                    "promptid": str(promptid), "keypress": keypress}))
 
 
-def file_xml(filename: str, fileaction: str, **extra: object) -> bytes:
-    """Action 1: the file saved or deleted."""
+DATATYPES_NS = "urn:schemas-microsoft-com:datatypes"
+
+
+def file_xml(filename: str, fileaction: str, content: bytes | None = None,
+             **extra: object) -> bytes:
+    """Action 1: the file saved, deleted, or fetched (`content`: base64, in the attributes
+    of the seed's upload, so the element can be posted back as it is to save it again)."""
     root = ok_element(1)
-    SubElement(root, "file", {"filename": filename, "fileaction": fileaction,
-                              **{k: str(v) for k, v in extra.items()}})
+    attrs = {"filename": filename, "fileaction": fileaction,
+             **{k: str(v) for k, v in extra.items()}}
+    if content is not None:
+        attrs = {"xmlns:dt": DATATYPES_NS, "dt:dt": "bin.base64", **attrs}
+    el = SubElement(root, "file", attrs)
+    if content is not None:
+        el.text = base64.b64encode(content).decode()
     return _xml(root)

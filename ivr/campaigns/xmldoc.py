@@ -32,6 +32,7 @@ from ivr.campaigns.models import (
     DeleteCalls,
     DeleteFile,
     Destination,
+    GetFile,
     Pause,
     Prompt,
     Query,
@@ -255,19 +256,29 @@ def sound_name(raw: str) -> str:
     return name
 
 
-def _files(root: Element, attrs: dict[str, str]) -> SaveFile | DeleteFile:
+# "get" fetches a saved sound back (the seed's <file> "sends, receives or deletes sound
+# files"); "receive" is the seed's own word for it.
+_FILE_ACTIONS = ("save", "delete", "get", "receive")
+
+
+def _files(root: Element, attrs: dict[str, str]) -> SaveFile | DeleteFile | GetFile:
     el = _one(root, "file", e.FILE_ATTRIBUTES, {"file"})
     if el is None:
         raise CampaignError(e.FILE_ATTRIBUTES, "action 1 needs a <file> element")
     _children(el, set())
     fattrs = _attrs(el)
     what = fattrs.get("fileaction", "").strip().lower()
-    if what not in ("save", "delete"):
+    if what not in _FILE_ACTIONS:
         raise CampaignError(e.FILE_ATTRIBUTES, "File attributes incorrect: fileaction must be "
-                            "\"save\" or \"delete\"")
+                            "\"save\", \"delete\" or \"get\"")
     name = sound_name(fattrs.get("filename", ""))
     if what == "delete":
         return DeleteFile(name)
+    if what in ("get", "receive"):
+        if "".join((el.text or "").split()):
+            raise CampaignError(e.FILE_ATTRIBUTES, "File attributes incorrect: "
+                                f"fileaction=\"{what}\" takes no content")
+        return GetFile(name)
     dt = fattrs.get("dt", "bin.base64").strip().lower()
     if dt != "bin.base64":
         raise CampaignError(e.FILE_ATTRIBUTES, "File attributes incorrect: dt:dt must be "

@@ -94,3 +94,49 @@ async def test_not_a_wav_is_refused(quiet: Client, pool: asyncpg.Pool,
         assert (reply.status, reply.errorid) == (400, 21), reply.comment
         assert words in reply.comment
     assert await snapshot(pool, settings) == before
+
+
+async def test_a_saved_sound_is_fetched_back(quiet: Client, pool: asyncpg.Pool,
+                                             settings: Settings) -> None:
+    """fileaction="get" answers the stored sound (the 8 kHz copy calls play) as base64 in a
+    <file> shaped like the upload, which posted back as it is saves it again."""
+    reply = await quiet.post(upload_xml("Hello.wav", (DATA / "speech-short.wav").read_bytes()))
+    assert reply.errorid == 0, reply.comment
+    token = await token_of(pool, quiet, "hello.wav")
+    stored = (sounds_dir(settings.data_dir) / f"{token}.wav").read_bytes()
+
+    before = await snapshot(pool, settings)
+    reply = await quiet.post('<campaign action="1"><file filename="HELLO.wav" '
+                             'fileaction="get"/></campaign>')
+    assert (reply.status, reply.errorid, reply.root.attrib["action"]) == (200, 0, "1")
+    got = reply.root.find("file")
+    assert got is not None and got.text is not None
+    attrs = {k.rsplit("}", 1)[-1]: v for k, v in got.attrib.items()}  # dt:dt, namespaced
+    assert attrs == {"dt": "bin.base64", "filename": "hello.wav", "fileaction": "get",
+                     "seconds": got.attrib["seconds"]}
+    assert abs(float(got.attrib["seconds"]) - 1.71) < 0.05
+    assert base64.b64decode(got.text) == stored
+    assert await snapshot(pool, settings) == before  # a read writes nothing
+
+    # The answer's <file>, renamed and posted back with fileaction="save", is a new copy.
+    again = (f'<campaign action="1"><file xmlns:dt="urn:schemas-microsoft-com:datatypes" '
+             f'dt:dt="bin.base64" filename="copy.wav" fileaction="save">{got.text}</file>'
+             "</campaign>")
+    reply = await quiet.post(again)
+    assert reply.errorid == 0, reply.comment
+    copy = await token_of(pool, quiet, "copy.wav")
+    assert (sounds_dir(settings.data_dir) / f"{copy}.wav").read_bytes() == stored
+
+    # The seed's own word ("receives") is taken too; content, or an unknown name, is not.
+    reply = await quiet.post('<campaign action="1"><file filename="copy.wav" '
+                             'fileaction="receive"/></campaign>')
+    received = reply.root.find("file")
+    assert reply.errorid == 0 and received is not None and received.text is not None
+    assert base64.b64decode(received.text) == stored
+    reply = await quiet.post('<campaign action="1"><file filename="none.wav" '
+                             'fileaction="get"/></campaign>')
+    assert (reply.status, reply.errorid) == (404, 23)
+    reply = await quiet.post('<campaign action="1"><file filename="copy.wav" '
+                             'fileaction="get">UklGRg==</file></campaign>')
+    assert (reply.status, reply.errorid) == (400, 20)
+

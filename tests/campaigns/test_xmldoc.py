@@ -12,6 +12,7 @@ from ivr.campaigns.errors import CampaignError
 from ivr.campaigns.models import (
     DeleteCalls,
     DeleteFile,
+    GetFile,
     Pause,
     Prompt,
     Query,
@@ -71,6 +72,8 @@ def test_seed_examples() -> None:
     assert parse(b'<campaign action="3" menuid="1-1234"/>') == Query("1-1234", ())
     assert parse(b'<campaign action="1"><file filename="Hello.WAV" fileaction="delete"/>'
                  b"</campaign >") == DeleteFile("hello.wav")
+    assert parse(b'<campaign action="1"><file filename="Hello.WAV" fileaction="get"/>'
+                 b"</campaign>") == GetFile("hello.wav")
     upload = parse(SEED_UPLOAD)
     assert isinstance(upload, SaveFile) and upload.filename == "hello.wav"
     assert upload.data.startswith(b"RIFF") and b"WAVEfmt " in upload.data[:16]
