@@ -53,6 +53,9 @@ _CAUSES = {16: "normal", 17: "busy", 18: "no answer", 19: "no answer", 21: "reje
 
 # The longest answer an asr play listens to.
 MAX_SPEECH_SECONDS = 20
+# How long a recording request waits for Asterisk to say the take started (or failed).
+RECORDING_START_TIMEOUT = 5.0
+RECORDING_EVENTS = ("RecordingStarted", "RecordingFinished", "RecordingFailed")
 
 
 def _pcm(wav: bytes) -> tuple[bytes, int]:
@@ -180,7 +183,9 @@ class ActiveRecording:
     recording_id: uuid.UUID
     asterisk_name: str
     done: asyncio.Event
-    snoop_id: str | None = None  # a whole-call (auto_record) recording's snoop channel
+    # True on RecordingStarted, False on a RecordingFailed before it: what the request answers.
+    begun: asyncio.Future[bool]
+    snoop_id: str | None = None  # the snoop channel recorded (auto_record, an outbound leg)
 
 
 class LiveCall:
@@ -291,7 +296,7 @@ class LiveCall:
             self._talk[kind == "ChannelTalkingFinished"].set()
         elif kind in ("ChannelDestroyed", "ChannelHangupRequest") and event.get("cause"):
             self.call.hangup_cause = event["cause"]
-        elif kind in ("RecordingFinished", "RecordingFailed"):
+        elif kind in RECORDING_EVENTS:
             self._on_recording_event(event)
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
@@ -393,6 +398,8 @@ class LiveCall:
         recording event, not the end of the call."""
         try:
             await self.start_recording(None, "wav", whole_call=True)
+        except CallStateMismatch:  # the call ended meanwhile
+            return
         except RecordingFailed as exc:
             log.warning("[%s] auto_record: %s", self.call.id, exc.message)
             self.emit("failed", recording_id="", msg=exc.message)
@@ -623,7 +630,7 @@ class LiveCall:
             await self.tel.ari.destroy_bridge(bridge.id)
 
     def _on_bridge_event(self, event: Event) -> None:
-        if event["type"] in ("RecordingFinished", "RecordingFailed"):
+        if event["type"] in RECORDING_EVENTS:
             self._on_recording_event(event)
 
     # --- hold ---------------------------------------------------------------------------
@@ -647,42 +654,81 @@ class LiveCall:
     # --- recording ----------------------------------------------------------------------
     async def start_recording(self, recording_name: str | None, fmt: str, *,
                               whole_call: bool = False) -> uuid.UUID:
-        """On demand: the bridge's mix when bridged, else the call's leg. `whole_call`
-        (auto_record): a snoop channel hearing both directions of the leg is recorded, so the
-        one file runs from connect to the end across prompts, bridges and transfers."""
+        """On demand: the bridge's mix while the leg is in the call's bridge (bridged, or
+        waiting for the second leg to answer), else the call's leg. Asterisk refuses to record
+        a channel in a bridge, and keeps a channel it dialled in its invisible dial bridge for
+        life: an outbound call's leg is recorded through a snoop channel hearing what the leg
+        receives (its far end), the same audio a channel recording of an inbound leg holds.
+        `whole_call` (auto_record): a snoop hearing both directions, so the one file runs from
+        connect to the end across prompts, bridges and transfers.
+
+        Answers once Asterisk says the take started (`started` leaves then, from the event,
+        ahead of any end event) or failed (an error, and no event)."""
         self.check_connected()
         if self.recording is not None:
             raise RequestPending("Call is already recording", 408)
         recording_id = uuid.uuid4()
         name = f"cc-{recording_id.hex}"
-        mixed = self.bridged or whole_call
+        in_bridge = self.bridge is not None and not whole_call
+        spy = "both" if whole_call else "in" if self.direction == "outbound" else None
         if not await self.store.insert_recording(
             recording_id=recording_id, application_id=self.app.id, voice_id=self.voice_id,
             recording_name=recording_name or str(recording_id), asterisk_name=name, fmt=fmt,
-            mixed=mixed,
+            mixed=in_bridge or whole_call,
         ):
             raise RecordingNameTaken(f"A recording named '{recording_name}' already exists")
-        active = ActiveRecording(recording_id, name, asyncio.Event())
+        active = ActiveRecording(recording_id, name, asyncio.Event(),
+                                 asyncio.get_running_loop().create_future())
         self.recording = active
         recorded = "wav" if fmt == "mp3" else fmt  # Asterisk writes no MP3: encoded on GET
+        where = "bridge" if in_bridge else "call"
+        failed = RecordingFailed(f"Failed to start recording on {where}")
         try:
-            if whole_call:
-                active.snoop_id = await self._snoop_both()
-                await self.tel.ari.record(active.snoop_id, name, fmt=recorded,
-                                          terminate_on="none")
-            elif mixed:
+            if in_bridge:
                 assert self.bridge is not None
                 await self.tel.ari.bridge_record(self.bridge.id, name, fmt=recorded)
             else:
-                await self.tel.ari.record(self.call.id, name, fmt=recorded, terminate_on="none")
+                if spy is not None:
+                    active.snoop_id = await self._snoop(spy)
+                await self.tel.ari.record(active.snoop_id or self.call.id, name, fmt=recorded,
+                                          terminate_on="none")
+            began = await self._began(active)
         except IvrError as exc:
-            self.recording = None
-            await self._drop_snoop(active)
-            await self.store.delete_recording(recording_id)
-            where = "bridge" if self.bridged else "call"
-            raise RecordingFailed(f"Failed to start recording on {where}") from exc
-        self.emit("started", recording_id=str(recording_id), msg="")
+            await self._abandon(active)
+            raise failed from exc
+        if not began:
+            log.warning("[%s] recording %s did not start", self.call.id, recording_id)
+            await self._abandon(active)
+            if self.call.gone:
+                raise CallStateMismatch("Call is already disconnected")
+            raise failed
         return recording_id
+
+    async def _began(self, active: ActiveRecording) -> bool:
+        gone = asyncio.ensure_future(self.call.wait_gone())
+        try:
+            await asyncio.wait({active.begun, gone}, timeout=RECORDING_START_TIMEOUT,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        return active.begun.done() and active.begun.result()
+
+    async def _abandon(self, active: ActiveRecording) -> None:
+        """A take that did not start as asked leaves nothing behind: no live recording, snoop
+        channel or row (or, had `started` left already, it ends `failed`)."""
+        if self.recording is active:
+            self.recording = None  # its later events, if any, are ignored from here
+        if not active.begun.done() or active.begun.result():
+            with contextlib.suppress(IvrError):
+                await self.tel.ari.cancel_live_recording(active.asterisk_name)
+        await self._drop_snoop(active)
+        if active.begun.done() and active.begun.result():
+            self.emit("failed", recording_id=str(active.recording_id), msg="recording failed",
+                      change=functools.partial(self.store.finish_recording,
+                                               active.recording_id, "failed", None))
+        else:
+            await self.store.delete_recording(active.recording_id)
+        active.done.set()
 
     async def stop_recording(self) -> uuid.UUID:
         self.check_connected()
@@ -696,25 +742,27 @@ class LiveCall:
                 raise RecordingFailed("Failed to stop recording") from exc
         return active.recording_id
 
-    async def _snoop_both(self) -> str:
-        """A snoop channel in our app hearing both directions of the call's leg; its
-        recording events come to this call."""
+    async def _snoop(self, spy: str) -> str:
+        """A snoop channel in our app hearing the call's leg (`in`: what the leg receives;
+        `both`: that and what it sends); its recording events come to this call."""
         snoop_id = f"ccs-{uuid.uuid4().hex}"
         entered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def sink(event: Event) -> None:
             if event["type"] == "StasisStart" and not entered.done():
                 entered.set_result(None)
-            elif event["type"] in ("RecordingFinished", "RecordingFailed"):
+            elif event["type"] in RECORDING_EVENTS:
                 self._on_recording_event(event)
 
         self.tel.router.register(snoop_id, sink)
         self._registered.add(snoop_id)
-        await self.tel.ari.snoop(self.call.id, snoop_id, app=self.tel.app, spy="both",
+        await self.tel.ari.snoop(self.call.id, snoop_id, app=self.tel.app, spy=spy,
                                  app_args="record-snoop")
         try:
             await asyncio.wait_for(entered, 5)
         except TimeoutError:
+            with contextlib.suppress(IvrError):
+                await self.tel.ari.hangup(snoop_id)
             raise CallFailed("the recording's snoop channel did not start") from None
         return snoop_id
 
@@ -724,25 +772,33 @@ class LiveCall:
                 await self.tel.ari.hangup(active.snoop_id)
 
     def _on_recording_event(self, event: Event) -> None:
+        """Events of a take are queued here, as Asterisk sends them: `started` before its end
+        whatever the order of the request's answer and the events on the wire."""
         rec = event["recording"]
         active = self.recording
         if active is None or rec.get("name") != active.asterisk_name:
             return
+        kind = event["type"]
+        if not active.begun.done():
+            active.begun.set_result(kind != "RecordingFailed")
+            if kind == "RecordingFailed":
+                return  # the waiting request answers the error
+            self.emit("started", recording_id=str(active.recording_id), msg="")
+        if kind == "RecordingStarted":
+            return
         self.recording = None
         self._ending = active
-        ok = event["type"] == "RecordingFinished"
+        state = "completed" if kind == "RecordingFinished" else "failed"
         duration = rec.get("duration")
-        self.spawn(self._recording_ended(active, ok, duration), "recording-ended")
-
-    async def _recording_ended(self, active: ActiveRecording, ok: bool,
-                               duration: float | None) -> None:
-        state = "completed" if ok else "failed"
-        await self._drop_snoop(active)
         self.emit(state, recording_id=str(active.recording_id),
-                  msg="" if ok else "recording failed",
+                  msg="" if state == "completed" else "recording failed",
                   change=functools.partial(
                       self.store.finish_recording, active.recording_id, state,
                       float(duration) if duration is not None else None))
+        self.spawn(self._recording_ended(active), "recording-ended")
+
+    async def _recording_ended(self, active: ActiveRecording) -> None:
+        await self._drop_snoop(active)
         active.done.set()
 
     # --- hangup and the end -------------------------------------------------------------
