@@ -100,7 +100,9 @@ class Vr:
 
 async def set_up_recorder(vr: Vr, service: RecorderService) -> str:
     """A developer and a voice recorder with a number of its own; returns the number."""
-    number = "1555" + "".join(secrets.choice("0123456789") for _ in range(7))
+    # A valid US number (exchange 2-9); dialled as its digits, which reach its E.164 form.
+    number = "1737" + secrets.choice("23456789") + "".join(
+        secrets.choice("0123456789") for _ in range(6))
     await service.add_number(number, None, "US", None)
     username, password = "bench" + secrets.token_hex(4), secrets.token_urlsafe(16)
     vr.auth = {"username": username, "password": password}
@@ -108,7 +110,7 @@ async def set_up_recorder(vr: Vr, service: RecorderService) -> str:
     tree = await vr("CreateVoiceRecorder")
     vr.auth["voice_recorder_key"] = tree["voice_recorder"]["voice_recorder_key"]
     info = tree["voice_recorder"]["phone_number_list"]["phone_number_info"]
-    return str((info[0] if isinstance(info, list) else info)["phone_number"])
+    return str((info[0] if isinstance(info, list) else info)["phone_number"]).lstrip("+")
 
 
 async def main(args: argparse.Namespace) -> int:

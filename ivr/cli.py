@@ -76,7 +76,37 @@ def cmd_db_up(settings: Settings, args: argparse.Namespace) -> int:
 
     kind = ensure_server(settings.database_url, REPO_ROOT / ".local" / "postgres")
     print(f"PostgreSQL ({kind}) answers at {redact_url(settings.database_url)}")
-    return cmd_migrate(settings, args)
+    done = cmd_migrate(settings, args)
+    if settings.dev_number:
+        asyncio.run(add_dev_number(settings))
+    return done
+
+
+async def add_dev_number(settings: Settings) -> None:
+    """The development number (IVR_DEV_NUMBER), so a fresh install's recorders get one."""
+    from ivr.core import db
+    from ivr.recorder.numbers import Numbers
+
+    pool = await db.create_pool(settings.database_url, min_size=1, max_size=2)
+    try:
+        number, added = await Numbers(pool).ensure(settings.dev_number)
+    finally:
+        await pool.close()
+    print(f"development number {number.number} (IVR_DEV_NUMBER) "
+          + ("added for voice recorders" if added else "is there for voice recorders"))
+
+
+async def recorder_numbers(settings: Settings) -> list[str]:
+    """The numbers voice recorders are given, for the banner."""
+    from ivr.core import db
+    from ivr.recorder import store
+
+    pool = await db.create_pool(settings.database_url, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            return [n.number for n, _, _ in await store.all_numbers(conn)]
+    finally:
+        await pool.close()
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -92,7 +122,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         waiter = asyncio.create_task(ready.wait())
         await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
         if ready.is_set() and args.banner:
-            print(banner(settings, LINECHECK_NUMBER), flush=True)
+            print(banner(settings, LINECHECK_NUMBER, await recorder_numbers(settings)),
+                  flush=True)
         waiter.cancel()
         await task
 
@@ -100,14 +131,26 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def banner(settings: Settings, linecheck: str) -> str:
+def banner(settings: Settings, linecheck: str, numbers: list[str]) -> str:
     sip = f"sip:{settings.softphone_user}@127.0.0.1:5060"
+    if numbers:
+        numbers = sorted(numbers, key=lambda n: n != settings.dev_number)
+        shown = ", ".join(f"{n} (IVR_DEV_NUMBER)" if n == settings.dev_number else n
+                          for n in numbers[:3])
+        shown += f" (and {len(numbers) - 3} more)" if len(numbers) > 3 else ""
+        recorders = (f"dial {shown} for voice recorders\n"
+                     f"              (sip:{numbers[0]}@127.0.0.1:5060; without the + it works too)")
+    else:
+        recorders = ("no number for voice recorders yet (CreateVoiceRecorder fails with 1201):\n"
+                     "              ivr number add +15125550100, or set IVR_DEV_NUMBER in .env"
+                     " and run ivr db up")
     return f"""
   ivr is running.
     API       {settings.public_url}   (health: curl {settings.public_url}/healthz)
     Call it   from a SIP softphone on this machine: account {sip}
               password: IVR_SOFTPHONE_PASSWORD in .env; transport UDP, codec PCMU/PCMA
               dial {linecheck} for the line check (records you, plays you back)
+              {recorders}
     Logs      this terminal; Asterisk: ivr asterisk logs
     Stop      Ctrl-C (calls in progress get {settings.shutdown_grace:.0f}s to finish)
 """

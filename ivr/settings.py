@@ -90,6 +90,22 @@ def _secret(name: str, value: str) -> str:
     return value
 
 
+def _phone(name: str, value: str) -> str:
+    """A phone number in E.164, from international form or as dialled in the US; "" is none."""
+    import phonenumbers  # only where such a setting is read
+
+    if not value.strip():
+        return ""
+    try:
+        parsed = phonenumbers.parse(value, "US")
+    except phonenumbers.NumberParseException:
+        parsed = None
+    if parsed is None or not phonenumbers.is_valid_number(parsed):
+        raise ConfigError(f"{name} must be a valid phone number such as +15125550100 "
+                          f"(or empty for none), got {value!r}")
+    return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+
+
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -127,6 +143,7 @@ class Settings:
     dialer_lease: float = 15.0
     dialer_app: str = "ivr-dialer"  # the Stasis app of a stand-alone `ivr dialer run`
     dialer_max_queued: int = 1_000_000  # queued calls at most (more: "server too busy")
+    dev_number: str = ""  # E.164; `ivr db up` adds it for voice recorders ("" none)
 
     def __repr__(self) -> str:  # secrets never reach a log line through repr()
         shown = []
@@ -220,6 +237,7 @@ class Settings:
                                                    + "-dialer")),
             dialer_max_queued=_int("IVR_DIALER_MAX_QUEUED",
                                    get("IVR_DIALER_MAX_QUEUED", "1000000"), 1, 10**9),
+            dev_number=_phone("IVR_DEV_NUMBER", env.get("IVR_DEV_NUMBER", "")),
         )
 
 

@@ -20,6 +20,7 @@ from ivr.media.prompts import PROMPTS_DIR
 from ivr.recorder import inputs
 from ivr.recorder.context import audio_links, service_for
 from ivr.recorder.models import PROMPT_NAMES, Generated, Recording, SessionView
+from ivr.recorder.numbers import dial_forms
 from ivr.recorder.params import ABSENT, Params
 
 log = logging.getLogger(__name__)
@@ -326,9 +327,11 @@ def _mask(caller_id: str) -> str:
 async def operations(request: web.Request, c: Console) -> web.StreamResponse:
     mine = await c.service.list_recorders(c.developer)
     numbers = sorted({n.number for v in mine for n in v.phone_numbers})
+    # Calls log the number as dialled: 15125550100 or 5125550100 reach +15125550100 too.
+    dialled = sorted({f for n in numbers for f in dial_forms(n)})
     async with request.app[POOL].acquire() as conn:
-        live = await store.calls_to(conn, numbers, live=True, limit=100)
-        recent = await store.calls_to(conn, numbers, live=False, limit=RECENT_CALLS)
+        live = await store.calls_to(conn, dialled, live=True, limit=100)
+        recent = await store.calls_to(conn, dialled, live=False, limit=RECENT_CALLS)
     deliveries = []
     for v in mine:
         for state in ("failed", "pending"):

@@ -64,6 +64,12 @@ class NoPhoneNumber(Conflict):
     error_id = "no_phone_number"
 
 
+class NumberInUse(Conflict):
+    """`ivr number remove` of a number recorders or live sessions still use, without --force."""
+
+    error_id = "phone_number_in_use"
+
+
 class NoAudio(NotFound):
     error_id = "no_audio"
 

@@ -20,7 +20,7 @@ from ivr.core import keys
 from ivr.core.errors import InvalidParameter, NotFound, Unauthorized
 from ivr.delivery import outbox
 from ivr.delivery.outbox import DEFAULT_RETRY_FOR
-from ivr.recorder import events, store  # a module: events -> myvox -> context -> here
+from ivr.recorder import events, numbers, store  # a module: events -> myvox -> context -> here
 from ivr.recorder.errors import (
     AssetPasswordRequired,
     LimitReached,
@@ -157,19 +157,7 @@ class RecorderService:
     # --- phone numbers (operator) -------------------------------------------------------------
     async def add_number(self, number: str, display: str | None, country: str,
                          key: str | None) -> PhoneNumber:
-        digits = re.sub(r"[\s().-]", "", number)
-        if not re.fullmatch(r"\+?[0-9]{2,15}", digits):
-            raise InvalidParameter("number", f"{number!r} is not a phone number")
-        if not re.fullmatch(r"[A-Z]{2}", country):
-            raise InvalidParameter("country", "country must be a two-letter code such as US")
-        if key is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", key):
-            raise InvalidParameter("key", "key must be 1 to 64 letters, digits, '-' or '_'")
-        try:
-            async with self.pool.acquire() as conn:
-                return await store.insert_number(conn, key or keys.new_key(), digits,
-                                                 display or number, country)
-        except asyncpg.UniqueViolationError:
-            raise InvalidParameter("number", f"number {digits} or its key exists") from None
+        return await numbers.Numbers(self.pool).add(number, display, country, key)
 
     async def list_numbers(self) -> list[tuple[PhoneNumber, int, bool]]:
         async with self.pool.acquire() as conn:
@@ -186,22 +174,7 @@ class RecorderService:
         return recorder
 
     async def _assign_numbers(self, conn: store.Conn, recorder_id: int, initiation: str) -> None:
-        await store.lock_numbers(conn)
-        await store.unassign_numbers(conn, recorder_id)
-        numbers = await store.all_numbers(conn)
-        if initiation == "call":
-            # The dialled number identifies a call-initiated recorder: it must be its own.
-            free = [n for n, users, _ in numbers if users == 0]
-            if not free:
-                raise NoPhoneNumber("no free phone number to dedicate to a call-initiated "
-                                    "recorder; the operator adds numbers with `ivr number add`")
-            await store.assign_number(conn, recorder_id, free[0].id, True)
-            return
-        shared = [(users, n.number, n) for n, users, dedicated in numbers if not dedicated]
-        if not shared:
-            raise NoPhoneNumber("no phone number is configured for recorders; the operator "
-                                "adds one with `ivr number add`")
-        await store.assign_number(conn, recorder_id, min(shared)[2].id, False)
+        await numbers.assign(conn, recorder_id, initiation)
 
     async def create_recorder(self, developer: Developer, key: str | None,
                               fields: Mapping[str, Any],

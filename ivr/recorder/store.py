@@ -83,12 +83,47 @@ def _number(row: asyncpg.Record) -> PhoneNumber:
                        row["country"])
 
 
-async def insert_number(conn: Conn, key: str, number: str, display: str,
-                        country: str) -> PhoneNumber:
+async def insert_number(conn: Conn, key: str, number: str, display: str, country: str,
+                        dial_forms: Sequence[str]) -> PhoneNumber:
     row = await conn.fetchrow(
-        "INSERT INTO phone_numbers (phone_number_key, number, display_number, country)"
-        " VALUES ($1, $2, $3, $4) RETURNING *", key, number, display, country)
+        "INSERT INTO phone_numbers (phone_number_key, number, display_number, country,"
+        " dial_forms) VALUES ($1, $2, $3, $4, $5) RETURNING *",
+        key, number, display, country, list(dial_forms))
     return _number(row)
+
+
+async def number_by_forms(conn: Conn, forms: Sequence[str]) -> PhoneNumber | None:
+    """The number stored as the first of these forms that is one, else None."""
+    row = await conn.fetchrow(
+        "SELECT * FROM phone_numbers WHERE number = ANY($1::text[])"
+        " ORDER BY array_position($1::text[], number) LIMIT 1", list(forms))
+    return None if row is None else _number(row)
+
+
+async def recorders_on_number(conn: Conn, number_id: int) -> list[tuple[int, str, str, bool]]:
+    """(id, key, initiation, has another number) of every recorder given this number."""
+    rows = await conn.fetch(
+        "SELECT v.id, v.recorder_key, v.initiation, EXISTS (SELECT 1 FROM recorder_numbers o"
+        " WHERE o.recorder_id = v.id AND o.phone_number_id <> $1) AS others"
+        " FROM recorder_numbers rn JOIN voice_recorders v ON v.id = rn.recorder_id"
+        " WHERE rn.phone_number_id = $1 ORDER BY v.id", number_id)
+    return [(r["id"], r["recorder_key"], r["initiation"], r["others"]) for r in rows]
+
+
+async def live_sessions_on_number(conn: Conn, number_id: int) -> int:
+    return int(await conn.fetchval(
+        "SELECT count(*) FROM session_pins p JOIN recording_sessions s ON s.id = p.session_id"
+        " WHERE p.phone_number_id = $1 AND p.live"
+        " AND s.state IN ('created', 'called', 'recording')", number_id))
+
+
+async def unassign_number(conn: Conn, number_id: int) -> None:
+    await conn.execute("DELETE FROM recorder_numbers WHERE phone_number_id = $1", number_id)
+
+
+async def delete_number(conn: Conn, number_id: int) -> None:
+    """With its sessions' PINs and PIN failures on it (the schema cascades those)."""
+    await conn.execute("DELETE FROM phone_numbers WHERE id = $1", number_id)
 
 
 async def all_numbers(conn: Conn) -> list[tuple[PhoneNumber, int, bool]]:
@@ -716,13 +751,16 @@ async def release_idempotency_key(conn: Conn, developer_id: int, key: str) -> No
 async def number_route(conn: Conn, number: str
                        ) -> tuple[PhoneNumber, list[tuple[Recorder, bool]]] | None:
     """A dialled number and (recorder, dedicated) for every recorder assigned to it, in one
-    round trip (every call starts with it)."""
+    round trip (every call starts with it). The dialled string is matched against each
+    number's dial forms (+15125550100, 15125550100, 5125550100: numbers.dial_forms); were two
+    numbers of different countries to share a national form, the oldest answers."""
     rows = await conn.fetch(
-        "SELECT n.id AS number_id, n.phone_number_key AS number_key, n.number AS digits,"
-        " n.display_number, n.country, rn.dedicated, v.*," + _RECORDER_EXTRAS +
-        " FROM phone_numbers n LEFT JOIN recorder_numbers rn ON rn.phone_number_id = n.id"
-        " LEFT JOIN voice_recorders v ON v.id = rn.recorder_id"
-        " WHERE n.number = $1 ORDER BY v.id", number)
+        "WITH hit AS (SELECT * FROM phone_numbers WHERE dial_forms @> ARRAY[$1::text]"
+        " ORDER BY array_position(dial_forms, $1::text), id LIMIT 1)"
+        " SELECT hit.id AS number_id, hit.phone_number_key AS number_key, hit.number AS digits,"
+        " hit.display_number, hit.country, rn.dedicated, v.*," + _RECORDER_EXTRAS +
+        " FROM hit LEFT JOIN recorder_numbers rn ON rn.phone_number_id = hit.id"
+        " LEFT JOIN voice_recorders v ON v.id = rn.recorder_id ORDER BY v.id", number)
     if not rows:
         return None
     first = rows[0]

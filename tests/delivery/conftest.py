@@ -22,13 +22,12 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from ivr.app import create_app
 from ivr.core import db
-from ivr.core.keys import new_pin
 from ivr.media.transcode import wav_to_mp3
 from ivr.recorder.models import take_path
 from ivr.recorder.phone import RecorderPhone, Take
 from ivr.recorder.service import RecorderService
 from ivr.settings import Settings
-from tests.recorder.conftest import Dev, Vr, parse
+from tests.recorder.conftest import Dev, Vr, fresh_number, parse
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -158,10 +157,8 @@ async def app(fast_settings: Settings) -> AsyncIterator[TestClient]:
 
 @pytest.fixture(scope="session")
 async def delivery_number(pool: asyncpg.Pool, settings: Settings) -> str:
-    number = "1533" + new_pin(7)
-    await RecorderService(pool, settings.data_dir, open_signup=True).add_number(
-        number, None, "US", None)
-    return number
+    return (await RecorderService(pool, settings.data_dir, open_signup=True).add_number(
+        fresh_number("533"), None, "US", None)).number
 
 
 @dataclass

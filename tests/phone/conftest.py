@@ -13,12 +13,11 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from ivr.core.keys import new_pin
 from ivr.recorder.service import RecorderService
 from ivr.settings import Settings
 from ivr.telephony.call import Call
 from ivr.telephony.rest import basic_auth
-from tests.recorder.conftest import Dev, Vr, as_list
+from tests.recorder.conftest import Dev, Vr, as_list, fresh_number
 from tests.telephony_harness import CallerLeg, Engine
 
 
@@ -31,10 +30,8 @@ class Recorder:
 
 
 async def new_number(pool: asyncpg.Pool, settings: Settings) -> str:
-    number = "1555" + new_pin(7)
-    await RecorderService(pool, settings.data_dir, open_signup=True).add_number(
-        number, None, "US", None)
-    return number
+    return (await RecorderService(pool, settings.data_dir, open_signup=True).add_number(
+        fresh_number("737"), None, "US", None)).number
 
 
 @pytest.fixture
