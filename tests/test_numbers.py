@@ -106,6 +106,35 @@ async def test_numbers_are_validated_and_stored_in_e164(fresh: Fresh) -> None:
         "+15125550100", "+15125550102", "+442071838750"]
 
 
+async def test_numbers_stored_before_e164_are_normalised(settings: Settings) -> None:
+    url = db.with_database(settings.database_url, f"ivr_numbers_{secrets.token_hex(4)}")
+    await db.ensure_database(url)
+    conn = await asyncpg.connect(url)
+    try:
+        before = [m for m in db.load_migrations() if m.version < 18]
+        await db.migrate(conn, before)
+        for key, number, country in [("a", "5125550100", "US"), ("b", "15125550100", "US"),
+                                     ("c", "15125550101", "US"), ("d", "442071838750", "GB"),
+                                     ("e", "1000", "US")]:
+            await conn.execute("INSERT INTO phone_numbers (phone_number_key, number,"
+                               " display_number, country) VALUES ($1, $2, $2, $3)",
+                               key, number, country)
+        await db.migrate(conn)
+        rows = await conn.fetch("SELECT phone_number_key, number, dial_forms FROM phone_numbers"
+                                " ORDER BY phone_number_key")
+        # The older of two rows that are one number becomes E.164; the other keeps its form.
+        assert [(r["phone_number_key"], r["number"], r["dial_forms"]) for r in rows] == [
+            ("a", "+15125550100", dial_forms("+15125550100")),
+            ("b", "15125550100", ["15125550100"]),
+            ("c", "+15125550101", dial_forms("+15125550101")),
+            ("d", "442071838750", ["442071838750"]),
+            ("e", "1000", ["1000"]),
+        ]
+    finally:
+        await conn.close()
+        await db.drop_database(url)
+
+
 # --- what callers dial ------------------------------------------------------------------------
 async def test_every_form_of_a_number_reaches_it(fresh: Fresh) -> None:
     await Numbers(fresh.pool).add("5125550100", "512-555-0100")
