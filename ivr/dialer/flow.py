@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from ivr.callcontrol import amd
 from ivr.core.errors import CallHungUp, IvrError
 from ivr.dialer.models import CallRecord, Content, Job
-from ivr.media.tts import EspeakTts
+from ivr.media.tts import LANGUAGES, VOICES, EspeakTts  # LANGUAGES: broadcast validates by it
 from ivr.telephony.call import Call
 from ivr.telephony.events import Event, Router
 from ivr.telephony.rest import AriClient, AriHttpError
@@ -32,11 +32,6 @@ CAUSE_NAMES = {
 # After the message, how long a key press is waited for (enable_menu_response).
 MENU_WAIT = 5.0
 IN_STASIS_WAIT = 5.0
-
-# The seed's voices and languages -> espeak-ng voices.
-LANGUAGES = {"en-US": "en-us", "en-GB": "en-gb", "de-DE": "de", "fr-FR": "fr",
-             "es-ES": "es", "it-IT": "it", "nl-NL": "nl", "pt-PT": "pt", "mt-MT": "mt"}
-VOICES = {"male": "", "female": "+f3"}
 
 
 # What a call tells its worker while it is up: "answered", or "keypress" with the key. It must

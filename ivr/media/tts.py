@@ -20,6 +20,11 @@ from ivr.media.signing import media_key, sign
 from ivr.media.speech import PIPELINE, VOICE, espeak_command, telephone_wav_command
 
 MAX_TEXT = 500
+# The APIs' languages (BCP 47 tags) -> espeak-ng voices; a gender is a variant of the voice.
+LANGUAGES = {"en-US": "en-us", "en-GB": "en-gb", "de-DE": "de", "fr-FR": "fr",
+             "es-ES": "es", "es-US": "es-419", "es-MX": "es-419", "it-IT": "it",
+             "nl-NL": "nl", "pt-PT": "pt", "pt-BR": "pt-br", "mt-MT": "mt"}
+VOICES = {"male": "", "female": "+f3"}
 # At most this many syntheses run at once; the rest wait (a burst of calls must not fork
 # hundreds of espeak-ng processes).
 MAX_CONCURRENT = 4
@@ -30,6 +35,32 @@ class Tts(Protocol):
     async def synthesize(self, text: str) -> str:
         """The ARI media URI that speaks `text`."""
         ...
+
+
+def _folded(tag: str) -> str:
+    return tag.replace("_", "-").lower()
+
+
+def _by_tag() -> dict[str, str]:
+    """Case and `_` do not matter; a bare language ("es") is its first tag above."""
+    found: dict[str, str] = {}
+    for tag, voice in LANGUAGES.items():
+        found[_folded(tag)] = voice
+        found.setdefault(_folded(tag).partition("-")[0], voice)
+    return found
+
+
+_BY_TAG = _by_tag()
+
+
+def espeak_voice(language: str, voice: str) -> str | None:
+    """The espeak-ng voice speaking `language` ("es-US", "en_us", "fr") in a `voice`
+    ("male" | "female", any case), or None when there is none."""
+    base = _BY_TAG.get(_folded(language))
+    variant = VOICES.get(voice.lower())
+    if base is None or variant is None:
+        return None
+    return base + variant
 
 
 def tts_dir(data_dir: Path) -> Path:
