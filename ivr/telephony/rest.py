@@ -103,6 +103,7 @@ OPS: dict[str, Op] = {
     "get_stored_recording": _op("GET", "/recordings/stored/{recordingName}"),
     "get_stored_recording_file": _op("GET", "/recordings/stored/{recordingName}/file"),
     "delete_stored_recording": _op("DELETE", "/recordings/stored/{recordingName}"),
+    "list_sounds": _op("GET", "/sounds", "lang", "format"),
 }
 
 
@@ -403,3 +404,7 @@ class AriClient:
 
     async def delete_stored_recording(self, name: str) -> None:
         await self.request("delete_stored_recording", {"recordingName": name})
+
+    # --- sounds -------------------------------------------------------------------------
+    async def list_sounds(self) -> list[dict[str, Any]]:
+        return await self.request("list_sounds")
