@@ -22,6 +22,16 @@ class BadRequest(VoiceError, InvalidParameter):
         InvalidParameter.__init__(self, param, message)
 
 
+class MediaRequestFailed(BadRequest):
+    """400 "Media Request Failed": what a play names does not exist (said in `details`)."""
+
+    error_id = "media_request_failed"
+
+    def __init__(self, param: str, details: str) -> None:
+        super().__init__(param, "Media Request Failed")
+        self.details = details
+
+
 class NotAuthenticated(VoiceError, Unauthorized):
     error_id = "unauthorized"
     result = 401

@@ -19,8 +19,12 @@ PROMPT_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}(/[A-Za-z0-9_-]{1,64}){0,3}$")
 REF_RE = re.compile(r"^[\x20-\x7e]{0,128}$")
 RECORDING_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 URL_RE = re.compile(r"^https?://[^\s]{1,2000}$")
+# A BCP 47 language tag as the API writes it (`es-US`; `en_us` and a bare `en` too).
+LANGUAGE_RE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8}){0,2}$")
 
 TTS_VOICES = ("male", "female")
+# How long a leg dialled by connect / transfer / forward (or a bridge on connect) may ring.
+BRIDGE_RING_TIMEOUT = 30
 RECORDING_FORMATS = ("wav", "wav49", "mp3")
 
 
@@ -82,6 +86,7 @@ class OutboundRequest:
     event_url: str | None
     action_on_connect: PlayRequest | None
     timeout: int
+    bridge_on_connect: ConnectRequest | None = None  # action_on_connect.bridge / .connect
     voicemail_detection: bool = False
     auto_record: bool = False
 
@@ -191,9 +196,13 @@ def parse_play(body: Mapping[str, Any], where: str = "",
         if not 1 <= len(text) <= 2000:
             raise BadRequest("text", "'text' must be 1 to 2000 characters")
         language = _str(body, "language", required=True)
-        voice = _str(body, "voice", required=True)
+        if not LANGUAGE_RE.match(language or ""):
+            raise BadRequest("language", "'language' must be a language tag such as en-US")
+        voice = (_str(body, "voice", required=True) or "").lower()  # `Female` too
         if voice not in TTS_VOICES:
-            raise VoiceNotSupported(f"voice '{voice}' is not supported for text-to-speech")
+            raise VoiceNotSupported("Voice not supported for text-to-speech conversion",
+                                    details=f"voice '{voice}' is neither male nor female",
+                                    param="voice")
     timing = {**(defaults or {}), **{k: body[k] for k in ("start_timeout",
                                                           "recognizer_timeout") if k in body}}
     asr = _bool(body, "asr")
@@ -215,21 +224,40 @@ def parse_play(body: Mapping[str, Any], where: str = "",
     )
 
 
+def _action_on_connect(action: Any) -> tuple[PlayRequest | None, ConnectRequest | None]:
+    """The seed's three actions on answer: play a prompt or menu (`play`), bridge one more
+    participant (`bridge`, or `connect` with from/to as EnableX's own clients send it), or
+    just connect the call (`"connect": true`: the application drives it from `connected`)."""
+    if not isinstance(action, dict):
+        raise BadRequest("action_on_connect", "'action_on_connect' must be an object")
+    where = "action_on_connect."
+    _only(action, {"play", "connect", "bridge", "start_timeout", "recognizer_timeout"}, where)
+    given = [k for k in ("play", "connect", "bridge") if k in action]
+    if len(given) != 1:
+        raise BadRequest("action_on_connect",
+                         "'action_on_connect' takes exactly one of 'play', 'connect', 'bridge'")
+    kind, inner = given[0], action[given[0]]
+    timing = {k: action[k] for k in ("start_timeout", "recognizer_timeout") if k in action}
+    if kind == "play":
+        if not isinstance(inner, dict):
+            raise BadRequest("action_on_connect", "'action_on_connect.play' must be an object")
+        return parse_play(inner, where + "play.", timing), None
+    if timing:
+        raise BadRequest(next(iter(timing)), f"'{next(iter(timing))}' goes with 'play' only")
+    if kind == "connect" and (inner is True or inner == {}):
+        return None, None
+    if not isinstance(inner, dict):
+        raise BadRequest("action_on_connect", f"'{where}{kind}' must be an object with "
+                         "'from' and 'to'" + (" (or true)" if kind == "connect" else ""))
+    return None, parse_connect(inner, "to", where + kind + ".")
+
+
 def parse_outbound(body: Mapping[str, Any]) -> OutboundRequest:
     _only(body, {"name", "owner_ref", "auto_record", "from", "to", "action_on_connect",
                  "event_url", "timeout", "voicemail_detection"})
-    action = body.get("action_on_connect")
-    play: PlayRequest | None = None
-    if action is not None:
-        if not isinstance(action, dict):
-            raise BadRequest("action_on_connect", "'action_on_connect' must be an object")
-        _only(action, {"play", "start_timeout", "recognizer_timeout"}, "action_on_connect.")
-        inner = action.get("play")
-        if not isinstance(inner, dict):
-            raise BadRequest("action_on_connect", "'action_on_connect.play' must be an object")
-        play = parse_play(inner, "action_on_connect.play.",
-                          {k: action[k] for k in ("start_timeout", "recognizer_timeout")
-                           if k in action})
+    play = bridge = None
+    if body.get("action_on_connect") is not None:
+        play, bridge = _action_on_connect(body["action_on_connect"])
     name = _ref(body, "name")
     return OutboundRequest(
         from_number=parse_number(_str(body, "from"), "from"),
@@ -241,11 +269,13 @@ def parse_outbound(body: Mapping[str, Any]) -> OutboundRequest:
         timeout=_int(body, "timeout", 30, 1, 120),
         voicemail_detection=_bool(body, "voicemail_detection"),
         auto_record=_bool(body, "auto_record"),
+        bridge_on_connect=bridge,
     )
 
 
-def parse_connect(body: Mapping[str, Any], to_key: str = "to") -> ConnectRequest:
-    _only(body, {"from", to_key})
+def parse_connect(body: Mapping[str, Any], to_key: str = "to",
+                  where: str = "") -> ConnectRequest:
+    _only(body, {"from", to_key}, where)
     return ConnectRequest(
         from_number=parse_number(_str(body, "from"), "from"),
         to=parse_destination(_str(body, to_key), to_key),

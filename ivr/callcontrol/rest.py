@@ -1,8 +1,10 @@
 """The voice API over HTTP: `/voice/v1/call/...` in the EnableX shapes, and the VoipNow
 `PUT /uapi/phoneCalls/{user}/{extension}/{phoneCallId}` StartRecording action.
 
-Authentication is per application: HTTP Basic with the app id and app key. Errors answer in
-the API's own shape — `{"result", "msg", "state": "failed", "timestamp"}` plus the call's
+Authentication is per application: HTTP Basic with the app id and app key, or the same pair
+as a bearer token, `Bearer <app id>.<app key>` (what VoipNow's UAPI sends). Errors answer in the
+API's own shape — `{"result", "msg", "state": "failed", "status": "failed", "timestamp"}` (the
+seed writes `state` in some examples and `status` in others: both are sent) plus the call's
 `voice_id`, `from`, `to` when the request named a call — never the core's generic one."""
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from aiohttp import web
 from ivr.callcontrol import models
 from ivr.callcontrol.errors import BadRequest, NotAuthenticated, VoiceError
 from ivr.callcontrol.live import LiveCall
-from ivr.callcontrol.models import Application, timestamp
+from ivr.callcontrol.models import BRIDGE_RING_TIMEOUT, Application, timestamp
 from ivr.callcontrol.service import CallControl
 from ivr.core.errors import IvrError
 from ivr.core.web import json_response
@@ -28,8 +30,6 @@ log = logging.getLogger(__name__)
 
 CALLCONTROL = web.AppKey("callcontrol", CallControl)
 _CALL_VIEW = web.RequestKey("callcontrol.call_view", dict)
-# How long a leg dialled by connect / transfer / forward may ring.
-BRIDGE_RING_TIMEOUT = 30
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -37,10 +37,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def error_body(exc: IvrError, view: dict[str, Any] | None) -> dict[str, Any]:
     result = exc.result if isinstance(exc, VoiceError) else exc.http_status
     body: dict[str, Any] = dict(view or {})
-    body.update({"state": "failed", "result": result, "msg": exc.message})
+    body.update({"state": "failed", "status": "failed", "result": result, "msg": exc.message})
     param = exc.extra.get("param")
     if param:
         body["param"] = param
+    if exc.details:
+        body["details"] = exc.details
     for key in ("voice_id", "from", "to"):
         if key in exc.extra:
             body[key] = exc.extra[key]
@@ -65,15 +67,23 @@ def control_of(request: web.Request) -> CallControl:
 
 
 def credentials(request: web.Request) -> tuple[str, str]:
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    # VoipNow's examples write the header `Authentication:`; it counts when Authorization is
+    # absent.
+    header = request.headers.get("Authorization") or request.headers.get("Authentication", "")
+    scheme, _, value = header.strip().partition(" ")
+    app_id = app_key = ""
     if scheme.lower() == "basic" and value:
         try:
-            app_id, sep, app_key = base64.b64decode(value, validate=True).decode().partition(":")
+            app_id, _, app_key = base64.b64decode(value, validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
-            sep = ""
-        if sep and app_id and app_key:
-            return app_id, app_key
-    raise NotAuthenticated("send HTTP Basic credentials: app id and app key")
+            pass
+    elif scheme.lower() == "bearer":
+        # `.` joins them: app ids are hex and app keys URL-safe base64, neither has one, and
+        # it is a bearer-token character where `:` is not.
+        app_id, _, app_key = value.strip().partition(".")
+    if app_id and app_key:
+        return app_id, app_key
+    raise NotAuthenticated("send the app id and app key: HTTP Basic, or Bearer <app id>.<app key>")
 
 
 async def authenticate(request: web.Request) -> Application:
@@ -146,7 +156,7 @@ async def play(request: web.Request) -> web.Response:
     req = models.parse_play(await json_body(request))
     live.check_can_play()  # before synthesising anything
     await control_of(request).check_asr(req)
-    media = await control_of(request).media.resolve(req.media)
+    media = await control_of(request).media.resolve(req.media, control_of(request).sounds)
     play_id = live.play(req, media)
     return json_response({**live.base(), "play_id": play_id, "playstate": "initiated",
                           "timestamp": timestamp()})
@@ -157,7 +167,7 @@ async def _bridge_request(request: web.Request, to_key: str
     app = await authenticate(request)
     live = await _live(request, app)
     req = models.parse_connect(await json_body(request), to_key)
-    control_of(request).check_from(app, req.from_number)
+    await control_of(request).check_from(app, req.from_number)
     return live, req
 
 
@@ -225,15 +235,22 @@ async def recording_file(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     base = "/voice/v1/call"
     call = base + "/{voice_id}"
-    app.router.add_post(base, create_call)
-    app.router.add_get(call, get_call)
-    app.router.add_delete(call, hangup_call)
-    app.router.add_post(call + "/accept", accept_call)
-    app.router.add_put(call + "/play", play)
-    app.router.add_put(call + "/connect", connect)
-    app.router.add_put(call + "/transfer", transfer)
-    app.router.add_put(call + "/forward", forward)
-    app.router.add_post(call + "/hold", hold)
-    app.router.add_put(call + "/hold", hold)
-    app.router.add_put(call + "/recording", recording)
-    app.router.add_get("/voice/v1/recording/{recording_id}", recording_file)
+    routes = [
+        ("POST", base, create_call),
+        ("GET", call, get_call),
+        ("DELETE", call, hangup_call),
+        ("POST", call + "/accept", accept_call),
+        ("PUT", call + "/play", play),
+        ("PUT", call + "/connect", connect),
+        ("PUT", call + "/transfer", transfer),
+        ("PUT", call + "/forward", forward),
+        ("POST", call + "/hold", hold),
+        ("PUT", call + "/hold", hold),
+        ("PUT", call + "/recording", recording),
+        ("GET", "/voice/v1/recording/{recording_id}", recording_file),
+    ]
+    for method, path, handler in routes:
+        app.router.add_route(method, path, handler)
+        # The seed's routes are written `.../call/$voiceId/`: with the slash too, answered
+        # in place (a redirect would turn a client's DELETE or PUT into a GET).
+        app.router.add_route(method, path + "/", handler)

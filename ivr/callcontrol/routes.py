@@ -9,5 +9,7 @@ from ivr.callcontrol import rest, voipnow
 
 def add_routes(app: web.Application) -> None:
     rest.add_routes(app)
-    app.router.add_put("/uapi/phoneCalls/{user}/{extension}/{phone_call_id}",
-                       voipnow.start_recording)
+    # The UAPI's path is plural; the seed's example writes it singular.
+    for collection in ("phoneCalls", "phoneCall"):
+        app.router.add_put(f"/uapi/{collection}/{{user}}/{{extension}}/{{phone_call_id}}",
+                           voipnow.start_recording)

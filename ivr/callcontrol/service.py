@@ -21,6 +21,7 @@ import asyncpg
 
 from ivr.callcontrol.asr import Recognizer, default_recognizer
 from ivr.callcontrol.errors import (
+    ApplicationNotFound,
     BadRequest,
     CallFailed,
     CallNotFound,
@@ -30,7 +31,7 @@ from ivr.callcontrol.errors import (
     RecordingNotFound,
 )
 from ivr.callcontrol.live import Leg, LiveCall, Telephony
-from ivr.callcontrol.media import CoreSoundMedia, MediaSource
+from ivr.callcontrol.media import CoreSoundMedia, CoreSounds, MediaSource
 from ivr.callcontrol.models import (
     NUMBER_RE,
     PROMPT_NAME_RE,
@@ -40,6 +41,7 @@ from ivr.callcontrol.models import (
     OutboundRequest,
     PlayRequest,
 )
+from ivr.callcontrol.onconnect import bridge_on_answer
 from ivr.callcontrol.store import CallControlStore, NumberTaken
 from ivr.core.errors import Conflict, IvrError, Unavailable
 from ivr.core.keys import new_pin
@@ -82,9 +84,11 @@ class CallControl:
         self.trunk = trunk
         self.calls: dict[uuid.UUID, LiveCall] = {}
         self._tel: Telephony | None = None
+        self.sounds: CoreSounds | None = None  # what requests name is checked against
 
     def attach(self, ari: AriClient, router: Router, stasis_app: str) -> None:
         self._tel = Telephony(ari, router, stasis_app, self.trunk)
+        self.sounds = CoreSounds(ari)
 
     async def close(self) -> None:
         for live in list(self.calls.values()):
@@ -215,9 +219,16 @@ class CallControl:
         self.calls.pop(live.voice_id, None)
 
     # --- outbound -----------------------------------------------------------------------
-    def check_from(self, app: Application, number: str) -> None:
-        if number not in app.numbers:
-            raise NumberNotFound("Phone number not found for the service")
+    async def check_from(self, app: Application, number: str) -> None:
+        """`from` must be one of the application's numbers: 404 / 6110 "Application Not
+        Found" when the number is call control's but routed to other applications only (the
+        seed: this service is not configured for the number), 404 / 6118 "Phone number not
+        found for the service" when no application has it."""
+        if number in app.numbers:
+            return
+        if await self.store.number_kind(number) is not None:
+            raise ApplicationNotFound("Application Not Found")
+        raise NumberNotFound("Phone number not found for the service")
 
     async def check_asr(self, play: PlayRequest | None) -> None:
         """An `asr` play needs a recognizer, and every word of its phrases in its
@@ -233,12 +244,14 @@ class CallControl:
                                  f"words the recognizer does not know: {', '.join(unknown)}")
 
     async def originate(self, app: Application, request: OutboundRequest) -> LiveCall:
-        self.check_from(app, request.from_number)
+        await self.check_from(app, request.from_number)
+        if request.bridge_on_connect is not None:
+            await self.check_from(app, request.bridge_on_connect.from_number)
         await self.check_asr(request.action_on_connect)
         tel = self.tel
         media = None
         if request.action_on_connect is not None:
-            media = await self.media.resolve(request.action_on_connect.media)
+            media = await self.media.resolve(request.action_on_connect.media, self.sounds)
         leg = Leg(tel, f"ccv-{uuid.uuid4().hex}", request.to)
         live = await self._register(
             app, leg.call, "outbound", request.from_number, request.to.value, "initiated",
@@ -253,6 +266,8 @@ class CallControl:
         live.spawn(live.run_outbound(leg, request.action_on_connect, media,
                                      detect_machine=request.voicemail_detection,
                                      auto_record=request.auto_record), "outbound")
+        if request.bridge_on_connect is not None:
+            live.spawn(bridge_on_answer(live, leg, request.bridge_on_connect), "on-connect")
         return live
 
     # --- lookups ------------------------------------------------------------------------

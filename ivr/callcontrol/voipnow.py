@@ -1,17 +1,22 @@
 """The VoipNow UAPI form of starting a recording:
-`PUT /uapi/phoneCalls/{userId}/{extension}/{phoneCallId}` with
+`PUT /uapi/phoneCalls/{userId}/{extension}/{phoneCallId}` (or `/uapi/phoneCall/...`, as the
+seed's example writes it) with
 `{"action": "StartRecording", "format": "wav"|"wav49", "phoneCallViewId": "01"}`.
+Authentication: the application's credentials, as HTTP Basic or `Bearer <app id>.<app key>`.
 
 Here the phone call is a call-control call (`phoneCallId` = its voice_id), `extension` is the
 application's number on the call (or `@self`), `userId` is `@me`, `@viewer`, `@owner` or the
 app id, and the views are `01` (the call's own leg) and, once bridged, `02` (the other leg;
-both record the same mix). Errors answer `{"error": {"code", "message"}}` with the codes the
-UAPI defines."""
+both record the same mix). The reply is the PhoneCall: `published` is when the call began,
+`answered` when it was answered, and each view's `answered` when its leg was (the call's own
+leg, for view 01), as ISO 8601 times. Errors answer `{"error": {"code", "message"}}` with the
+codes the UAPI defines."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -32,14 +37,15 @@ class UapiError(Exception):
         self.message = message
 
 
-def _phone_call(live: LiveCall, extension: str, base_url: str, path: str,
-                recording_started: str) -> dict[str, Any]:
-    views = [{"id": "01", "extension": extension, "status": "5",
+def _phone_call(live: LiveCall, extension: str, self_url: str, published: datetime,
+                answered: datetime, recording_started: datetime) -> dict[str, Any]:
+    views = [{"id": "01", "extension": extension, "answered": _time(answered), "status": "5",
               "callerId": live.from_number, "source": [live.from_number],
-              "destination": [live.to_number], "recording": recording_started}]
+              "destination": [live.to_number], "recording": _time(recording_started)}]
     return {"id": str(live.voice_id), "extension": extension, "ownerId": live.app.app_id,
-            "ownerName": live.app.name, "phoneCallView": views,
-            "link": {"self": base_url + path}}
+            "ownerName": live.app.name, "answered": _time(answered),
+            "published": _time(published), "phoneCallView": views,
+            "link": {"self": self_url}}
 
 
 async def start_recording(request: web.Request) -> web.Response:
@@ -85,10 +91,16 @@ async def _start_recording(request: web.Request) -> web.Response:
         await live.start_recording(None, fmt)
     except CallStateMismatch as exc:
         raise UapiError(400, "pc_phonecall_invalid", exc.message) from None
-    started = _now()
-    return json_response(_phone_call(live, own_number, f"{request.scheme}://{request.host}",
-                                     request.path, started))
+    started = datetime.now(UTC)
+    row = await control_of(request).store.call(live.voice_id, app.id)
+    published = row["created_at"] if row else started
+    # None while the call's answer is still being written (its events are written in order,
+    # behind the request that answered it): that was a moment ago.
+    answered = (row["answered_at"] if row else None) or started
+    self_url = (f"{request.scheme}://{request.host}/uapi/phoneCalls/"
+                f"{quote(user, safe='@')}/{quote(own_number)}/{live.voice_id}")
+    return json_response(_phone_call(live, own_number, self_url, published, answered, started))
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+def _time(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="seconds")

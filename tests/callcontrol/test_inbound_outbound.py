@@ -50,13 +50,18 @@ async def test_inbound_accept_menu_and_hangup(
     got = await webhooks.wait(vid, "digitcollected")
     assert (got["digit"], got["play_id"], got["prompt_ref"]) == ("42", play_id, "menu-1")
 
-    # A menu nobody answers times out; a plain prompt finishes; a missing prompt fails.
+    # A menu nobody answers times out; a plain prompt finishes; a missing prompt is refused
+    # at once; audio that cannot be fetched fails as it plays.
     await app.request("PUT", f"/voice/v1/call/{vid}/play",
                       {"prompt_name": "beep", "dtmf": True, "menu_timeout": 1})
     await webhooks.wait(vid, "menutimeout")
     await app.request("PUT", f"/voice/v1/call/{vid}/play", {"prompt_name": "beep"})
     await webhooks.wait(vid, "playfinished")
-    await app.request("PUT", f"/voice/v1/call/{vid}/play", {"prompt_name": "no-such-prompt"})
+    status, body = await app.request("PUT", f"/voice/v1/call/{vid}/play",
+                                      {"prompt_name": "no-such-prompt"})
+    assert (status, body["msg"]) == (400, "Media Request Failed")
+    await app.request("PUT", f"/voice/v1/call/{vid}/play",
+                      {"url": "http://127.0.0.1:9/no-such-audio.wav"})
     await webhooks.wait(vid, "failed")
 
     status, body = await app.request("DELETE", f"/voice/v1/call/{vid}")
