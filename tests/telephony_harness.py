@@ -36,6 +36,7 @@ from aiohttp import web
 from ivr.app import TELEPHONY, Telephony, create_app
 from ivr.cli import asterisk_config
 from ivr.core.errors import IvrError
+from ivr.core.web import POOL
 from ivr.provision import asterisk as provision
 from ivr.settings import Settings
 from ivr.telephony.call import Call
@@ -189,6 +190,7 @@ class Engine:
     routes: TestRoutes
     proxy: TcpProxy
     url: str  # the web app's base URL (the API, and the audio Asterisk fetches)
+    pool: asyncpg.Pool  # the engine's own database pool (a test may route it elsewhere)
 
 
 @pytest.fixture(scope="session")
@@ -227,7 +229,7 @@ async def engine(
     tel = app[TELEPHONY]
     try:
         await tel.events.wait_connected(10)
-        yield Engine(tel, routes, proxy, settings.public_url)
+        yield Engine(tel, routes, proxy, settings.public_url, app[POOL])
     finally:
         await runner.cleanup()
         await proxy.close()

@@ -12,6 +12,7 @@ import asyncpg
 
 from ivr.core import keys
 from ivr.core.errors import NotFound
+from ivr.core.patient_pool import DEFAULT_PATIENCE, PatientPool, patiently
 from ivr.delivery.outbox import DEFAULT_RETRY_FOR
 from ivr.recorder import events, store
 from ivr.recorder.errors import LimitReached
@@ -48,14 +49,19 @@ class Take:
 
 class RecorderPhone:
     def __init__(self, pool: asyncpg.Pool, data_dir: Path, public_url: str = "",
-                 retry_for: float = DEFAULT_RETRY_FOR) -> None:
-        self.pool = pool
+                 retry_for: float = DEFAULT_RETRY_FOR,
+                 db_patience: float = DEFAULT_PATIENCE) -> None:
+        # A database outage of up to `db_patience` seconds is waited out, not a dropped call
+        # (core/patient_pool.py); steps marked @patiently are retried whole when cut off,
+        # the others (they add rows) only while getting a connection.
+        self.pool = PatientPool(pool, db_patience)
         self.data_dir = data_dir
         # Each state change writes its event (and an accepted take its uploads) into the
         # outbox in the same transaction.
         self.events = RecorderEvents.for_settings(data_dir, public_url, retry_for)
 
     # --- who is calling ----------------------------------------------------------------------
+    @patiently
     async def route(self, dialled: str) -> NumberRoute | None:
         async with self.pool.acquire() as conn:
             found = await store.number_route(conn, dialled)
@@ -65,16 +71,19 @@ class RecorderPhone:
         dedicated = next((r for r, d in assigned if d and r.initiation == "call"), None)
         return NumberRoute(number, tuple(r for r, _ in assigned), dedicated)
 
+    @patiently
     async def recorder(self, recorder_id: int) -> Recorder:
         async with self.pool.acquire() as conn:
             return await store.recorder_by_id(conn, recorder_id)
 
+    @patiently
     async def pin_blocked(self, number_id: int, caller_id: str) -> bool:
         async with self.pool.acquire() as conn:
             on_number, by_caller = await store.pin_failures_since(
                 conn, number_id, caller_id, PIN_WINDOW_SECONDS)
         return on_number >= PIN_FAILURES_PER_NUMBER or by_caller >= PIN_FAILURES_PER_CALLER
 
+    @patiently
     async def recorder_password_ok(self, recorder_id: int, digits: str) -> bool:
         """The digits a caller keyed against the recorder password (its keypad form).
 
@@ -98,11 +107,13 @@ class RecorderPhone:
 
     # The lookups skip sessions past their expiry themselves; marking them expired (and their
     # event) is the periodic sweep's job (`expire_due`), not the caller's wait.
+    @patiently
     async def session_by_pin(self, number_id: int, pin: str) -> Session | None:
         async with self.pool.acquire() as conn:
             session_id = await store.live_session_for_pin(conn, number_id, pin)
             return None if session_id is None else await store.session_by_id(conn, session_id)
 
+    @patiently
     async def session_by_caller_id(self, number_id: int, caller_id: str) -> Session | None:
         async with self.pool.acquire() as conn:
             return await store.live_session_for_caller(conn, number_id, caller_id)
@@ -119,6 +130,7 @@ class RecorderPhone:
     # flow knows there is no callback URL and no upload for this session), so each is one
     # statement, without a transaction around it. Four round trips less per change, on every
     # step a caller waits for (bench/README.md).
+    @patiently
     async def mark_called(self, session_id: int, channel_id: str | None = None, *,
                           quiet: bool = False) -> None:
         """The caller is in: `called`, on this channel (a restarted engine ends sessions whose
@@ -139,12 +151,14 @@ class RecorderPhone:
                 await conn.execute("UPDATE recording_sessions SET channel_id = $2 WHERE id = $1",
                                    session_id, channel_id)
 
+    @patiently
     async def recordings(self, session_id: int) -> list[Recording]:
         """The session's recordings in sequence order, as they are now (reorders, inserts and
         deletes made through the API while the caller is on the line show up here)."""
         async with self.pool.acquire() as conn:
             return await store.session_recordings(conn, session_id)
 
+    @patiently
     async def start_take(self, session_id: int, recording_id: int, *,
                          quiet: bool = False) -> bool:
         """Session `recording` on this recording, the recording `recording`. False when the
@@ -175,6 +189,7 @@ class RecorderPhone:
                                                               channel_id, asterisk_name)
             return Take(take_id, number)
 
+    @patiently
     async def accept_take(self, session_id: int, recording_id: int, take: Take, *,
                           duration_ms: int, has_wav: bool, has_mp3: bool, caller_id: str | None,
                           touchtone_input: str | None, kept_on_hangup: bool = False,
@@ -207,11 +222,13 @@ class RecorderPhone:
                                         recorder_id=session.recorder_id, session=session)
             return True
 
+    @patiently
     async def discard_take(self, take: Take, duration_ms: int = 0) -> None:
         async with self.pool.acquire() as conn:
             await store.update_take(conn, take.id, {"status": "discarded",
                                                     "duration_ms": duration_ms})
 
+    @patiently
     async def leave_recording(self, session_id: int, recording_id: int) -> None:
         """No take was accepted: the recording keeps the audio it had."""
         async with self.pool.acquire() as conn, conn.transaction():
@@ -224,11 +241,13 @@ class RecorderPhone:
                 " ELSE 'recorded' END WHERE id = $1 AND state = 'recording'", recording_id)
             await store.leave_recording_state(conn, session_id)
 
+    @patiently
     async def session_failed(self, session_id: int, code: str, reason: str) -> None:
         """The call voicing the session failed on our side: why, for the API and console."""
         async with self.pool.acquire() as conn:
             await store.set_session_failure(conn, session_id, code, reason)
 
+    @patiently
     async def end_session(self, session_id: int, *, quiet: bool = False) -> None:
         if quiet:
             async with self.pool.acquire() as conn:
@@ -241,6 +260,7 @@ class RecorderPhone:
                 await self.events.session(conn, session_id, events.SESSION_ENDED)
 
     # --- call-initiated apps -----------------------------------------------------------------
+    @patiently
     async def find_list(self, recorder: Recorder, caller_id: str | None,
                         access_code: str | None) -> int | None:
         async with self.pool.acquire() as conn:

@@ -6,6 +6,8 @@ from typing import Protocol
 
 import asyncpg
 
+from ivr.core.patient_pool import PatientPool
+
 
 class CallLog(Protocol):
     async def started(self, channel_id: str, direction: str, caller_id: str, dialed: str,
@@ -23,7 +25,8 @@ class CallLog(Protocol):
 
 class PgCallLog:
     def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
+        # Each statement is idempotent, and a call must not fail for a database blip.
+        self._pool = PatientPool(pool)
 
     async def started(self, channel_id: str, direction: str, caller_id: str, dialed: str,
                       flow: str) -> None:
