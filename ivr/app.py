@@ -184,6 +184,10 @@ async def healthz(request: web.Request) -> web.Response:
         body["calls"] = {"active": len(tel.runner.calls), "accepting": tel.runner.accepting,
                          "handled": tel.runner.finished}
         healthy = healthy and tel.events.connected
+        if not tel.runner.accepting:
+            # Stopping (SIGTERM): calls in progress finish here, new ones must go elsewhere,
+            # so a load balancer has to see this instance as out of service.
+            return json_response({"status": "draining", **body}, 503)
     if database["connected"]:
         with contextlib.suppress(OSError, asyncpg.PostgresError, TimeoutError):
             async with asyncio.timeout(2), pool.acquire() as conn:

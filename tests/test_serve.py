@@ -90,9 +90,13 @@ async def test_line_check_call_and_sigterm_lets_the_call_finish(
     await asyncio.sleep(1.0)
     served.proc.send_signal(signal.SIGTERM)
     await asyncio.sleep(0.5)
-    # Stopping: a new call is refused ...
+    # Stopping: a new call is refused, and /healthz tells a load balancer so ...
     with pytest.raises(AssertionError, match="ended unanswered"):
         await caller.dial(LINECHECK_NUMBER, caller_id="5550098", app=served.app)
+    async with aiohttp.ClientSession() as http, http.get(f"{served.url}/healthz") as resp:
+        health = await resp.json()
+        assert resp.status == 503 and health["status"] == "draining", health
+        assert health["calls"]["active"] == 1 and health["calls"]["accepting"] is False
     # ... while the call in progress goes on: the caller talks after the greeting and beep
     # (about 6.5 s), presses #, and hears the take played back before the engine says goodbye
     # and hangs up.
