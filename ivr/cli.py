@@ -175,6 +175,17 @@ def cmd_asterisk(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_softphone_call(settings: Settings, args: argparse.Namespace) -> int:
+    from ivr.telephony import softphone
+
+    phone = softphone.caller(
+        settings.softphone_user, settings.softphone_password, args.keys,
+        say=Path(args.say) if args.say else None,
+        record=Path(args.record) if args.record else None, seconds=args.seconds)
+    asyncio.run(softphone.call(phone, args.number, args.keys, seconds=args.seconds))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ivr", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -196,6 +207,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["init"])
     p.add_argument("--file", default=".env")
     p.set_defaults(func=cmd_env_init, needs_settings=False)
+    p = sub.add_parser("softphone", help="a real SIP softphone (baresip) on this machine")
+    phone = p.add_subparsers(dest="softphone_command", required=True)
+    c = phone.add_parser("call", help="call a number from the development softphone account")
+    c.add_argument("number", help="the number to dial, e.g. 9999 (the line check)")
+    c.add_argument("--keys", default="", help="keys to press once answered (0-9 * # A-D, "
+                   "RFC 4733, 0.25 s apart); each w or , waits a second")
+    c.add_argument("--say", metavar="FILE.wav",
+                   help="the microphone: this file over and over from the answer on "
+                   "(default: silence)")
+    c.add_argument("--record", metavar="OUT.wav", help="write what the call sounded like here")
+    c.add_argument("--seconds", type=float, default=60,
+                   help="hang up after this long if the other side has not (default 60)")
+    c.set_defaults(func=cmd_softphone_call)
     recorder_cli.register(sub)
     callcontrol_cli.register(sub)
     campaigns_cli.register(sub)

@@ -17,10 +17,6 @@ import io
 import itertools
 import os
 import secrets
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -29,7 +25,6 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
-import orjson
 import pytest
 from aiohttp import web
 
@@ -43,6 +38,7 @@ from ivr.telephony.call import Call
 from ivr.telephony.events import Event, EventStream, Router
 from ivr.telephony.rest import AriClient, AriHttpError, basic_auth
 from ivr.telephony.runner import Route
+from ivr.telephony.softphone import Softphone, SoftphoneError
 
 DATA = Path(__file__).resolve().parent / "data"
 # The caller's own Stasis app and channel ids, one per test session: concurrent suites never
@@ -348,137 +344,7 @@ async def stored_recordings(ari: AriClient) -> AsyncIterator[list[str]]:
 
 
 # --- baresip, a real softphone --------------------------------------------------------------
-class Softphone:
-    """baresip with the speech file as its microphone, driven over its TCP control socket."""
-
-    def __init__(self, settings: Settings, speech: Path) -> None:
-        self.settings = settings
-        self.speech = speech
-        self.dir = Path(tempfile.mkdtemp(prefix="baresip-"))
-        self.ctrl_port = _free_port()
-        self.sip_port = _free_sip_port()
-        self.proc: asyncio.subprocess.Process | None = None
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
-        self.events: list[dict[str, object]] = []
-
-    def _write_config(self) -> None:
-        # baresip ends the call when its microphone file ends: follow the speech with silence.
-        subprocess.run(["sox", str(self.speech), str(self.dir / "speech.wav"), "pad", "0", "30"],
-                       check=True)
-        (self.dir / "config").write_text(
-            f"""poll_method epoll
-sip_listen 127.0.0.1:{self.sip_port}
-audio_player aufile,{self.dir / 'heard.wav'}
-audio_source aufile,{self.dir / 'speech.wav'}
-audio_alert aufile,/dev/null
-module_path /usr/lib/baresip/modules
-module stdio.so
-module g711.so
-module aufile.so
-module_app account.so
-module_app menu.so
-module_app ctrl_tcp.so
-ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}
-rtp_ports 30000-30999
-"""
-        )
-        s = self.settings
-        (self.dir / "accounts").write_text(
-            f"<sip:{s.softphone_user}@127.0.0.1:5060>;auth_pass={s.softphone_password};"
-            "regint=0;audio_codecs=PCMU\n"
-        )
-
-    async def start(self) -> None:
-        if shutil.which("baresip") is None:
-            pytest.fail("baresip is not installed (make test installs baresip-core)",
-                        pytrace=False)
-        self._write_config()
-        for attempt in range(3):
-            if await self._launch():
-                asyncio.get_running_loop().create_task(self._read_events())
-                return
-            if "Address already in use" not in self.log() or attempt == 2:
-                break
-            # A port it wanted was taken between our check and its bind (the machine's
-            # other sockets come and go): again, on other ports.
-            self.ctrl_port, self.sip_port = _free_port(), _free_sip_port()
-            self._write_config()
-        pytest.fail(f"baresip did not open its control port; log: {self.log()}")
-
-    async def _launch(self) -> bool:
-        self.proc = await asyncio.create_subprocess_exec(
-            "baresip", "-f", str(self.dir), stdin=subprocess.DEVNULL,
-            stdout=(self.dir / "baresip.log").open("wb"), stderr=subprocess.STDOUT,
-        )
-        for _ in range(100):
-            try:
-                self._reader, self._writer = await asyncio.open_connection(
-                    "127.0.0.1", self.ctrl_port)
-                return True
-            except OSError:
-                if self.proc.returncode is not None:
-                    return False
-                await asyncio.sleep(0.05)
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.kill()
-        await self.proc.wait()
-        return False
-
-    async def _read_events(self) -> None:
-        assert self._reader is not None
-        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError, ValueError):
-            while True:
-                length = int((await self._reader.readuntil(b":"))[:-1])
-                payload = await self._reader.readexactly(length + 1)
-                self.events.append(orjson.loads(payload[:-1]))
-
-    async def command(self, command: str, params: str = "") -> None:
-        assert self._writer is not None
-        body = orjson.dumps({"command": command, "params": params, "token": command})
-        self._writer.write(str(len(body)).encode() + b":" + body + b",")
-        await self._writer.drain()
-
-    def log(self) -> str:
-        path = self.dir / "baresip.log"
-        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
-
-    async def stop(self) -> None:
-        if self.proc and self.proc.returncode is None:
-            with contextlib.suppress(Exception):
-                await self.command("quit")
-            try:
-                await asyncio.wait_for(self.proc.wait(), 5)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-        if self._writer is not None:
-            self._writer.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _free_sip_port() -> int:
-    """A port P for baresip's sip_listen: it binds UDP and TCP on P and TLS (TCP) on P + 1,
-    and this baresip cannot be told to skip TLS, so all three must be free."""
-    for _ in range(50):
-        port = _free_port()
-        try:
-            with socket.socket() as tcp_next, \
-                    socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                tcp_next.bind(("127.0.0.1", port + 1))
-                udp.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no free port pair for baresip")
-
-
+# The driver is the package's own (`ivr softphone call` runs the same code).
 @pytest.fixture
 async def softphone(
     base_settings: Settings, asterisk: object
@@ -486,9 +352,13 @@ async def softphone(
     phones: list[Softphone] = []
 
     async def start(speech: Path) -> Softphone:
-        phone = Softphone(base_settings, speech)
-        await phone.start()
+        phone = Softphone(base_settings.softphone_user, base_settings.softphone_password,
+                          speech)
         phones.append(phone)
+        try:
+            await phone.start()
+        except SoftphoneError as exc:
+            pytest.fail(exc.message, pytrace=False)
         return phone
 
     yield start
