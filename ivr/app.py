@@ -217,6 +217,7 @@ def delivery_for(settings: Settings, pool: asyncpg.Pool) -> Delivery:
     """The outbox worker (callbacks, uploads) and the audio retention job."""
     worker = DeliveryWorker(
         pool, database_url=settings.database_url, concurrency=settings.delivery_concurrency,
+        per_host=settings.delivery_per_host,
         lease_seconds=settings.delivery_lease,
         backoff=Backoff(base=settings.delivery_backoff), on_settled={"upload": upload_settled})
     events = RecorderEvents.for_settings(settings.data_dir, settings.public_url,

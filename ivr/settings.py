@@ -132,6 +132,7 @@ class Settings:
     delivery_retry_for: float = 86400.0
     delivery_backoff: float = 2.0
     delivery_concurrency: int = 16
+    delivery_per_host: int = 4
     delivery_lease: float = 30.0
     retention_interval: float = 3600.0
     session_sweep_interval: float = 5.0
@@ -221,6 +222,8 @@ class Settings:
                                     0.01, 600),
             delivery_concurrency=_int("IVR_DELIVERY_CONCURRENCY",
                                       get("IVR_DELIVERY_CONCURRENCY", "16"), 1, 256),
+            delivery_per_host=_int("IVR_DELIVERY_PER_HOST", get("IVR_DELIVERY_PER_HOST", "4"),
+                                   1, 256),
             delivery_lease=_float("IVR_DELIVERY_LEASE", get("IVR_DELIVERY_LEASE", "30"), 1, 3600),
             retention_interval=_float("IVR_RETENTION_INTERVAL",
                                       get("IVR_RETENTION_INTERVAL", "3600"), 1, 7 * 86400),

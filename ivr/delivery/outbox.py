@@ -91,21 +91,39 @@ async def enqueue_upload(conn: Conn, *, event_type: str, stream: str, owner: str
     return event_id
 
 
-async def claim(conn: Conn, limit: int, lease_seconds: float, worker: str) -> list[Row]:
-    """Up to `limit` due rows, each the oldest pending row of its stream, leased to `worker`.
+def host_of(url: str) -> str:
+    """What deliveries are shared out by, and what logs name (a URL's path or query may carry
+    a developer's token): a URL's host[:port], as split_part(url, '/', 3)."""
+    return url.split("/")[2] if url.count("/") >= 2 else url
+
+
+async def claim(conn: Conn, limit: int, lease_seconds: float, worker: str, *,
+                per_host: int = 1_000_000, busy: Mapping[str, int] | None = None) -> list[Row]:
+    """Up to `limit` due rows, each the oldest pending row of its stream, leased to `worker`,
+    and at most `per_host` in flight to one host counting `busy` (the worker's own, by
+    host): a receiver that hangs holds that many of the worker's slots, never all of them.
     SKIP LOCKED lets several workers (and processes) claim side by side."""
+    busy = busy or {}
+    full = [h for h, n in busy.items() if n >= per_host]
     rows = await conn.fetch(
-        "WITH ready AS ("
-        " SELECT o.id FROM outbox o"
+        "WITH due AS ("
+        " SELECT o.id, split_part(o.url, '/', 3) AS host FROM outbox o"
         "  WHERE o.state = 'pending' AND o.next_attempt_at <= now()"
         "    AND (o.lease_until IS NULL OR o.lease_until < now())"
+        "    AND NOT (split_part(o.url, '/', 3) = ANY($4::text[]))"
         "    AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.stream = o.stream AND e.id < o.id"
         "                    AND e.state = 'pending')"
-        "  ORDER BY o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED)"
+        "  ORDER BY o.id LIMIT $1 * 4 FOR UPDATE OF o SKIP LOCKED),"
+        " ready AS ("
+        "  SELECT id FROM (SELECT d.id, row_number() OVER (PARTITION BY d.host ORDER BY d.id)"
+        "                         + coalesce(b.n, 0) AS n"
+        "                    FROM due d LEFT JOIN unnest($5::text[], $6::int[]) AS b(host, n)"
+        "                      ON b.host = d.host) ranked"
+        "   WHERE n <= $7 ORDER BY id LIMIT $1)"
         " UPDATE outbox o SET lease_until = now() + make_interval(secs => $2), leased_by = $3,"
         "   attempts = o.attempts + 1"
         " FROM ready WHERE o.id = ready.id RETURNING o.*",
-        limit, float(lease_seconds), worker)
+        limit, float(lease_seconds), worker, full, list(busy), list(busy.values()), per_host)
     return sorted((_row(r) for r in rows), key=lambda r: r.id)
 
 

@@ -2,7 +2,9 @@
 
 At least once: a row is settled only after the receiver answered 2xx, and a row whose worker
 died stays pending with a lease that runs out, so another worker delivers it (same event id).
-One failing endpoint delays only its own stream: other sessions' rows are claimed past it.
+One failing endpoint delays only its own stream: other sessions' rows are claimed past it;
+and one host has at most `per_host` of the worker's slots, so a receiver that hangs (each
+attempt waiting out its timeouts) cannot take the slots every other receiver needs.
 Each attempt: 5 s to connect, 15 s between reads; a failure retries after an exponential
 backoff with jitter until the row's retry window closes, then the row is `failed`."""
 
@@ -68,7 +70,7 @@ class Outcome:
 
 class DeliveryWorker:
     def __init__(self, pool: asyncpg.Pool, *, database_url: str | None = None,
-                 concurrency: int = 16, lease_seconds: float = 30.0,
+                 concurrency: int = 16, per_host: int = 4, lease_seconds: float = 30.0,
                  poll_interval: float = 1.0, backoff: Backoff | None = None,
                  connect_timeout: float = 5.0, read_timeout: float = 15.0,
                  on_settled: Mapping[str, Settled] | None = None,
@@ -76,6 +78,7 @@ class DeliveryWorker:
         self.pool = pool
         self.database_url = database_url  # for LISTEN; without it the worker only polls
         self.concurrency = concurrency
+        self.per_host = per_host
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
         self.backoff = backoff or Backoff()
@@ -89,6 +92,7 @@ class DeliveryWorker:
         self.upload_bytes = 0
         self.last_error = ""
         self._inflight: dict[int, asyncio.Task[None]] = {}
+        self._hosts: Counter[str] = Counter()  # rows in flight, by host
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -143,6 +147,7 @@ class DeliveryWorker:
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._release(held)
             self._inflight.clear()
+            self._hosts.clear()
             if listener is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(listener.close(), 2)
@@ -166,7 +171,8 @@ class DeliveryWorker:
             return 0
         try:
             async with self.pool.acquire() as conn:
-                rows = await outbox.claim(conn, free, self.lease_seconds, self.name)
+                rows = await outbox.claim(conn, free, self.lease_seconds, self.name,
+                                          per_host=self.per_host, busy=self._hosts)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             self.last_error = f"claiming: {exc}"
             log.warning("delivery: cannot claim rows: %s", exc)
@@ -174,11 +180,16 @@ class DeliveryWorker:
         for row in rows:
             task = asyncio.get_running_loop().create_task(self._deliver(row))
             self._inflight[row.id] = task
-            task.add_done_callback(partial(self._done, row.id))
+            host = outbox.host_of(row.url)
+            self._hosts[host] += 1
+            task.add_done_callback(partial(self._done, row.id, host))
         return len(rows)
 
-    def _done(self, row_id: int, _task: asyncio.Task[None]) -> None:
+    def _done(self, row_id: int, host: str, _task: asyncio.Task[None]) -> None:
         self._inflight.pop(row_id, None)
+        self._hosts[host] -= 1
+        if self._hosts[host] <= 0:
+            del self._hosts[host]
         self._wake.set()
 
     async def _release(self, row_ids: list[int]) -> None:
@@ -228,7 +239,7 @@ class DeliveryWorker:
                     if row.kind == "upload":
                         self.upload_bytes += result.sent
                     log.info("delivery: %s %s to %s delivered (attempt %d)", row.kind,
-                             row.event_type, _host(row.url), row.attempts)
+                             row.event_type, outbox.host_of(row.url), row.attempts)
                     await self._hook(conn, row, "delivered")
                 return
             retry_in = _GIVE_UP_NOW if result.permanent else self.backoff.delay(row.attempts)
@@ -237,14 +248,14 @@ class DeliveryWorker:
             if state == "failed":
                 self.counts[(row.kind, "failed")] += 1
                 log.warning("delivery: %s %s to %s failed after %d attempts: %s", row.kind,
-                            row.event_type, _host(row.url), row.attempts, result.error)
+                            row.event_type, outbox.host_of(row.url), row.attempts, result.error)
                 await self._hook(conn, row, "failed")
             elif state == "pending":
                 self.counts[(row.kind, "retried")] += 1
                 if retry_in < self.poll_interval:  # due before the next poll: wake for it
                     asyncio.get_running_loop().call_later(retry_in, self._wake.set)
                 log.info("delivery: %s %s to %s: %s; retrying in %.1fs", row.kind,
-                         row.event_type, _host(row.url), result.error, retry_in)
+                         row.event_type, outbox.host_of(row.url), result.error, retry_in)
 
     async def _hook(self, conn: outbox.Conn, row: outbox.Row, state: str) -> None:
         hook = self.on_settled.get(row.kind)
@@ -301,8 +312,3 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
         return "timed out"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def _host(url: str) -> str:
-    # Logs name the host only: a URL's path or query may carry a developer's token.
-    return url.split("/")[2] if url.count("/") >= 2 else url

@@ -5,6 +5,7 @@ callbacks and uploads; a take stored as the phone flow stores one."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import secrets
@@ -45,13 +46,14 @@ class Request:
 class Receiver:
     """Answers 200 unless told otherwise per path: `fail_first[path] = n` answers 500 to the
     first n requests, `always_fail` always, `hang_first` holds the first request open until
-    `release` is set."""
+    `release` is set, `hang_all` every request."""
 
     url: str = ""
     got: list[Request] = field(default_factory=list)
     fail_first: dict[str, int] = field(default_factory=dict)
     always_fail: set[str] = field(default_factory=set)
     hang_first: set[str] = field(default_factory=set)
+    hang_all: set[str] = field(default_factory=set)
     release: asyncio.Event = field(default_factory=asyncio.Event)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     seen: dict[str, int] = field(default_factory=dict)
@@ -69,7 +71,7 @@ class Receiver:
         self.seen[path] = count = self.seen.get(path, 0) + 1
         self.got.append(Request(request.method, path, dict(request.headers), body, filename))
         self.arrived.set()
-        if path in self.hang_first and count == 1:
+        if path in self.hang_all or (path in self.hang_first and count == 1):
             await asyncio.wait_for(self.release.wait(), 60)
             return web.Response(status=503)
         if path in self.always_fail or count <= self.fail_first.get(path, 0):
@@ -125,6 +127,13 @@ async def pool(delivery_database_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
+    async with receiving() as found:
+        yield found
+
+
+@contextlib.asynccontextmanager
+async def receiving() -> AsyncIterator[Receiver]:
+    """A Receiver on a port of its own (so on a host:port of its own)."""
     found = Receiver()
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", found.handle)
