@@ -69,7 +69,7 @@ def control_of(request: web.Request) -> CallControl:
 def credentials(request: web.Request) -> tuple[str, str]:
     # VoipNow's examples write the header `Authentication:`; it counts when Authorization is
     # absent.
-    header = request.headers.get("Authorization") or request.headers.get("Authentication", "")
+    header = request.headers.get("Authorization") or request.headers.get("Authentication") or ""
     scheme, _, value = header.strip().partition(" ")
     app_id = app_key = ""
     if scheme.lower() == "basic" and value:
