@@ -10,6 +10,13 @@ ETC=${ASTERISK_ETC:-/etc/asterisk}
 
 need() { eval "v=\${$1:-}"; [ -n "$v" ] || { echo "docker-entrypoint: set $1" >&2; exit 64; }; }
 for var in IVR_ARI_USER IVR_ARI_PASSWORD IVR_SOFTPHONE_USER IVR_SOFTPHONE_PASSWORD; do need $var; done
+# The address settings (docs/deploy.md) are written by ivr/provision/asterisk_conf.py only, for
+# now: refuse them rather than start on loopback while the operator expects otherwise.
+for var in IVR_SIP_BIND IVR_SIP_EXTERNAL_ADDRESS IVR_RTP_ADDRESS IVR_RTP_EXTERNAL_ADDRESS \
+    IVR_LOCAL_NET IVR_RTP_PORTS IVR_ARI_BIND IVR_ARI_TLS_BIND IVR_ARI_TLS_CERT IVR_ARI_TLS_KEY; do
+  eval "v=\${$var:-}"
+  [ -z "$v" ] || { echo "docker-entrypoint: $var is not supported in the container yet (docs/deploy.md)" >&2; exit 64; }
+done
 ARI_URL=${IVR_ARI_URL:-http://127.0.0.1:8088}
 APP=${IVR_ARI_APP:-ivr}
 SIP_PORT=${IVR_SIP_PORT:-5060}

@@ -51,6 +51,7 @@ from ivr.recorder.retention import AudioRetention
 from ivr.recorder.routes import add_routes as add_recorder_routes
 from ivr.recorder.takes import TakeStore
 from ivr.settings import Settings
+from ivr.telephony.ari_tls import ari_connector
 from ivr.telephony.call import Call
 from ivr.telephony.call_log import PgCallLog
 from ivr.telephony.events import EventStreams
@@ -130,7 +131,7 @@ async def telephony(
     # A large keep-alive pool: every call's steps are REST requests to the same Asterisk.
     session = aiohttp.ClientSession(
         headers=basic_auth(settings.ari_user, settings.ari_password),
-        connector=aiohttp.TCPConnector(limit=200, limit_per_host=200, keepalive_timeout=60),
+        connector=ari_connector(settings, limit=200, limit_per_host=200, keepalive_timeout=60),
         timeout=aiohttp.ClientTimeout(total=30, connect=5),
     )
     ari = AriClient(session, settings.ari_url)

@@ -15,6 +15,7 @@ from ivr.campaigns import cli as campaigns_cli
 from ivr.core.errors import IvrError
 from ivr.dialer import cli as dialer_cli
 from ivr.provision.asterisk import AsteriskConfig
+from ivr.provision.asterisk_conf import reach
 from ivr.recorder import cli as recorder_cli
 from ivr.settings import REPO_ROOT, Settings, redact_url
 
@@ -41,6 +42,7 @@ def asterisk_config(settings: Settings) -> AsteriskConfig:
         softphone_user=settings.softphone_user,
         softphone_password=settings.softphone_password,
         engine_http_url=settings.public_url,
+        net=settings.network,
     )
 
 
@@ -132,14 +134,16 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def banner(settings: Settings, linecheck: str, numbers: list[str]) -> str:
-    sip = f"sip:{settings.softphone_user}@127.0.0.1:5060"
+    net = settings.network
+    address = f"{reach(net.sip_bind)}:{net.sip_port}"
+    sip = f"sip:{settings.softphone_user}@{address}"
     if numbers:
         numbers = sorted(numbers, key=lambda n: n != settings.dev_number)
         shown = ", ".join(f"{n} (IVR_DEV_NUMBER)" if n == settings.dev_number else n
                           for n in numbers[:3])
         shown += f" (and {len(numbers) - 3} more)" if len(numbers) > 3 else ""
         recorders = (f"dial {shown} for voice recorders\n"
-                     f"              (sip:{numbers[0]}@127.0.0.1:5060; without the + it works too)")
+                     f"              (sip:{numbers[0]}@{address}; without the + it works too)")
     else:
         recorders = ("no number for voice recorders yet (CreateVoiceRecorder fails with 1201):\n"
                      "              ivr number add +15125550100, or set IVR_DEV_NUMBER in .env"

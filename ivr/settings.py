@@ -3,9 +3,10 @@ environment leaves unset) and validated at start: a bad value names its variable
 
 from __future__ import annotations
 
+import ipaddress
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -107,6 +108,157 @@ def _phone(name: str, value: str) -> str:
 
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# Passwords that ship in examples and samples: never good enough where others can reach ARI.
+KNOWN_DEFAULT_PASSWORDS = frozenset({"change-me", "changeme", "password", "secret", "asterisk",
+                                     "ivr", "admin"})
+STRONG_PASSWORD_LENGTH = 16
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: assume it is reached over the network
+
+
+def _ipv4(name: str, value: str, *, wildcard: bool) -> str:
+    try:
+        address = ipaddress.IPv4Address(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be an IPv4 address such as 127.0.0.1, got {value!r}"
+                          ) from None
+    if address.is_unspecified and not wildcard:
+        raise ConfigError(f"{name} must be an address others can send to, not {value}")
+    return value
+
+
+def _host(name: str, value: str) -> str:
+    """An address or DNS name Asterisk advertises (external_*_address); "" is none."""
+    if value and not all(c.isalnum() or c in "-." for c in value):
+        raise ConfigError(f"{name} must be an IPv4 address or a host name, got {value!r}")
+    return value
+
+
+def _bind(name: str, value: str) -> tuple[str, int]:
+    """ADDRESS:PORT an Asterisk listener binds."""
+    address, sep, port = value.rpartition(":")
+    if not sep:
+        raise ConfigError(f"{name} must be ADDRESS:PORT such as 127.0.0.1:8088, got {value!r}")
+    return _ipv4(name, address, wildcard=True), _int(name, port, 1, 65535)
+
+
+def _networks(name: str, value: str) -> tuple[str, ...]:
+    nets = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        try:
+            nets.append(str(ipaddress.IPv4Network(item, strict=False)))
+        except ValueError:
+            raise ConfigError(f"{name} must be a comma-separated list of IPv4 networks such "
+                              f"as 10.0.0.0/8, got {item!r}") from None
+    return tuple(nets)
+
+
+def _port_range(name: str, value: str) -> tuple[int, int]:
+    start, sep, end = value.partition("-")
+    if not sep:
+        raise ConfigError(f"{name} must be FIRST-LAST such as 10000-20000, got {value!r}")
+    lo, hi = _int(name, start.strip(), 1024, 65535), _int(name, end.strip(), 1024, 65535)
+    if hi - lo < 2:
+        raise ConfigError(f"{name} must span at least two ports (RTP and RTCP), got {value!r}")
+    return lo, hi
+
+
+def _path(name: str, value: str) -> Path | None:
+    if not value:
+        return None
+    path = Path(value).expanduser().resolve()
+    if not path.is_file():
+        raise ConfigError(f"{name}: no such file {path}")
+    return path
+
+
+def _sha256(name: str, value: str) -> str:
+    digits = value.replace(":", "").strip().lower()
+    if digits and (len(digits) != 64 or any(c not in "0123456789abcdef" for c in digits)):
+        raise ConfigError(f"{name} must be a SHA-256 fingerprint (64 hex digits, colons "
+                          f"allowed), got {value!r}")
+    return digits
+
+
+_Get = Callable[[str, str], str]
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    """Where the project's Asterisk listens, what it advertises behind NAT, and how the engine
+    trusts ARI's certificate (docs/deploy.md). The defaults keep everything on loopback."""
+
+    sip_bind: str = "127.0.0.1"  # IVR_SIP_BIND: the UDP transport's address (0.0.0.0: all)
+    sip_port: int = 5060  # IVR_SIP_PORT
+    sip_external: str = ""  # IVR_SIP_EXTERNAL_ADDRESS: external_signaling_address
+    rtp_address: str = "127.0.0.1"  # IVR_RTP_ADDRESS: media_address, RTP binds to it
+    rtp_external: str = ""  # IVR_RTP_EXTERNAL_ADDRESS: external_media_address
+    local_net: tuple[str, ...] = ()  # IVR_LOCAL_NET: networks reached without NAT
+    rtp_ports: tuple[int, int] = (10000, 20000)  # IVR_RTP_PORTS: rtp.conf rtpstart-rtpend
+    ari_bind: tuple[str, int] = ("127.0.0.1", 8088)  # IVR_ARI_BIND: http.conf plain HTTP
+    ari_tls_bind: tuple[str, int] = ("127.0.0.1", 8089)  # IVR_ARI_TLS_BIND: tlsbindaddr
+    ari_tls_cert: Path | None = None  # IVR_ARI_TLS_CERT: tlscertfile (None: no TLS listener)
+    ari_tls_key: Path | None = None  # IVR_ARI_TLS_KEY: tlsprivatekey
+    ari_ca_file: Path | None = None  # IVR_ARI_CA_FILE: the engine trusts ARI's cert by it
+    ari_cert_sha256: str = ""  # IVR_ARI_CERT_SHA256: or pins it (lowercase hex)
+
+    @classmethod
+    def from_mapping(cls, get: _Get, ari_url: str) -> Network:
+        url = urlsplit(ari_url)
+        port = url.port or (8089 if url.scheme == "https" else 8088)
+        plain_port, tls_port = (port, 8089) if url.scheme == "http" else (8088, port)
+        cert = _path("IVR_ARI_TLS_CERT", get("IVR_ARI_TLS_CERT", ""))
+        key = _path("IVR_ARI_TLS_KEY", get("IVR_ARI_TLS_KEY", ""))
+        if (cert is None) != (key is None):
+            raise ConfigError("IVR_ARI_TLS_CERT and IVR_ARI_TLS_KEY go together: set both "
+                              "(ARI over TLS) or neither")
+        net = cls(
+            sip_bind=_ipv4("IVR_SIP_BIND", get("IVR_SIP_BIND", "127.0.0.1"), wildcard=True),
+            sip_port=_int("IVR_SIP_PORT", get("IVR_SIP_PORT", "5060"), 1, 65535),
+            sip_external=_host("IVR_SIP_EXTERNAL_ADDRESS", get("IVR_SIP_EXTERNAL_ADDRESS", "")),
+            rtp_address=_ipv4("IVR_RTP_ADDRESS", get("IVR_RTP_ADDRESS", "127.0.0.1"),
+                              wildcard=False),
+            rtp_external=_host("IVR_RTP_EXTERNAL_ADDRESS", get("IVR_RTP_EXTERNAL_ADDRESS", "")),
+            local_net=_networks("IVR_LOCAL_NET", get("IVR_LOCAL_NET", "")),
+            rtp_ports=_port_range("IVR_RTP_PORTS", get("IVR_RTP_PORTS", "10000-20000")),
+            ari_bind=_bind("IVR_ARI_BIND", get("IVR_ARI_BIND", f"127.0.0.1:{plain_port}")),
+            ari_tls_bind=_bind("IVR_ARI_TLS_BIND",
+                               get("IVR_ARI_TLS_BIND", f"127.0.0.1:{tls_port}")),
+            ari_tls_cert=cert,
+            ari_tls_key=key,
+            ari_ca_file=_path("IVR_ARI_CA_FILE", get("IVR_ARI_CA_FILE", "")),
+            ari_cert_sha256=_sha256("IVR_ARI_CERT_SHA256", get("IVR_ARI_CERT_SHA256", "")),
+        )
+        if net.ari_ca_file and net.ari_cert_sha256:
+            raise ConfigError("IVR_ARI_CA_FILE and IVR_ARI_CERT_SHA256 are two ways to trust "
+                              "ARI's certificate: set one")
+        if (net.ari_ca_file or net.ari_cert_sha256) and url.scheme != "https":
+            raise ConfigError("IVR_ARI_CA_FILE / IVR_ARI_CERT_SHA256 need an https:// "
+                              f"IVR_ARI_URL, got {ari_url}")
+        if net.ari_tls_cert and net.ari_tls_bind == net.ari_bind:
+            raise ConfigError("IVR_ARI_BIND and IVR_ARI_TLS_BIND must differ (plain HTTP and "
+                              "TLS cannot share a port)")
+        return net
+
+    @property
+    def ari_tls(self) -> bool:
+        """Asterisk serves ARI over TLS too (http.conf tlsenable)."""
+        return self.ari_tls_cert is not None
+
+    def ari_exposed(self, ari_url: str) -> bool:
+        """ARI is reached, or listens, off loopback: others may try its password."""
+        listeners = [self.ari_bind[0]] + ([self.ari_tls_bind[0]] if self.ari_tls else [])
+        hosts = [urlsplit(ari_url).hostname or "", *listeners]
+        return not all(_is_loopback(host) for host in hosts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +297,7 @@ class Settings:
     dialer_app: str = "ivr-dialer"  # the Stasis app of a stand-alone `ivr dialer run`
     dialer_max_queued: int = 1_000_000  # queued calls at most (more: "server too busy")
     dev_number: str = ""  # E.164; `ivr db up` adds it for voice recorders ("" none)
+    network: Network = field(default_factory=Network)  # addresses and ARI's TLS
 
     def __repr__(self) -> str:  # secrets never reach a log line through repr()
         shown = []
@@ -181,6 +334,16 @@ class Settings:
                 return default
             return value
 
+        ari_url = _url("IVR_ARI_URL", get("IVR_ARI_URL", "http://127.0.0.1:8088"),
+                       ("http", "https"))
+        network = Network.from_mapping(get, ari_url)
+        ari_password = _secret("IVR_ARI_PASSWORD", get("IVR_ARI_PASSWORD"))
+        if network.ari_exposed(ari_url) and (len(ari_password) < STRONG_PASSWORD_LENGTH
+                                             or ari_password in KNOWN_DEFAULT_PASSWORDS):
+            raise ConfigError(
+                "IVR_ARI_PASSWORD is too weak for an ARI reached off loopback (IVR_ARI_URL / "
+                f"IVR_ARI_BIND / IVR_ARI_TLS_BIND): use at least {STRONG_PASSWORD_LENGTH} "
+                "random characters, not an example value (`ivr env init` writes one)")
         http_port = _int("IVR_HTTP_PORT", get("IVR_HTTP_PORT", "8080"), 1, 65535)
         http_host = get("IVR_HTTP_HOST", "127.0.0.1")
         cache = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
@@ -200,11 +363,9 @@ class Settings:
                 get("IVR_PUBLIC_URL", f"http://{http_host}:{http_port}"),
                 ("http", "https"),
             ),
-            ari_url=_url(
-                "IVR_ARI_URL", get("IVR_ARI_URL", "http://127.0.0.1:8088"), ("http", "https")
-            ),
+            ari_url=ari_url,
             ari_user=_name("IVR_ARI_USER", get("IVR_ARI_USER", "ivr")),
-            ari_password=_secret("IVR_ARI_PASSWORD", get("IVR_ARI_PASSWORD")),
+            ari_password=ari_password,
             ari_app=_name("IVR_ARI_APP", get("IVR_ARI_APP", "ivr")),
             ari_shards=_int("IVR_ARI_SHARDS", get("IVR_ARI_SHARDS", "4"), 1, 32),
             nice=_int("IVR_NICE", get("IVR_NICE", "-10"), -20, 19),
@@ -241,6 +402,7 @@ class Settings:
             dialer_max_queued=_int("IVR_DIALER_MAX_QUEUED",
                                    get("IVR_DIALER_MAX_QUEUED", "1000000"), 1, 10**9),
             dev_number=_phone("IVR_DEV_NUMBER", env.get("IVR_DEV_NUMBER", "")),
+            network=network,
         )
 
 

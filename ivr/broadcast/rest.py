@@ -33,6 +33,7 @@ from ivr.dialer.errors import InvalidJob
 from ivr.dialer.models import Account, Content, JobSpec
 from ivr.dialer.service import Dialer
 from ivr.settings import Settings
+from ivr.telephony.ari_tls import ari_ssl
 from ivr.telephony.rest import basic_auth
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class Broadcast:
         url = f"{s.ari_url}/ari/endpoints/PJSIP/{s.dialer_trunk}"
         try:
             async with self.session().get(
-                    url, headers=basic_auth(s.ari_user, s.ari_password),
+                    url, headers=basic_auth(s.ari_user, s.ari_password), ssl=ari_ssl(s),
                     timeout=aiohttp.ClientTimeout(total=3)) as resp:
                 if resp.status == 404:
                     raise err(-112)

@@ -22,6 +22,7 @@ from ivr.dialer.kinds import load_hooks
 from ivr.dialer.worker import DialerWorker
 from ivr.media.routes import add_routes as add_media_routes
 from ivr.settings import Settings
+from ivr.telephony.ari_tls import ari_connector
 from ivr.telephony.events import EventStream, Router
 from ivr.telephony.rest import AriClient, basic_auth
 from ivr.telephony.runner import CallRunner
@@ -40,7 +41,7 @@ async def run_alone(settings: Settings, ready: asyncio.Event | None = None) -> N
     pool = await db.create_pool(settings.database_url, max_size=settings.db_pool_size)
     session = aiohttp.ClientSession(
         headers=basic_auth(settings.ari_user, settings.ari_password),
-        connector=aiohttp.TCPConnector(limit=200, limit_per_host=200, keepalive_timeout=60),
+        connector=ari_connector(settings, limit=200, limit_per_host=200, keepalive_timeout=60),
         timeout=aiohttp.ClientTimeout(total=30, connect=5))
     ari = AriClient(session, settings.ari_url)
     # Channels of ours are registered before they exist; anything else in the app (left by

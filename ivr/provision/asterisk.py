@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -31,11 +30,14 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from ivr.core.errors import ProvisionError
+from ivr.provision.asterisk_conf import digest as config_digest
+from ivr.provision.asterisk_conf import reach, render
+from ivr.settings import Network
 
 __all__ = [
     "AsteriskConfig", "AsteriskInfo", "AsteriskStatus", "ProvisionError", "cli", "down",
@@ -57,10 +59,6 @@ _MARKER = ".ivr-built"  # in ROOT: JSON {"asterisk": version, "packages": [...]}
 # Folders Asterisk writes to (paths inside the root); they belong to its user.
 _WRITABLE = ("var/lib/asterisk", "var/spool/asterisk", "var/log/asterisk", "var/run/asterisk",
              "var/cache/asterisk")
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-# Section names asterisk-conf/pjsip.conf uses: no softphone account may take one.
-_RESERVED = frozenset({"global", "transport-udp", "endpoint-defaults", "softphone-endpoint",
-                       "softphone-aor", "ivr-loopback", "loadgen", "loadgen-out"})
 
 
 @dataclass(frozen=True)
@@ -68,47 +66,86 @@ class AsteriskConfig:
     root: Path  # the Debian sid root file system (outside git, e.g. ~/.cache/ivr/asterisk-sid)
     conf_dir: Path  # the repo's asterisk-conf/
     dialplan_dir: Path  # the repo's dialplan/
-    ari_url: str  # http://127.0.0.1:8088: http.conf binds to its host and port
+    ari_url: str  # how ARI is reached here: http://127.0.0.1:8088 (or https://, over TLS)
     ari_user: str
     ari_password: str
     ari_app: str  # the engine's Stasis app (IVR_APP in the dialplan)
     softphone_user: str
     softphone_password: str
-    sip_port: int = 5060  # UDP on 127.0.0.1
     engine_http_url: str = "http://127.0.0.1:8080"  # IVR_HTTP in the dialplan
     debian_mirror: str = ""  # "" = the Debian mirror this machine's apt uses
+    net: Network = field(default_factory=Network)  # addresses, ports, ARI TLS (loopback)
+    # "" is the root's own Asterisk (etc/asterisk); a name runs another one from the same root
+    # with folders of its own (etc/asterisk-NAME, ...) and `asterisk -C`, e.g. in tests.
+    instance: str = ""
 
     @property
     def state_dir(self) -> Path:
         return self.root.parent
 
     @property
+    def _stem(self) -> str:
+        return f"{self.root.name}-{self.instance}" if self.instance else self.root.name
+
+    @property
+    def etc(self) -> str:
+        """The configuration folder inside the root."""
+        return f"etc/asterisk-{self.instance}" if self.instance else "etc/asterisk"
+
+    @property
+    def dirs(self) -> dict[str, str]:
+        """The folders an instance writes, inside the root (run/: ROOT/var/run is /run)."""
+        tail = f"-{self.instance}" if self.instance else ""
+        return {"run": f"run/asterisk{tail}" if tail else "var/run/asterisk",
+                "log": f"var/log/asterisk{tail}", "spool": f"var/spool/asterisk{tail}",
+                "db": f"var/lib/asterisk{tail}"}
+
+    @property
+    def argv(self) -> list[str]:
+        """`asterisk` with what selects this instance."""
+        return ["asterisk", "-C", f"/{self.etc}/asterisk.conf"] if self.instance else ["asterisk"]
+
+    @property
     def pidfile(self) -> Path:
-        return self.state_dir / f"{self.root.name}.pid"
+        return self.state_dir / f"{self._stem}.pid"
 
     @property
     def console_log(self) -> Path:
         """Asterisk's own stdout/stderr (start-up failures land here)."""
-        return self.state_dir / "asterisk.out"
+        name = f"asterisk-{self.instance}.out" if self.instance else "asterisk.out"
+        return self.state_dir / name
 
     @property
     def lockfile(self) -> Path:
+        return self.state_dir / f"{self._stem}.lock"
+
+    @property
+    def root_lockfile(self) -> Path:
+        """Held while the shared root is built or extended."""
         return self.state_dir / f"{self.root.name}.lock"
 
     @property
     def usefile(self) -> Path:
         """Held shared by whoever depends on the running Asterisk (a test suite): a restart
         with another configuration waits until it is released."""
-        return self.state_dir / f"{self.root.name}.in-use"
+        return self.state_dir / f"{self._stem}.in-use"
 
     @property
     def digest_file(self) -> Path:
-        return self.state_dir / f"{self.root.name}.config-sha256"
+        return self.state_dir / f"{self._stem}.config-sha256"
 
     @property
     def ari_host_port(self) -> tuple[str, int]:
         parts = urlsplit(self.ari_url)
-        return parts.hostname or "127.0.0.1", parts.port or 8088
+        return parts.hostname or "127.0.0.1", parts.port or (
+            8089 if parts.scheme == "https" else 8088)
+
+    @property
+    def probe_url(self) -> str:
+        """The plain-HTTP listener on this host, where provisioning asks ARI if it is up (so
+        it needs no trust in ARI's certificate)."""
+        host, port = self.net.ari_bind
+        return f"http://{reach(host)}:{port}"
 
 
 @dataclass(frozen=True)
@@ -147,10 +184,11 @@ def up(cfg: AsteriskConfig, *, timeout: float = 180.0,
        progress: Progress = print) -> AsteriskInfo:
     """Build the root if needed, write the configuration, start Asterisk unless it already runs
     with this very configuration, and return once ARI answers. Safe to call concurrently."""
-    files = _render(cfg)  # validates the settings before anything is touched
-    digest = _digest(files)
-    with _lock(cfg):
+    files = render(cfg)  # validates the settings before anything is touched
+    digest = config_digest(files)
+    with _flocked(cfg.root_lockfile, fcntl.LOCK_EX):
         _ensure_root(cfg, progress)
+    with _lock(cfg):
         running = _running_with(cfg, digest)
         if running is not None:
             return running
@@ -183,8 +221,9 @@ def up(cfg: AsteriskConfig, *, timeout: float = 180.0,
         return AsteriskInfo(version, pid, cfg.ari_url, True)
 
 
-def down(cfg: AsteriskConfig, *, progress: Progress = print) -> None:
-    """Stop Asterisk (core stop now, then SIGTERM, then SIGKILL) and unmount /proc and /dev."""
+def down(cfg: AsteriskConfig, *, progress: Progress = print, purge: bool = False) -> None:
+    """Stop Asterisk (core stop now, then SIGTERM, then SIGKILL) and unmount /proc and /dev.
+    An instance leaves the mounts to the others; with `purge` its folders and state go too."""
     with _lock(cfg):
         pid = _find_pid(cfg)
         if pid is not None:
@@ -192,8 +231,17 @@ def down(cfg: AsteriskConfig, *, progress: Progress = print) -> None:
             _stop(cfg, pid, progress)
         cfg.pidfile.unlink(missing_ok=True)
         cfg.digest_file.unlink(missing_ok=True)
-        if cfg.root.exists():
+        if cfg.root.exists() and not cfg.instance:  # the mounts serve every instance
             _unmount(cfg.root)
+        if purge and cfg.instance:
+            for rel in (cfg.etc, *cfg.dirs.values()):
+                folder = _inside(cfg.root, rel)
+                if folder.exists():
+                    _remove_tree(folder)
+            for path in (cfg.console_log, cfg.usefile):
+                path.unlink(missing_ok=True)
+    if purge and cfg.instance:
+        cfg.lockfile.unlink(missing_ok=True)
 
 
 def status(cfg: AsteriskConfig) -> AsteriskStatus:
@@ -216,13 +264,13 @@ def status(cfg: AsteriskConfig) -> AsteriskStatus:
 def cli(cfg: AsteriskConfig, command: str, *, timeout: float = 15.0) -> str:
     """Run one Asterisk CLI command (`asterisk -rx`) in the running Asterisk, as its user."""
     return _run(["chroot", "--userspec=asterisk:asterisk", str(cfg.root),
-                 "asterisk", "-rx", command], f"asterisk -rx {command!r}",
+                 *cfg.argv, "-rx", command], f"asterisk -rx {command!r}",
                 env={**_CHROOT_ENV, "HOME": "/var/lib/asterisk"}, timeout=timeout)
 
 
 def log_path(cfg: AsteriskConfig) -> Path:
     """Asterisk's log (notices, warnings, errors; see logger.conf), inside the root."""
-    return cfg.root / "var/log/asterisk/messages.log"
+    return cfg.root / cfg.dirs["log"] / "messages.log"
 
 
 def rest_api_dir(cfg: AsteriskConfig) -> Path:
@@ -232,7 +280,7 @@ def rest_api_dir(cfg: AsteriskConfig) -> Path:
 
 def spool_recording_dir(cfg: AsteriskConfig) -> Path:
     """Where ARI stores recordings (`/recordings/stored/{name}`)."""
-    return cfg.root / "var/spool/asterisk/recording"
+    return cfg.root / cfg.dirs["spool"] / "recording"
 
 
 @contextlib.contextmanager
@@ -541,81 +589,6 @@ def _inside(root: Path, path: str) -> Path:
 
 
 # --- configuration ---------------------------------------------------------------------------
-def _check(name: str, value: str, *, secret: bool = False) -> str:
-    if secret:
-        if not value or value != value.strip() or any(c in value for c in "\r\n\0"):
-            raise ProvisionError(f"{name} must be non-empty, on one line, without surrounding "
-                                 "spaces")
-        return value.replace(";", r"\;")  # ';' starts a comment in Asterisk's config files
-    if not _NAME.fullmatch(value):
-        raise ProvisionError(f"{name}={value!r}: use letters, digits, '_', '.', '-' only")
-    return value
-
-
-def _generated(cfg: AsteriskConfig) -> dict[str, str]:
-    host, port = cfg.ari_host_port
-    if host not in ("127.0.0.1", "localhost"):
-        raise ProvisionError(
-            f"the ARI URL points at {host}: the project's own Asterisk listens on 127.0.0.1 "
-            "only; for an Asterisk elsewhere, configure that host instead of provisioning one")
-    if not 0 < cfg.sip_port < 65536 or not 0 < port < 65536:
-        raise ProvisionError(f"bad port in {cfg.ari_url} or sip_port={cfg.sip_port}")
-    ari_user = _check("ARI user", cfg.ari_user)
-    ari_password = _check("ARI password", cfg.ari_password, secret=True)
-    app = _check("ARI app", cfg.ari_app)
-    user = _check("softphone user", cfg.softphone_user)
-    if user in _RESERVED:
-        raise ProvisionError(f"softphone user {user!r} is taken by asterisk-conf/pjsip.conf")
-    password = _check("softphone password", cfg.softphone_password, secret=True)
-    http = _check("engine HTTP URL", cfg.engine_http_url, secret=True)
-    # asterisk-conf/docker-entrypoint.sh writes the same files, byte for byte.
-    head = "; Generated from the IVR_* settings; not kept in git.\n"
-    return {
-        "http_bind.conf": f"{head}bindaddr = 127.0.0.1\nbindport = {port}\n",
-        "ari_users.conf": (
-            f"{head}[{ari_user}]\ntype = user\nread_only = no\npassword_format = plain\n"
-            f"password = {ari_password}\n"
-        ),
-        "pjsip_local.conf": (
-            f"{head}[transport-udp]\ntype = transport\nprotocol = udp\n"
-            f"bind = 127.0.0.1:{cfg.sip_port}\n\n"
-            f"; The loopback trunk and the load generator call this very Asterisk.\n"
-            f"[ivr-loopback]\ntype = aor\ncontact = sip:127.0.0.1:{cfg.sip_port}\n\n"
-            f"[loadgen-out]\ntype = aor\ncontact = sip:127.0.0.1:{cfg.sip_port}\n"
-        ),
-        "pjsip_accounts.conf": (
-            f"{head}[{user}](softphone-endpoint)\nauth = {user}\naors = {user}\n\n"
-            f"[{user}]\ntype = auth\nauth_type = userpass\n"
-            f"username = {user}\npassword = {password}\n\n"
-            f"[{user}](softphone-aor)\n"
-        ),
-        # IVR_SHARDS: one app until the engine connects and sets its own count.
-        "extensions_globals.conf": f"{head}IVR_APP = {app}\nIVR_SHARDS = 1\nIVR_HTTP = {http}\n",
-    }
-
-
-def _render(cfg: AsteriskConfig) -> dict[str, bytes]:
-    """Every file ROOT/etc/asterisk will hold, by relative path."""
-    if not cfg.conf_dir.is_dir():
-        raise ProvisionError(f"no Asterisk configuration folder at {cfg.conf_dir}")
-    files: dict[str, bytes] = {}
-    for path in sorted(cfg.conf_dir.glob("*.conf")):
-        files[path.name] = path.read_bytes()
-    if cfg.dialplan_dir.is_dir():
-        for path in sorted(cfg.dialplan_dir.glob("*.conf")):
-            files[f"dialplan/{path.name}"] = path.read_bytes()
-    for name, text in _generated(cfg).items():
-        files[f"generated/{name}"] = text.encode()
-    return files
-
-
-def _digest(files: dict[str, bytes]) -> str:
-    digest = hashlib.sha256()
-    for rel, data in sorted(files.items()):
-        digest.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
-    return digest.hexdigest()
-
-
 def _ids(root: Path) -> tuple[int, int]:
     for line in (root / "etc/passwd").read_text().splitlines():
         fields = line.split(":")
@@ -629,13 +602,13 @@ def _write_config(cfg: AsteriskConfig, files: dict[str, bytes]) -> None:
     reads it through its group; root rewrites it without needing CAP_DAC_OVERRIDE (files owned
     by asterisk would be unreadable to such a root), and Asterisk cannot alter it."""
     _, gid = _ids(cfg.root)
-    etc = cfg.root / "etc/asterisk"
+    etc = cfg.root / cfg.etc
     if etc.is_symlink() or etc.is_file():
         etc.unlink()
     if etc.exists():
         _own(etc, 0, 0)  # a root prepared by an earlier version: asterisk-owned
         _remove_tree(etc)
-    staging = cfg.root / "etc/asterisk.new"
+    staging = cfg.root / f"{cfg.etc}.new"
     if staging.exists():
         _remove_tree(staging)
     staging.mkdir(mode=0o750)
@@ -673,7 +646,7 @@ def _own(path: Path, uid: int, gid: int) -> None:
 
 def _prepare_dirs(cfg: AsteriskConfig) -> None:
     uid, gid = _ids(cfg.root)
-    for rel in _WRITABLE:
+    for rel in (*_WRITABLE, *cfg.dirs.values()):
         folder = _inside(cfg.root, rel)
         folder.mkdir(parents=True, exist_ok=True)
         _own(folder, uid, gid)
@@ -734,6 +707,9 @@ def _is_our_asterisk(cfg: AsteriskConfig, pid: int, *, trust_unknown_root: bool 
         return False
     if b"-r" in argv or b"-rx" in argv or b"-f" not in argv:
         return False  # a remote console (asterisk -rx), not the daemon
+    conf = argv[argv.index(b"-C") + 1] if b"-C" in argv[:-1] else b""
+    if conf != (f"/{cfg.etc}/asterisk.conf".encode() if cfg.instance else b""):
+        return False  # another instance from the same root
     root = _process_root(pid)  # unreadable without CAP_SYS_PTRACE
     return root == str(cfg.root.resolve()) or (not root and trust_unknown_root)
 
@@ -753,24 +729,27 @@ def _find_pid(cfg: AsteriskConfig) -> int | None:
     return None
 
 
-def _port_taken(port: int, kind: int) -> bool:
+def _port_taken(host: str, port: int, kind: int) -> bool:
     with socket.socket(socket.AF_INET, kind) as s:
         # As Asterisk binds: connections in TIME_WAIT from a stopped Asterisk do not count.
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind(("127.0.0.1", port))
+            s.bind((host, port))
         except OSError:
             return True
     return False
 
 
 def _wait_ports_free(cfg: AsteriskConfig, wait: float = 5.0) -> None:
-    _, ari_port = cfg.ari_host_port
-    checks = ((ari_port, socket.SOCK_STREAM, f"TCP 127.0.0.1:{ari_port} (ARI)"),
-              (cfg.sip_port, socket.SOCK_DGRAM, f"UDP 127.0.0.1:{cfg.sip_port} (SIP)"))
+    net = cfg.net
+    checks = [(*net.ari_bind, socket.SOCK_STREAM, "TCP", "ARI"),
+              (net.sip_bind, net.sip_port, socket.SOCK_DGRAM, "UDP", "SIP")]
+    if net.ari_tls:
+        checks.append((*net.ari_tls_bind, socket.SOCK_STREAM, "TCP", "ARI over TLS"))
     deadline = time.monotonic() + wait  # a stopping Asterisk lets go of its sockets last
-    for port, kind, label in checks:
-        while _port_taken(port, kind):
+    for host, port, kind, proto, what in checks:
+        label = f"{proto} {host}:{port} ({what})"
+        while _port_taken(host, port, kind):
             if time.monotonic() > deadline:
                 raise ProvisionError(
                     f"{label} is taken by another program (another Asterisk?); "
@@ -786,7 +765,7 @@ def _start(cfg: AsteriskConfig) -> int:
         out.flush()
         launcher = subprocess.Popen(
             ["setsid", "--fork", "chroot", str(cfg.root),
-             "asterisk", "-f", "-U", "asterisk", "-G", "asterisk"],
+             *cfg.argv, "-f", "-U", "asterisk", "-G", "asterisk"],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             env=_CHROOT_ENV, start_new_session=True,
         )
@@ -829,7 +808,7 @@ def _stop(cfg: AsteriskConfig, pid: int, progress: Progress) -> None:
 
 # --- ARI probe -------------------------------------------------------------------------------
 def _ari_get(cfg: AsteriskConfig, path: str, timeout: float = 2.0) -> object:
-    request = urllib.request.Request(cfg.ari_url.rstrip("/") + "/ari" + path)
+    request = urllib.request.Request(cfg.probe_url + "/ari" + path)
     token = base64.b64encode(f"{cfg.ari_user}:{cfg.ari_password}".encode()).decode()
     request.add_header("Authorization", f"Basic {token}")
     with urllib.request.urlopen(request, timeout=timeout) as resp:
@@ -860,7 +839,7 @@ def _wait_ready(cfg: AsteriskConfig, pid: int, timeout: float) -> str:
             if exc.code == 401:
                 raise ProvisionError(
                     "ARI refused the configured user and password (check "
-                    f"{cfg.root}/etc/asterisk/generated/ari_users.conf)") from exc
+                    f"{cfg.root}/{cfg.etc}/generated/ari_users.conf)") from exc
         except (OSError, ValueError) as exc:
             last = str(exc)
         else:
@@ -869,5 +848,5 @@ def _wait_ready(cfg: AsteriskConfig, pid: int, timeout: float) -> str:
             return str(info["system"]["version"])  # type: ignore[index]
         time.sleep(0.1)
     raise ProvisionError(
-        f"ARI did not answer at {cfg.ari_url} within {timeout:.0f}s ({last}); see "
+        f"ARI did not answer at {cfg.probe_url} within {timeout:.0f}s ({last}); see "
         f"{log_path(cfg)}:\n" + _tail(log_path(cfg)))

@@ -16,6 +16,7 @@ import aiohttp
 import orjson
 
 from ivr.core.errors import TelephonyError
+from ivr.telephony.ari_tls import tls_failure
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +180,7 @@ class AriClient:
                         f"ARI {op.method} {path}: {resp.status} {detail}", status=resp.status
                     )
         except aiohttp.ClientError as exc:
-            raise TelephonyError(f"ARI {op.method} {path}: {exc}") from exc
+            raise TelephonyError(f"ARI {op.method} {path}: {tls_failure(exc) or exc}") from exc
         if raw:
             return payload
         return orjson.loads(payload) if payload else None

@@ -1,0 +1,178 @@
+"""The configuration `ivr asterisk up` writes: the repo's asterisk-conf/*.conf and dialplan/,
+with what comes from the settings (secrets, the app name, the addresses) in generated/ files.
+
+The shipped files hold the loopback defaults. With the default settings every file renders
+byte for byte as the repo has it (tests/test_asterisk_conf.py keeps it so: an unchanged
+configuration never restarts a running Asterisk); an address setting that differs replaces
+its option's value, or adds lines to a generated file (docs/deploy.md says which goes where)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import TYPE_CHECKING
+
+from ivr.core.errors import ProvisionError
+from ivr.settings import Network
+
+if TYPE_CHECKING:
+    from ivr.provision.asterisk import AsteriskConfig
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# Section names asterisk-conf/pjsip.conf uses: no softphone account may take one.
+RESERVED = frozenset({"global", "transport-udp", "endpoint-defaults", "softphone-endpoint",
+                      "softphone-aor", "ivr-loopback", "loadgen", "loadgen-out"})
+HEAD = "; Generated from the IVR_* settings; not kept in git.\n"
+# In generated/ next to the other files: the chroot's Asterisk cannot read the host's paths.
+TLS_CERT, TLS_KEY = "ari-tls.crt", "ari-tls.key"
+LOOPBACK = Network()  # the defaults: the shipped files as they are
+
+
+def check(name: str, value: str, *, secret: bool = False) -> str:
+    if secret:
+        if not value or value != value.strip() or any(c in value for c in "\r\n\0"):
+            raise ProvisionError(f"{name} must be non-empty, on one line, without surrounding "
+                                 "spaces")
+        return value.replace(";", r"\;")  # ';' starts a comment in Asterisk's config files
+    if not NAME.fullmatch(value):
+        raise ProvisionError(f"{name}={value!r}: use letters, digits, '_', '.', '-' only")
+    return value
+
+
+def reach(address: str) -> str:
+    """Where this host sends to a listener bound to `address` (a wildcard: loopback)."""
+    return "127.0.0.1" if address == "0.0.0.0" else address
+
+
+def _http_bind(net: Network, port: int, etc: str) -> str:
+    plain_host = net.ari_bind[0]
+    text = f"{HEAD}bindaddr = {plain_host}\nbindport = {port}\n"
+    if net.ari_tls:
+        host, tls_port = net.ari_tls_bind
+        text += (f"; ARI over TLS (IVR_ARI_TLS_*): the certificate and key are copied here.\n"
+                 f"tlsenable = yes\ntlsbindaddr = {host}:{tls_port}\n"
+                 f"tlscertfile = {etc}/generated/{TLS_CERT}\n"
+                 f"tlsprivatekey = {etc}/generated/{TLS_KEY}\n")
+    return text
+
+
+def _pjsip_local(net: Network) -> str:
+    contact = f"sip:{reach(net.sip_bind)}:{net.sip_port}"
+    nat = "".join(
+        [f"external_signaling_address = {net.sip_external}\n" if net.sip_external else "",
+         f"external_media_address = {net.rtp_external}\n" if net.rtp_external else "",
+         *(f"local_net = {cidr}\n" for cidr in net.local_net)])
+    text = (f"{HEAD}[transport-udp]\ntype = transport\nprotocol = udp\n"
+            f"bind = {net.sip_bind}:{net.sip_port}\n{nat}\n")
+    if net.sip_bind != LOOPBACK.sip_bind:
+        # The loopback trunk and the load generator are told apart by the From user alone:
+        # off loopback only this Asterisk itself may use those names.
+        own = reach(net.sip_bind)
+        text += ("; Only this Asterisk calls its loopback trunk and load generator.\n"
+                 + "".join(f"[{name}](+)\ndeny = 0.0.0.0/0.0.0.0\npermit = {own}/32\n\n"
+                           for name in ("ivr-loopback", "loadgen")))
+    return (text + "; The loopback trunk and the load generator call this very Asterisk.\n"
+            f"[ivr-loopback]\ntype = aor\ncontact = {contact}\n\n"
+            f"[loadgen-out]\ntype = aor\ncontact = {contact}\n")
+
+
+def generated(cfg: AsteriskConfig) -> dict[str, str]:
+    """generated/*.conf: what the settings decide, validated."""
+    net = cfg.net
+    scheme = cfg.ari_url.split(":", 1)[0]
+    host, port = cfg.ari_host_port
+    if host not in ("127.0.0.1", "localhost"):
+        raise ProvisionError(
+            f"the ARI URL points at {host}: `ivr asterisk up` provisions the Asterisk on this "
+            "host only (IVR_ARI_URL on 127.0.0.1); the engine can use an Asterisk elsewhere, "
+            "which is provisioned on its own host")
+    if scheme == "https" and not net.ari_tls:
+        raise ProvisionError("IVR_ARI_URL is https:// but this Asterisk has no certificate: "
+                             "set IVR_ARI_TLS_CERT and IVR_ARI_TLS_KEY")
+    listening = net.ari_tls_bind if scheme == "https" else net.ari_bind
+    if port != listening[1]:
+        raise ProvisionError(f"IVR_ARI_URL's port {port} is not the port ARI listens on "
+                             f"({listening[1]}, IVR_ARI_{'TLS_' if scheme == 'https' else ''}"
+                             "BIND)")
+    ari_user = check("ARI user", cfg.ari_user)
+    ari_password = check("ARI password", cfg.ari_password, secret=True)
+    app = check("ARI app", cfg.ari_app)
+    user = check("softphone user", cfg.softphone_user)
+    if user in RESERVED:
+        raise ProvisionError(f"softphone user {user!r} is taken by asterisk-conf/pjsip.conf")
+    password = check("softphone password", cfg.softphone_password, secret=True)
+    http = check("engine HTTP URL", cfg.engine_http_url, secret=True)
+    # asterisk-conf/docker-entrypoint.sh writes the same files (loopback defaults only).
+    return {
+        "http_bind.conf": _http_bind(net, net.ari_bind[1], f"/{cfg.etc}"),
+        "ari_users.conf": (
+            f"{HEAD}[{ari_user}]\ntype = user\nread_only = no\npassword_format = plain\n"
+            f"password = {ari_password}\n"
+        ),
+        "pjsip_local.conf": _pjsip_local(net),
+        "pjsip_accounts.conf": (
+            f"{HEAD}[{user}](softphone-endpoint)\nauth = {user}\naors = {user}\n\n"
+            f"[{user}]\ntype = auth\nauth_type = userpass\n"
+            f"username = {user}\npassword = {password}\n\n"
+            f"[{user}](softphone-aor)\n"
+        ),
+        # IVR_SHARDS: one app until the engine connects and sets its own count.
+        "extensions_globals.conf": f"{HEAD}IVR_APP = {app}\nIVR_SHARDS = 1\nIVR_HTTP = {http}\n",
+    }
+
+
+def set_option(text: bytes, file: str, option: str, value: str) -> bytes:
+    """`option = value` in place of the shipped file's one line setting `option`."""
+    pattern = re.compile(rb"^" + re.escape(option.encode()) + rb"[ \t]*=[^\n]*$", re.M)
+    found = pattern.findall(text)
+    if len(found) != 1:
+        raise ProvisionError(f"asterisk-conf/{file} must set {option} exactly once "
+                             f"(found {len(found)}): the settings replace its value")
+    return pattern.sub(f"{option} = {value}".encode(), text)
+
+
+def _instance_conf(cfg: AsteriskConfig, shipped: bytes) -> bytes:
+    """asterisk.conf of a second instance: folders of its own, the rest shared with the root's
+    default instance (programs, sounds, modules)."""
+    d = cfg.dirs
+    return shipped + (
+        f"\n; Instance {cfg.instance!r}: folders of its own.\n[directories]\n"
+        f"astetcdir => /{cfg.etc}\nastrundir => /{d['run']}\nastlogdir => /{d['log']}\n"
+        f"astspooldir => /{d['spool']}\nastdbdir => /{d['db']}\n").encode()
+
+
+def render(cfg: AsteriskConfig) -> dict[str, bytes]:
+    """Every file the configuration folder will hold, by relative path."""
+    if not cfg.conf_dir.is_dir():
+        raise ProvisionError(f"no Asterisk configuration folder at {cfg.conf_dir}")
+    files: dict[str, bytes] = {}
+    for path in sorted(cfg.conf_dir.glob("*.conf")):
+        files[path.name] = path.read_bytes()
+    if cfg.dialplan_dir.is_dir():
+        for path in sorted(cfg.dialplan_dir.glob("*.conf")):
+            files[f"dialplan/{path.name}"] = path.read_bytes()
+    net = cfg.net
+    if net.rtp_ports != LOOPBACK.rtp_ports:
+        for option, port in zip(("rtpstart", "rtpend"), net.rtp_ports, strict=True):
+            files["rtp.conf"] = set_option(files["rtp.conf"], "rtp.conf", option, str(port))
+    if net.rtp_address != LOOPBACK.rtp_address:
+        files["pjsip.conf"] = set_option(files["pjsip.conf"], "pjsip.conf", "media_address",
+                                         net.rtp_address)
+    if cfg.instance:
+        files["asterisk.conf"] = _instance_conf(cfg, files["asterisk.conf"])
+    for name, text in generated(cfg).items():
+        files[f"generated/{name}"] = text.encode()
+    if net.ari_tls_cert is not None and net.ari_tls_key is not None:
+        try:
+            files[f"generated/{TLS_CERT}"] = net.ari_tls_cert.read_bytes()
+            files[f"generated/{TLS_KEY}"] = net.ari_tls_key.read_bytes()
+        except OSError as exc:
+            raise ProvisionError(f"cannot read ARI's TLS certificate or key: {exc}") from exc
+    return files
+
+
+def digest(files: dict[str, bytes]) -> str:
+    sha = hashlib.sha256()
+    for rel, data in sorted(files.items()):
+        sha.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
+    return sha.hexdigest()

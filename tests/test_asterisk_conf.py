@@ -1,0 +1,132 @@
+"""The configuration `ivr asterisk up` renders from the settings (ivr/provision/asterisk_conf.py).
+
+With the default settings it must be byte for byte what it was before the addresses became
+settings: the expected generated files below are what that code rendered, so a running Asterisk
+is never restarted by an upgrade that changes nothing for it. The real Asterisk reading the
+non-default configuration is tests/test_ari_tls.py."""
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from ivr.cli import asterisk_config
+from ivr.core.errors import ProvisionError
+from ivr.provision.asterisk import AsteriskConfig
+from ivr.provision.asterisk_conf import digest, render
+from ivr.settings import REPO_ROOT, Settings
+
+SECRETS = {"IVR_ARI_PASSWORD": "ari-pw-1234", "IVR_SOFTPHONE_PASSWORD": "sip-pw-1234"}
+STRONG = "Zq7-vN2pXr9LkT4wB6yH"
+HEAD = "; Generated from the IVR_* settings; not kept in git.\n"
+# What the code before address settings rendered for the defaults (and these secrets).
+BEFORE = {
+    "generated/http_bind.conf": f"{HEAD}bindaddr = 127.0.0.1\nbindport = 8088\n",
+    "generated/ari_users.conf": f"{HEAD}[ivr]\ntype = user\nread_only = no\n"
+                                "password_format = plain\npassword = ari-pw-1234\n",
+    "generated/pjsip_local.conf": (
+        f"{HEAD}[transport-udp]\ntype = transport\nprotocol = udp\nbind = 127.0.0.1:5060\n\n"
+        "; The loopback trunk and the load generator call this very Asterisk.\n"
+        "[ivr-loopback]\ntype = aor\ncontact = sip:127.0.0.1:5060\n\n"
+        "[loadgen-out]\ntype = aor\ncontact = sip:127.0.0.1:5060\n"),
+    "generated/pjsip_accounts.conf": (
+        f"{HEAD}[softphone](softphone-endpoint)\nauth = softphone\naors = softphone\n\n"
+        "[softphone]\ntype = auth\nauth_type = userpass\nusername = softphone\n"
+        "password = sip-pw-1234\n\n[softphone](softphone-aor)\n"),
+    "generated/extensions_globals.conf": f"{HEAD}IVR_APP = ivr\nIVR_SHARDS = 1\n"
+                                         "IVR_HTTP = http://127.0.0.1:8080\n",
+}
+
+
+def config(**env: str) -> AsteriskConfig:
+    settings = Settings.from_mapping({**SECRETS, "IVR_ASTERISK_ROOT": "/nonexistent/root",
+                                      **env})
+    return asterisk_config(settings)
+
+
+def text(files: dict[str, bytes], name: str) -> str:
+    return files[name].decode()
+
+
+def test_the_defaults_render_exactly_as_before() -> None:
+    files = render(config())
+    shipped = {p.name: p.read_bytes() for p in (REPO_ROOT / "asterisk-conf").glob("*.conf")}
+    shipped |= {f"dialplan/{p.name}": p.read_bytes()
+                for p in (REPO_ROOT / "dialplan").glob("*.conf")}
+    assert {k: v for k, v in files.items() if not k.startswith("generated/")} == shipped
+    assert {k: v.decode() for k, v in files.items() if k.startswith("generated/")} == BEFORE
+    # Spelling the defaults out changes nothing either.
+    spelled = config(IVR_SIP_BIND="127.0.0.1", IVR_SIP_PORT="5060", IVR_RTP_ADDRESS="127.0.0.1",
+                     IVR_RTP_PORTS="10000-20000", IVR_ARI_BIND="127.0.0.1:8088",
+                     IVR_LOCAL_NET="", IVR_SIP_EXTERNAL_ADDRESS="")
+    assert digest(render(spelled)) == digest(files)
+
+
+def test_nat_addresses_ports_and_local_networks() -> None:
+    files = render(config(
+        IVR_ARI_PASSWORD=STRONG, IVR_SIP_BIND="10.0.0.5", IVR_SIP_PORT="5080",
+        IVR_SIP_EXTERNAL_ADDRESS="203.0.113.5", IVR_RTP_ADDRESS="10.0.0.5",
+        IVR_RTP_EXTERNAL_ADDRESS="203.0.113.6", IVR_LOCAL_NET="10.0.0.0/8,192.168.0.0/16",
+        IVR_RTP_PORTS="30000-30999", IVR_ARI_BIND="10.0.0.5:8088"))
+    local = text(files, "generated/pjsip_local.conf")
+    assert ("bind = 10.0.0.5:5080\nexternal_signaling_address = 203.0.113.5\n"
+            "external_media_address = 203.0.113.6\nlocal_net = 10.0.0.0/8\n"
+            "local_net = 192.168.0.0/16\n") in local
+    assert local.count("contact = sip:10.0.0.5:5080\n") == 2
+    # Off loopback, only this Asterisk may use the names the loopback trunk goes by.
+    for name in ("ivr-loopback", "loadgen"):
+        assert f"[{name}](+)\ndeny = 0.0.0.0/0.0.0.0\npermit = 10.0.0.5/32\n" in local
+    rtp = text(files, "rtp.conf")
+    assert "rtpstart = 30000\nrtpend = 30999\n" in rtp and "= 10000" not in rtp
+    pjsip = text(files, "pjsip.conf")
+    assert "media_address = 10.0.0.5\n" in pjsip and "media_address = 127.0.0.1" not in pjsip
+    assert text(files, "generated/http_bind.conf").endswith("bindaddr = 10.0.0.5\n"
+                                                            "bindport = 8088\n")
+
+
+def test_a_wildcard_sip_bind_calls_itself_on_loopback() -> None:
+    local = text(render(config(IVR_SIP_BIND="0.0.0.0")), "generated/pjsip_local.conf")
+    assert "bind = 0.0.0.0:5060\n" in local and "contact = sip:127.0.0.1:5060\n" in local
+    assert "permit = 127.0.0.1/32\n" in local
+
+
+def test_ari_over_tls_copies_the_certificate_in(tmp_path: Path) -> None:
+    cert, key = tmp_path / "ari.crt", tmp_path / "ari.key"
+    cert.write_bytes(b"CERT")
+    key.write_bytes(b"KEY")
+    cfg = config(IVR_ARI_URL="https://127.0.0.1:8089", IVR_ARI_TLS_CERT=str(cert),
+                 IVR_ARI_TLS_KEY=str(key))
+    files = render(cfg)
+    assert text(files, "generated/http_bind.conf") == (
+        f"{HEAD}bindaddr = 127.0.0.1\nbindport = 8088\n"
+        "; ARI over TLS (IVR_ARI_TLS_*): the certificate and key are copied here.\n"
+        "tlsenable = yes\ntlsbindaddr = 127.0.0.1:8089\n"
+        "tlscertfile = /etc/asterisk/generated/ari-tls.crt\n"
+        "tlsprivatekey = /etc/asterisk/generated/ari-tls.key\n")
+    assert files["generated/ari-tls.crt"] == b"CERT" and files["generated/ari-tls.key"] == b"KEY"
+    # Another instance from the same root reads its own folder.
+    other = render(dataclasses.replace(cfg, instance="t1"))
+    assert "/etc/asterisk-t1/generated/ari-tls.crt" in text(other, "generated/http_bind.conf")
+    assert "astetcdir => /etc/asterisk-t1\n" in text(other, "asterisk.conf")
+    assert "astrundir => /run/asterisk-t1\n" in text(other, "asterisk.conf")
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"IVR_ARI_URL": "https://media.example.net:8089", "IVR_ARI_PASSWORD": STRONG},
+         "the ARI URL points at media.example.net"),
+        ({"IVR_ARI_URL": "https://127.0.0.1:8089"}, "set IVR_ARI_TLS_CERT and IVR_ARI_TLS_KEY"),
+        ({"IVR_ARI_URL": "http://127.0.0.1:8088", "IVR_ARI_BIND": "127.0.0.1:9000"},
+         "IVR_ARI_URL's port 8088 is not the port ARI listens on"),
+    ],
+)
+def test_what_cannot_be_provisioned_here_is_refused(env: dict[str, str], fragment: str) -> None:
+    with pytest.raises(ProvisionError, match=fragment):
+        render(config(**env))
+
+
+def test_a_remote_ari_is_fine_for_the_engine() -> None:
+    settings = Settings.from_mapping({**SECRETS, "IVR_ARI_PASSWORD": STRONG,
+                                      "IVR_ARI_URL": "https://media.example.net:8089"})
+    assert settings.ari_ws_url == "wss://media.example.net:8089/ari/events"
