@@ -5,8 +5,6 @@ that is not one."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import secrets
 import uuid
@@ -14,7 +12,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
 
-import orjson
 from aiohttp import web
 
 from ivr.console import auth, dialer_auth, dialer_store, live, render
@@ -30,7 +27,6 @@ P = dialer_auth.PREFIX
 JOBS_PER_PAGE = 25
 CALLS_PER_PAGE = 50
 POLL_SECONDS = 0.5
-KEEPALIVE_SECONDS = 15.0
 MAX_PAGE = 1_000_000
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Action = Callable[[web.Request, DialerConsole], Awaitable[web.StreamResponse]]
@@ -250,45 +246,17 @@ async def job_events(request: web.Request, c: DialerConsole) -> web.StreamRespon
     job_id, page, state = job_id_of(request), page_of(request), state_of(request)
     # Ownership and existence are checked before the stream starts, so errors stay HTTP ones.
     status = await _status(c, job_id)
-    response = web.StreamResponse(headers={
-        "Content-Type": "text/event-stream", "Cache-Control": "no-store",
-        "X-Accel-Buffering": "no"})
-    await response.prepare(request)
-    stop = asyncio.Event()
-    request.app[live.STREAMS].open.add(stop)
-    try:
-        await _stream(request, response, c, status, state, page, stop)
-    except ConnectionResetError:
-        pass  # the browser left
-    finally:
-        request.app[live.STREAMS].open.discard(stop)
-    return response
+    first, last = True, job_state(status, [])
 
+    async def read() -> tuple[dict[str, Any], bool]:
+        nonlocal status, first, last
+        if not first:
+            found = await c.dialer.job(c.account, job_id)
+            if found is None:  # the account or job was deleted meanwhile
+                return last, True
+            status = found
+        first = False
+        last = job_state(status, await _page_calls(request, status, state, page))
+        return last, status.job.finished_at is not None
 
-async def _stream(request: web.Request, response: web.StreamResponse, c: DialerConsole,
-                  status: JobStatus, state: str | None, page: int, stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    last = b""
-    quiet_since = loop.time()
-    await response.write(b"retry: 2000\n\n")
-    while True:
-        calls = await _page_calls(request, status, state, page)
-        payload = orjson.dumps(job_state(status, calls))
-        if payload != last:
-            await response.write(b"event: state\ndata: " + payload + b"\n\n")
-            last, quiet_since = payload, loop.time()
-        elif loop.time() - quiet_since > KEEPALIVE_SECONDS:
-            await response.write(b": keep-alive\n\n")
-            quiet_since = loop.time()
-        if status.job.finished_at is not None:
-            await response.write(b"event: done\ndata: {}\n\n")
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), POLL_SECONDS)
-        if stop.is_set():
-            return
-        found = await c.dialer.job(c.account, status.job.id)
-        if found is None:  # the account or job was deleted meanwhile
-            await response.write(b"event: done\ndata: {}\n\n")
-            return
-        status = found
+    return await live.stream(request, read, lambda _: POLL_SECONDS)

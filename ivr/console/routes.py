@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ivr.console import dialer_auth, dialer_pages, live, pages, render
+from ivr.console import calls, dialer_auth, dialer_pages, live, pages, render
 from ivr.console.pages import view
 
 KEY = r"{rk:[A-Za-z0-9_-]{1,64}}"
@@ -13,6 +13,8 @@ RECORDING = r"{key:[A-Za-z0-9_-]{1,64}}"
 SESSION = r"{sk:[A-Z0-9]{10}}"
 # Any text: a malformed job id gets the dialer section's own "no such job" page.
 JOB = r"{job_id:[^/]{1,100}}"
+# Any text too: a call id that is not one gets the call log's own "no such call" page.
+CALL = r"{call_id:[^/]{1,40}}"
 
 
 def add_routes(app: web.Application) -> None:
@@ -45,6 +47,11 @@ def add_routes(app: web.Application) -> None:
     r.add_get(f"{p}/sessions/{SESSION}", view(pages.session))
     r.add_get(f"{p}/sessions/{SESSION}/events", view(live.session_events))
     r.add_post(f"{p}/sessions/{SESSION}/expire", view(pages.expire_session))
+    r.add_get(p + "/calls", view(calls.calls))
+    r.add_get(p + "/calls/events", view(calls.calls_events))  # before the page of call "events"
+    r.add_get(f"{p}/calls/{CALL}", view(calls.call))
+    r.add_get(f"{p}/calls/{CALL}/events", view(calls.call_events))
+    r.add_get(p + r"/takes/{take_id:[0-9]{1,18}}/audio.{ext:wav|mp3}", view(calls.take_audio))
     r.add_get(p + "/operations", view(pages.operations))
     r.add_post(rec + r"/deliveries/{event_id:[0-9a-fA-F-]{36}}/retry",
                view(pages.retry_delivery))

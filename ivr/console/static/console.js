@@ -289,6 +289,126 @@ function liveJob(section) {
   });
 }
 
+// --- the call log: a list of calls and a page per call, both kept current by server-sent
+// events (the server sends the whole page's data whenever it changed). Rows and entries are
+// built with textContent only: numbers and reasons are the callers' and the flows' text.
+const utc = (iso) => (iso ? iso.replace("T", " ").slice(0, 19) : "");
+
+function el(tag, text, className) {
+  const e = document.createElement(tag);
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  if (className) e.className = className;
+  return e;
+}
+
+function follow(source, show, status, over) {
+  const events = new EventSource(source);
+  events.addEventListener("open", () => { status.textContent = "live"; });
+  events.addEventListener("state", (e) => show(JSON.parse(e.data)));
+  events.addEventListener("done", () => {
+    status.textContent = over;
+    events.close();
+  });
+  events.addEventListener("error", () => {
+    if (events.readyState !== EventSource.CLOSED) status.textContent = "reconnecting…";
+  });
+}
+
+function liveCalls(table) {
+  const tbody = table.tBodies[0];
+  const none = document.getElementById("no-calls");
+
+  function show(d) {
+    tbody.replaceChildren(...d.calls.map((c) => {
+      const row = el("tr", null, c.state);
+      row.dataset.callId = String(c.id);
+      const link = el("a", utc(c.started_at));
+      link.href = c.url;
+      const state = el("span", c.state_label, `state ${c.state}`);
+      const cells = [link, el("span", c.caller_id || "withheld", "mono"),
+                     el("span", c.dialed, "mono"), state,
+                     el("span", c.seconds === null ? "" : `${c.seconds} s`),
+                     el("span", c.recorder_key, "mono"), el("span", c.session_key, "mono")];
+      if (c.failure_code) state.title = c.failure_code;
+      for (const content of cells) {
+        const td = el("td");
+        td.appendChild(content);
+        row.appendChild(td);
+      }
+      row.cells[3].className = "c-state";
+      return row;
+    }));
+    none.hidden = d.calls.length > 0;
+    table.dataset.updates = String(Number(table.dataset.updates) + 1);
+  }
+
+  show(JSON.parse(table.dataset.initial));
+  follow(table.dataset.events, show, document.getElementById("live-status"), "");
+}
+
+function liveCall(section) {
+  const timeline = document.getElementById("call-timeline");
+  const takes = document.querySelector("#call-takes tbody");
+
+  function show(d) {
+    const state = document.getElementById("call-state");
+    state.textContent = d.state_label;
+    state.className = `state ${d.state}`;
+    section.dataset.state = d.state;
+    document.getElementById("call-ended").textContent = utc(d.ended_at) || "—";
+    document.getElementById("call-hangup").textContent = d.hangup || "—";
+    const failure = document.getElementById("call-failure");
+    failure.hidden = !d.failure;
+    if (d.failure) {
+      document.getElementById("failure-code").textContent = d.failure.code;
+      document.getElementById("failure-reason").textContent = d.failure.reason;
+    }
+    timeline.replaceChildren(...d.timeline.map((e) => {
+      const li = el("li", null, `entry ${e.kind}`);
+      li.dataset.kind = e.kind;
+      const time = el("time", utc(e.at).slice(11));
+      time.dateTime = e.at;
+      li.append(time, " ", el("span", e.text, "what"));
+      if (e.state) li.append(" ", el("span", e.state, `state ${e.state}`));
+      if (e.detail) li.append(el("div", e.detail, "detail small"));
+      return li;
+    }));
+    const players = new Map(Array.from(takes.querySelectorAll("audio"))
+      .map((a) => [a.closest("tr").dataset.takeId, a]));
+    takes.replaceChildren(...d.takes.map((t) => {
+      const row = el("tr", null, `take ${t.status}`);
+      row.dataset.takeId = String(t.id);
+      const name = el("td", t.recording_key, "mono");
+      if (t.recording_name) name.append(" ", el("span", t.recording_name, "muted"));
+      const audio = el("td", null, "player");
+      const kept = players.get(String(t.id));
+      if (t.audio && kept && kept.dataset.src === t.audio) {
+        audio.appendChild(kept);
+      } else if (t.audio) {
+        const player = el("audio");
+        player.controls = true;
+        player.preload = "metadata";
+        player.src = t.audio;
+        player.dataset.src = t.audio;
+        player.setAttribute("aria-label", `take ${t.number} of ${t.recording_key}`);
+        audio.appendChild(player);
+      } else {
+        audio.appendChild(el("span", t.no_audio, "muted small"));
+      }
+      row.append(name, el("td", `#${t.number}`),
+                 el("td", t.status + (t.accepted ? " (the recording's audio)" : "")
+                          + (t.kept_on_hangup ? " · kept on hang-up" : "")),
+                 el("td", `${t.seconds} s`), audio);
+      return row;
+    }));
+    document.getElementById("no-takes").hidden = d.takes.length > 0;
+    section.dataset.updates = String(Number(section.dataset.updates) + 1);
+  }
+
+  show(JSON.parse(section.dataset.initial));
+  follow(section.dataset.events, show, document.getElementById("live-status"), "call over");
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   confirmations();
   for (const table of document.querySelectorAll("table[data-sortable]")) sortable(table);
@@ -297,4 +417,8 @@ document.addEventListener("DOMContentLoaded", () => {
   if (live) liveView(live);
   const job = document.getElementById("job-live");
   if (job) liveJob(job);
+  const calls = document.querySelector("table#calls[data-events]");
+  if (calls) liveCalls(calls);
+  const call = document.getElementById("call-live");
+  if (call) liveCall(call);
 });
