@@ -7,19 +7,20 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
 
-from ivr.console import auth, forms, render, store
+from ivr.console import auth, calls_store, forms, render, store
 from ivr.console.auth import Console
 from ivr.core.errors import IvrError, MissingParameter
 from ivr.core.web import POOL, json_response
 from ivr.media.prompts import PROMPTS_DIR
 from ivr.recorder import inputs
 from ivr.recorder.context import audio_links, service_for
-from ivr.recorder.models import PROMPT_NAMES, Generated, Recording, SessionView
+from ivr.recorder.models import PROMPT_NAMES, Generated, Recording, Session, SessionView
 from ivr.recorder.numbers import dial_forms
 from ivr.recorder.params import ABSENT, Params
 
@@ -291,9 +292,31 @@ def session_state(request: web.Request, view: SessionView) -> dict[str, Any]:
     }
 
 
-def _session_page(request: web.Request, c: Console, view: SessionView) -> web.Response:
+async def _session_history(request: web.Request,
+                           s: Session) -> tuple[list[dict[str, str]], int | None]:
+    """The session's states so far, read back from its rows (so a reload keeps them): made,
+    the caller in, each take stored, the end; and the call log's id of its call. The live view
+    adds what it sees after."""
+    async with request.app[POOL].acquire() as conn:
+        takes = await calls_store.session_takes(conn, s.id)
+        call_id = await calls_store.call_of_session(conn, s.id)
+    found: list[tuple[datetime, int, str, str]] = [(s.created_at, 0, "created", "created")]
+    if s.called_at is not None:
+        found.append((s.called_at, 1, "called", "called"))
+    # Between takes the session is `called` again.
+    found += [(t.created_at, 2, "called", f"take #{t.take_number} of {t.recording_key}: "
+                                          f"{t.status}") for t in takes]
+    if s.ended_at is not None:
+        found.append((s.ended_at, 3, s.state, s.state))
+    return [{"at": f"{at:%H:%M:%S}", "state": state, "text": text}
+            for at, _, state, text in sorted(found, key=lambda e: (e[0], e[1]))], call_id
+
+
+async def _session_page(request: web.Request, c: Console, view: SessionView) -> web.Response:
+    history, call_id = await _session_history(request, view.session)
     return render.page(request, "session.html", c, view=view, s=view.session,
-                       initial=session_state(request, view), pin=view.pin)
+                       initial=session_state(request, view), pin=view.pin, history=history,
+                       call_id=call_id)
 
 
 async def start_session(request: web.Request, c: Console) -> web.StreamResponse:
@@ -304,12 +327,12 @@ async def start_session(request: web.Request, c: Console) -> web.StreamResponse:
     view = await c.service.start_session(c.developer, rk, lk, inputs.recording_keys(p),
                                          inputs.caller_id(p), True, None)
     # The PIN is readable only in this answer: the page is rendered here, not redirected to.
-    return _session_page(request, c, view)
+    return await _session_page(request, c, view)
 
 
 async def session(request: web.Request, c: Console) -> web.StreamResponse:
     view = await c.service.session_status(c.developer, request.match_info["sk"])
-    return _session_page(request, c, view)
+    return await _session_page(request, c, view)
 
 
 async def expire_session(request: web.Request, c: Console) -> web.StreamResponse:

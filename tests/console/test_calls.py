@@ -1,7 +1,8 @@
 """The call log (/console/calls) with real calls through Asterisk, in a real Chromium: a call
 appears in the list and its page follows it live (a wrong PIN without its digits, the caller
 in, the take with a player that plays, the webhooks delivered, the hang-up), on a desktop and
-a 390×844 screen; a call that failed on our side shows its code and reason, with a webhook
+a 390×844 screen, and the session's history still there when its page is loaded again; a
+call that failed on our side shows its code and reason, with a webhook
 receiver answering 500; filters, bad filter input, and another developer's call."""
 
 from __future__ import annotations
@@ -117,6 +118,16 @@ async def test_a_call_in_the_list_and_on_its_page_live(
     assert duration == pytest.approx(SHORT_S, abs=1.0), duration
     assert "accepted" in await b.text("#call-takes tbody tr")
     await b.screenshot("console-call")
+
+    # The session's page, loaded after the call: its history is read back from its rows.
+    await b.get(f"/console/sessions/{s['session_key']}")
+    await b.wait("return document.getElementById('live-status').textContent"
+                 " === 'session over'")
+    history = await b.js("return Array.from(document.querySelectorAll('#state-history .what'))"
+                         ".map(e => e.textContent)")
+    assert history == ["created", "called", f"take #1 of {key}: accepted", "ended"], history
+    assert await b.js("return document.getElementById('session-call').pathname") \
+        == f"/console/calls/{call_id}"
 
     # On a phone: the header wraps, the timeline and the tables stay inside the screen.
     await b._run(b.driver.set_window_size, 390, 844)

@@ -114,18 +114,20 @@ async function waveform(canvas) {
 }
 
 // --- the live session view: server-sent events carry the session's state whenever it
-// changes; the page keeps a history of the states it saw.
+// changes; the page adds each state it sees to the history the server rendered.
 function liveView(section) {
   const stateEl = document.getElementById("session-state");
   const history = document.getElementById("state-history");
   const status = document.getElementById("live-status");
   const tbody = document.querySelector("#session-recordings tbody");
-  let lastState = null;
+  // The history the server read back from the session's rows; what this view sees follows.
+  const known = history.querySelector("li:last-child");
+  let lastState = known ? known.dataset.state : null;
 
   function note(text) {
     const li = document.createElement("li");
     const time = document.createElement("time");
-    time.textContent = new Date().toLocaleTimeString();
+    time.textContent = new Date().toISOString().slice(11, 19);
     const what = document.createElement("span");
     what.className = "what";
     what.textContent = text;
