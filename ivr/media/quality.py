@@ -166,6 +166,13 @@ def analyse(data: bytes) -> TakeQuality | None:
     )
 
 
+def silence(seconds: float) -> TakeQuality:
+    """The figures of a take that was silence throughout, of which no audio was kept (Asterisk
+    writes none of a take it hears no sound in)."""
+    seconds = round(seconds, 3)
+    return TakeQuality(seconds, 0.0, seconds, seconds, None, FLOOR_DB, FLOOR_DB, 0.0, None)
+
+
 def verdict(q: TakeQuality, limits: Thresholds) -> str:
     """`ok`, or the first thing wrong with the take, in the order a caller should fix them."""
     if q.clipped_ratio > limits.max_clipped_ratio:

@@ -57,6 +57,10 @@ class RecorderEvents:
                      retry_for: float = DEFAULT_RETRY_FOR) -> RecorderEvents:
         return cls(AudioLinks.for_settings(data_dir, public_url), data_dir, retry_for)
 
+    def _recording_node(self, recording: Recording) -> myvox.Node:
+        # Events carry the accepted take's quality figures (MyVox replies its verdict only).
+        return myvox.recording_node(recording, self.links, quality=True)
+
     async def session(self, conn: store.Conn, session_id: int, event_type: str) -> None:
         session = await store.session_by_id(conn, session_id)
         target = await store.event_target(conn, session.recorder_id, session.id)
@@ -68,9 +72,9 @@ class RecorderEvents:
         recordings = await store.session_recordings(conn, session.id)
         node = myvox.session_head(SessionView(session, None, (), tuple(recordings)))
         if current is not None:
-            node.append(("current_recording", myvox.recording_node(current, self.links)))
+            node.append(("current_recording", self._recording_node(current)))
         node.append(("session_recordings", [myvox.Many(
-            "recording", [myvox.recording_node(r, self.links) for r in recordings])]))
+            "recording", [self._recording_node(r) for r in recordings])]))
         await self._enqueue(conn, target, event_type, f"session:{session.session_key}", node,
                             session.recorder_id)
 
@@ -91,7 +95,7 @@ class RecorderEvents:
                             ("recording_list_key", recording.list_key)]
         if session is not None:
             node.append(("recording_session_key", session.session_key))
-        node.append(("recording", myvox.recording_node(recording, self.links)))
+        node.append(("recording", self._recording_node(recording)))
         stream = f"recorder:{recorder_id}" if session is None else f"session:{session.session_key}"
         await self._enqueue(conn, target, event_type, stream, node, recorder_id)
 

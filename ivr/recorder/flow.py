@@ -20,13 +20,21 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Protocol
+from typing import Any, Protocol
 
 from ivr.core.errors import CallHungUp, failure_of
+from ivr.media import quality
 from ivr.recorder.errors import LimitReached
 from ivr.recorder.models import Recorder, Recording, Session
 from ivr.recorder.phone import NumberRoute, RecorderPhone
-from ivr.recorder.takes import StoredTake, TakeStore, take_name, wav_duration_ms
+from ivr.recorder.takes import (
+    StoredTake,
+    TakeStore,
+    judge,
+    quality_limits,
+    take_name,
+    wav_duration_ms,
+)
 from ivr.telephony.call import Call, QueuedPlayback, RecordingResult
 
 log = logging.getLogger(__name__)
@@ -34,6 +42,7 @@ log = logging.getLogger(__name__)
 PIN_TRIES = 3
 MENU_TRIES = 3
 TOO_SHORT_TRIES = 3
+POOR_TAKE_TRIES = 3  # takes that fail the quality check, without quality_keep_anyway
 DIGIT_TIMEOUT = 8.0
 # The review menu is queued on the take's `#` when the take has run this much longer than the
 # shortest kept (by Asterisk's clock); a take near the line waits for its length to be read.
@@ -140,6 +149,7 @@ class RecorderFlow:
         self.prompts = prompts
         self.speech = speech
         self.takes = takes
+        quality.warm_up()
 
     def _prompt(self, recorder: Recorder | None, name: str) -> str:
         return self.prompts.media(name, recorder.recorder_key if recorder else None)
@@ -380,7 +390,8 @@ class RecorderFlow:
             await self._say(call, recorder, "enter_touchtone")
             touchtone = await call.collect_digits(recorder.touchtone_length, DIGIT_TIMEOUT,
                                                   "#", INTER_DIGIT_TIMEOUT) or None
-        too_short = 0
+        too_short = poor = 0
+        loop = asyncio.get_running_loop()
         while True:
             # The beep is ours, not record(beep=True): Asterisk reports the recording started
             # before its own beep, and the caller's first words would fall into the beep.
@@ -397,6 +408,7 @@ class RecorderFlow:
                 max_silence=recorder.silence_seconds, terminate_on="#",
                 then=[self._prompt(recorder, "review_menu")],
                 then_after=recorder.min_take_seconds + MENU_EARLY_MARGIN)
+            began = loop.time()
             # What played before the prompt has ended by now.
             with contextlib.suppress(CallHungUp):
                 await line.drain()
@@ -423,23 +435,68 @@ class RecorderFlow:
                                                             name, touchtone, result))
                 raise CallHungUp(f"channel {call.id} hung up")
             data = await self.takes.download(call.ari, name, call.id)
+            judged: dict[str, Any] | None = None
             if data is None or wav_duration_ms(data) < recorder.min_take_seconds * 1000:
                 if menu is not None:
                     await menu.cancel()
+                # Asterisk writes nothing of a take that is silence from end to end (it
+                # detects silence): one that ran long enough to keep was no speech.
+                silent = recorder.quality_check and loop.time() - began >= \
+                    recorder.min_take_seconds + MENU_EARLY_MARGIN
+                if silent:
+                    judged = quality.judged(quality.silence(loop.time() - began),
+                                            quality_limits(recorder))
                 if data is not None:
                     await self._discard(call, await self.takes.keep(
-                        session.id, recording, name, call.id, data))
+                        session.id, recording, name, call.id, data, judged))
+                if silent:
+                    poor += 1
+                    if poor >= POOR_TAKE_TRIES:
+                        return await self._leave(call, recorder, session, recording, line)
+                    log.info("[%s] take of %s: no_speech (silence)", call.id,
+                             recording.recording_key)
+                    call.flush_digits()
+                    prompt = [self._prompt(recorder, "quality_no_speech")]
+                    continue
                 too_short += 1
                 if too_short >= TOO_SHORT_TRIES:
                     await self.phone.leave_recording(session.id, recording.id)
                     return Outcome.SKIPPED
                 prompt = [self._prompt(recorder, "too_short")]
                 continue
+            # Milliseconds, in a worker thread: the menu queued on `#` has barely begun when a
+            # poor take stops it for its reason.
+            judged = await judge(recorder, data)
+            verdict = judged["verdict"] if judged is not None and recorder.quality_check \
+                else "ok"
+            if judged is not None:
+                log.info("[%s] take of %s: %s (speech %.1fs, %s LUFS, peak %.1f dBFS, "
+                         "clipped %.2f%%)", call.id, recording.recording_key, judged["verdict"],
+                         judged["speech_seconds"], judged["loudness_lufs"],
+                         judged["sample_peak_dbfs"], judged["clipped_ratio"] * 100)
+            if verdict != "ok":
+                if menu is not None:
+                    await menu.cancel()
+                # Keys pressed since `#` answered a menu the caller did not hear: the reason
+                # is heard in full.
+                call.flush_digits()
+                reason = self._prompt(recorder, f"quality_{verdict}")
+                if not recorder.quality_keep_anyway:
+                    await self._discard(call, await self.takes.keep(
+                        session.id, recording, name, call.id, data, judged))
+                    poor += 1
+                    if poor >= POOR_TAKE_TRIES:
+                        return await self._leave(call, recorder, session, recording, line)
+                    prompt = [reason]
+                    continue
+                # The reason, then the review menu: record again (3), or keep it after all.
+                menu = await call.queue_play(reason, self._prompt(recorder, "review_menu"),
+                                             barge_in=True)
             # The take is written (fsync) and recorded while the review menu already plays:
             # the caller hears the menu right after `#`, and nothing is decided before the
             # take is safely stored.
             keeping = asyncio.create_task(
-                self.takes.keep(session.id, recording, name, call.id, data))
+                self.takes.keep(session.id, recording, name, call.id, data, judged))
             try:
                 choice = await self._review(call, recorder, name, menu)
             except CallHungUp:
@@ -474,6 +531,14 @@ class RecorderFlow:
                                                 barge_in=True)
             await self.phone.leave_recording(session.id, recording.id)
             return Outcome.SKIPPED
+
+    async def _leave(self, call: Call, recorder: Recorder, session: Session,
+                     recording: Recording, line: _Line) -> Outcome:
+        """Poor takes only, and the recorder keeps none: on to the next recording (the takes
+        stay in its history)."""
+        line.queued = await call.queue_play(self._prompt(recorder, "skipped"), barge_in=True)
+        await self.phone.leave_recording(session.id, recording.id)
+        return Outcome.SKIPPED
 
     async def _accept_when_kept(self, keeping: asyncio.Task[StoredTake], call: Call,
                                 recorder: Recorder, session: Session, recording: Recording,
@@ -513,9 +578,9 @@ class RecorderFlow:
         return "1"
 
     # --- takes -------------------------------------------------------------------------------
-    async def _store_take(self, call: Call, session: Session, recording: Recording,
-                          name: str) -> StoredTake | None:
-        return await self.takes.fetch(call.ari, session.id, recording, name, call.id)
+    async def _store_take(self, call: Call, recorder: Recorder, session: Session,
+                          recording: Recording, name: str) -> StoredTake | None:
+        return await self.takes.fetch(call.ari, session.id, recording, name, call.id, recorder)
 
     async def _accept(self, call: Call, recorder: Recorder, session: Session,
                       recording: Recording, stored: StoredTake, touchtone: str | None, *,
@@ -532,7 +597,7 @@ class RecorderFlow:
     async def _hung_up_mid_take(self, call: Call, recorder: Recorder, session: Session,
                                 recording: Recording, name: str, touchtone: str | None,
                                 result: RecordingResult) -> None:
-        stored = await self._store_take(call, session, recording, name)
+        stored = await self._store_take(call, recorder, session, recording, name)
         if stored is not None and stored.duration_ms >= recorder.min_take_seconds * 1000:
             await self._accept(call, recorder, session, recording, stored, touchtone,
                                kept_on_hangup=True)

@@ -26,6 +26,13 @@ RECORDING_SEARCH_FIELDS = ("meta_data_1", "meta_data_2", "meta_data_3", "caller_
 
 
 ROLES = ("access", "update", "delete")
+# A recorder's limits for an ok take (ivr/media/quality.py), and the values each may take.
+QUALITY_LIMITS = {
+    "quality_min_speech_seconds": (0.0, 60.0),
+    "quality_min_loudness_lufs": (-70.0, 0.0),
+    "quality_max_clipped_ratio": (0.0, 1.0),
+    "quality_min_snr_db": (0.0, 60.0),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,13 +178,16 @@ def recorder_values(p: Params) -> dict[str, Any]:
         "upload_method": p.choice("upload_method", UPLOAD_METHODS),
         "upload_auth_header": p.text("upload_auth_header", max_len=4100),
         "link_ttl_seconds": p.integer("link_ttl_seconds", 60, 604800),
+        **{name: p.decimal(name, lo, hi) for name, (lo, hi) in QUALITY_LIMITS.items()},
     })
-    for flag in ("password_required", "touchtone_prompt"):
+    for flag in ("password_required", "touchtone_prompt", "quality_check",
+                 "quality_keep_anyway"):
         if p.given(flag):
             values[flag] = p.boolean(flag, False)
     for name in ("audio_format", "storage", "initiation", "identification", "lookup_mode",
                  "pin_length", "pin_ttl_seconds", "prompt_set", "max_take_seconds",
-                 "silence_seconds", "min_take_seconds", "callback_format", "upload_method"):
+                 "silence_seconds", "min_take_seconds", "callback_format", "upload_method",
+                 *QUALITY_LIMITS):
         if values.get(name, "") is None:
             raise InvalidParameter(name, f"parameter '{name}' cannot be cleared")
     prompt_set = values.get("prompt_set")

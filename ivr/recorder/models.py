@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 RecordingState = Literal["unrecorded", "recording", "recorded", "rerecord"]
 SessionState = Literal["created", "called", "recording", "ended", "expired"]
@@ -128,6 +128,15 @@ class Recorder:
     upload_method: str = "put"
     upload_authenticated: bool = False
     link_ttl_seconds: int | None = None
+    # Take quality (ivr/media/quality.py): the limits of an ok take; with quality_check the
+    # caller hears what is wrong with one that is not, then may keep it (quality_keep_anyway)
+    # or records it again.
+    quality_check: bool = True
+    quality_keep_anyway: bool = True
+    quality_min_speech_seconds: float = 0.3
+    quality_min_loudness_lufs: float = -40.0
+    quality_max_clipped_ratio: float = 0.01
+    quality_min_snr_db: float = 12.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +191,7 @@ class Recording:
     link_ttl_seconds: int | None = None  # its recorder's: wav_url / mp3_url are signed links
     upload_state: str | None = None  # the accepted take's, when the recorder uploads
     audio_deleted_at: datetime | None = None  # the retention period deleted its audio
+    quality: dict[str, Any] | None = None  # the accepted take's figures and verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,3 +243,4 @@ class TakeSummary:
     duration_ms: int
     kept_on_hangup: bool
     created_at: datetime
+    quality: dict[str, Any] | None = None  # its figures and verdict (ivr/media/quality.py)

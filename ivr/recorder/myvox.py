@@ -160,7 +160,16 @@ def _passwords(node: Node, generated: Generated | None) -> None:
             node.append((name, value))
 
 
-def recording_node(r: Recording, links: AudioLinks, generated: Generated | None = None) -> Node:
+def quality_node(quality: dict[str, Any]) -> Node:
+    """A take's figures and verdict (ivr/media/quality.py); figures it could not measure are
+    left out."""
+    return [(name, value) for name, value in quality.items() if value is not None]
+
+
+def recording_node(r: Recording, links: AudioLinks, generated: Generated | None = None, *,
+                   quality: bool = False) -> Node:
+    """With `quality` (/v1 and events) the accepted take's figures as a `quality` element;
+    MyVox replies carry only its `quality_verdict`, a flat value as upload_state is."""
     node: Node = [("recording_key", r.recording_key), ("recording_state", r.state)]
     _opt(node, "name", r.name)
     node.append(("sequence", r.sequence))
@@ -177,6 +186,10 @@ def recording_node(r: Recording, links: AudioLinks, generated: Generated | None 
         node.append(("mp3_url", links.url(r.play_key, "mp3", r.link_ttl_seconds)))
     _opt(node, "upload_state", r.upload_state)
     _opt(node, "audio_deleted_at", r.audio_deleted_at)
+    if r.quality is not None:
+        node.append(("quality_verdict", r.quality.get("verdict")))
+        if quality:
+            node.append(("quality", quality_node(r.quality)))
     node += [("access_protected", r.access_protected), ("update_protected", r.update_protected),
              ("delete_protected", r.delete_protected), ("date_created", r.created_at),
              ("last_updated", r.updated_at), ("last_accessed", r.accessed_at)]
@@ -221,6 +234,11 @@ def recorder_node(v: Recorder, generated: Generated | None = None) -> Node:
     node += [("pin_length", v.pin_length), ("pin_ttl_seconds", v.pin_ttl_seconds),
              ("max_take_seconds", v.max_take_seconds), ("silence_seconds", v.silence_seconds),
              ("min_take_seconds", v.min_take_seconds),
+             ("quality_check", v.quality_check), ("quality_keep_anyway", v.quality_keep_anyway),
+             ("quality_min_speech_seconds", v.quality_min_speech_seconds),
+             ("quality_min_loudness_lufs", v.quality_min_loudness_lufs),
+             ("quality_max_clipped_ratio", v.quality_max_clipped_ratio),
+             ("quality_min_snr_db", v.quality_min_snr_db),
              ("phone_number_list", [Many("phone_number_info",
                                          [number_node(n) for n in v.phone_numbers])]),
              ("date_created", v.created_at), ("last_updated", v.updated_at)]

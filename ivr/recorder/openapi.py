@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ivr import __version__
+from ivr.media.quality import VERDICTS
 
 
 def _ref(name: str) -> dict[str, Any]:
@@ -151,6 +152,7 @@ _S = {"type": "string"}
 _SN = {"type": "string", "nullable": True}
 _B = {"type": "boolean"}
 _I = {"type": "integer"}
+_N = {"type": "number"}
 _T = {"type": "string", "format": "date-time"}
 _PASSWORD = {"type": "string", "nullable": True,
              "description": "'???' (or '?????') asks for a random password, returned once"}
@@ -181,6 +183,15 @@ SCHEMAS: dict[str, Any] = {
         "max_take_seconds": {"type": "integer", "minimum": 5, "maximum": 3600, "default": 300},
         "silence_seconds": {"type": "integer", "minimum": 0, "maximum": 60, "default": 10},
         "min_take_seconds": {"type": "integer", "minimum": 0, "maximum": 60, "default": 1},
+        "quality_check": {"type": "boolean", "default": True},
+        "quality_keep_anyway": {"type": "boolean", "default": True},
+        "quality_min_speech_seconds": {"type": "number", "minimum": 0, "maximum": 60,
+                                       "default": 0.3},
+        "quality_min_loudness_lufs": {"type": "number", "minimum": -70, "maximum": 0,
+                                      "default": -40},
+        "quality_max_clipped_ratio": {"type": "number", "minimum": 0, "maximum": 1,
+                                      "default": 0.01},
+        "quality_min_snr_db": {"type": "number", "minimum": 0, "maximum": 60, "default": 12},
         "callback_url": _SN, "callback_format": {"enum": ["xml", "json"]},
         "callback_secret": {"type": "string", "description": "16+ characters, or '???' for a "
                             "random one (returned once)"},
@@ -194,6 +205,9 @@ SCHEMAS: dict[str, Any] = {
         "initiation": _S, "identification": _S, "lookup_mode": _S, "touchtone_prompt": _B,
         "touchtone_length": _I, "pin_length": _I, "pin_ttl_seconds": _I,
         "max_take_seconds": _I, "silence_seconds": _I, "min_take_seconds": _I,
+        "quality_check": _B, "quality_keep_anyway": _B, "quality_min_speech_seconds": _N,
+        "quality_min_loudness_lufs": _N, "quality_max_clipped_ratio": _N,
+        "quality_min_snr_db": _N,
         "phone_number_list": {"type": "array", "items": _ref("PhoneNumber")},
         "date_created": _T, "last_updated": _T, "recorder_password": _S,
         "callback_url": _S, "callback_format": _S, "callback_secret": _S,
@@ -227,7 +241,14 @@ SCHEMAS: dict[str, Any] = {
         "update_protected": _B, "delete_protected": _B, "date_created": _T,
         "last_updated": _T, "last_accessed": _T,
         "upload_state": {"enum": ["pending", "uploaded", "failed"]},
-        "audio_deleted_at": _T}},
+        "audio_deleted_at": _T, "quality_verdict": {"enum": list(VERDICTS)},
+        "quality": _ref("TakeQuality")}},
+    "TakeQuality": {"type": "object", "description": "the accepted take's figures as "
+                    "measured when it was recorded; one that could not be measured is left out",
+                    "properties": {
+        "verdict": {"enum": list(VERDICTS)}, "duration_seconds": _N, "speech_seconds": _N,
+        "leading_silence_seconds": _N, "trailing_silence_seconds": _N, "loudness_lufs": _N,
+        "sample_peak_dbfs": _N, "true_peak_dbfs": _N, "clipped_ratio": _N, "snr_db": _N}},
     "SessionInput": {"type": "object", "required": ["recording_keys"], "properties": {
         "recording_keys": {"oneOf": [{"type": "array", "items": _S}, _S]},
         "caller_id": _S, "overwrite": {"type": "boolean", "default": False},

@@ -102,6 +102,22 @@ class Params:
             raise InvalidParameter(name, f"parameter '{name}' must be between {lo} and {hi}")
         return value
 
+    def decimal(self, name: str, lo: float, hi: float) -> Any:
+        """A number, whole or not ("0.5", 0.5, "-40")."""
+        value = self.raw(name)
+        if value is ABSENT:
+            return ABSENT
+        if value is None or value == "":
+            return None
+        if isinstance(value, str) and re.fullmatch(r"\s*[+-]?([0-9]{1,9}(\.[0-9]{0,6})?|"
+                                                   r"\.[0-9]{1,6})\s*", value):
+            value = float(value)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidParameter(name, f"parameter '{name}' must be a number")
+        if not lo <= value <= hi:
+            raise InvalidParameter(name, f"parameter '{name}' must be between {lo:g} and {hi:g}")
+        return float(value)
+
     def boolean(self, name: str, default: bool) -> bool:
         value = self.raw(name)
         if value is ABSENT or value is None or value == "":

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -183,10 +184,11 @@ class RecorderPhone:
             return True
 
     async def new_take(self, session_id: int, recording_id: int, channel_id: str,
-                       asterisk_name: str | None = None) -> Take:
+                       asterisk_name: str | None = None,
+                       quality: dict[str, Any] | None = None) -> Take:
         async with self.pool.acquire() as conn:
             take_id, number = await store.insert_pending_take(conn, recording_id, session_id,
-                                                              channel_id, asterisk_name)
+                                                              channel_id, asterisk_name, quality)
             return Take(take_id, number)
 
     @patiently

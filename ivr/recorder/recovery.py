@@ -77,7 +77,7 @@ class Recovery:
             recorder = await store.recorder_by_id(conn, row["recorder_id"])
             recording = await store.recording_by_id(conn, recording_id)
         stored = await self.takes.fetch(ari, session_id, recording, name,
-                                        row["channel_id"] or "")
+                                        row["channel_id"] or "", recorder)
         if stored is None:
             return "unknown"
         if stored.duration_ms >= recorder.min_take_seconds * 1000:

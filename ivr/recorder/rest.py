@@ -215,7 +215,7 @@ async def delete_list(request: web.Request, d: Developer, s: RecorderService) ->
 
 # --- recordings -------------------------------------------------------------------------------
 def _recording(request: web.Request, r: Any, generated: Any = None) -> dict[str, Any]:
-    return entity(myvox.recording_node(r, audio_links(request), generated))
+    return entity(myvox.recording_node(r, audio_links(request), generated, quality=True))
 
 
 async def search_recordings(request: web.Request, d: Developer,

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias
 
 import asyncpg
+import orjson
 
 from ivr.recorder.models import (
     MAX_SEARCH_RESULTS,
@@ -159,7 +160,8 @@ RECORDER_FIELDS = (
     "touchtone_prompt", "touchtone_length", "pin_length", "pin_ttl_seconds",
     "max_take_seconds", "silence_seconds", "min_take_seconds",
     "callback_url", "callback_secret", "callback_format", "upload_method", "upload_auth_header",
-    "link_ttl_seconds",
+    "link_ttl_seconds", "quality_check", "quality_keep_anyway", "quality_min_speech_seconds",
+    "quality_min_loudness_lufs", "quality_max_clipped_ratio", "quality_min_snr_db",
 )
 
 
@@ -201,6 +203,11 @@ def _recorder_of(row: asyncpg.Record) -> Recorder:
         upload_method=row["upload_method"],
         upload_authenticated=row["upload_auth_header"] is not None,
         link_ttl_seconds=row["link_ttl_seconds"],
+        quality_check=row["quality_check"], quality_keep_anyway=row["quality_keep_anyway"],
+        quality_min_speech_seconds=row["quality_min_speech_seconds"],
+        quality_min_loudness_lufs=row["quality_min_loudness_lufs"],
+        quality_max_clipped_ratio=row["quality_max_clipped_ratio"],
+        quality_min_snr_db=row["quality_min_snr_db"],
     )
 
 
@@ -381,6 +388,7 @@ _RECORDING_SELECT = """
                     WHERE sr.recording_id = r.id AND sr.live) AS is_in_session,
            (SELECT t.take_number FROM takes t WHERE t.id = r.accepted_take_id) AS accepted_take,
            (SELECT t.upload_state FROM takes t WHERE t.id = r.accepted_take_id) AS upload_state,
+           (SELECT t.quality FROM takes t WHERE t.id = r.accepted_take_id) AS quality,
            (SELECT v.link_ttl_seconds FROM voice_recorders v WHERE v.id = l.recorder_id)
                AS link_ttl_seconds
       FROM recordings r JOIN recording_lists l ON l.id = r.list_id"""
@@ -402,7 +410,12 @@ def _recording(row: asyncpg.Record) -> Recording:
         updated_at=row["updated_at"], accessed_at=row["accessed_at"],
         accepted_take=row["accepted_take"], link_ttl_seconds=row["link_ttl_seconds"],
         upload_state=row["upload_state"], audio_deleted_at=row["audio_deleted_at"],
+        quality=_json_or_none(row["quality"]),
     )
+
+
+def _json_or_none(value: str | None) -> dict[str, Any] | None:
+    return None if value is None else orjson.loads(value)
 
 
 async def recording_ids_in_order(conn: Conn, list_id: int) -> list[int]:
@@ -799,16 +812,18 @@ async def insert_pin_failure(conn: Conn, number_id: int, caller_id: str) -> None
 
 
 async def insert_pending_take(conn: Conn, recording_id: int, session_id: int,
-                              channel_id: str, asterisk_name: str | None) -> tuple[int, int]:
+                              channel_id: str, asterisk_name: str | None,
+                              quality: Mapping[str, Any] | None = None) -> tuple[int, int]:
     """A take row for audio about to be stored: (take id, take number)."""
     # One statement: the recording's row lock serializes take numbers; the UNIQUE
     # (recording_id, take_number) constraint backs it.
     row = await conn.fetchrow(
         "WITH lock AS (SELECT id FROM recordings WHERE id = $1 FOR UPDATE)"
         " INSERT INTO takes (recording_id, session_id, take_number, status, channel_id,"
-        " asterisk_name) SELECT $1, $2, (SELECT coalesce(max(take_number), 0) + 1 FROM takes"
-        " WHERE recording_id = (SELECT id FROM lock)), 'pending', $3, $4"
-        " RETURNING id, take_number", recording_id, session_id, channel_id, asterisk_name)
+        " asterisk_name, quality) SELECT $1, $2, (SELECT coalesce(max(take_number), 0) + 1"
+        " FROM takes WHERE recording_id = (SELECT id FROM lock)), 'pending', $3, $4, $5::jsonb"
+        " RETURNING id, take_number", recording_id, session_id, channel_id, asterisk_name,
+        None if quality is None else orjson.dumps(quality).decode())
     return int(row["id"]), int(row["take_number"])
 
 
@@ -908,9 +923,9 @@ async def developer_by_id(conn: Conn, developer_id: int) -> Developer | None:
 
 async def takes_of_recording(conn: Conn, recording_id: int) -> list[TakeSummary]:
     rows = await conn.fetch(
-        "SELECT take_number, status, duration_ms, kept_on_hangup, created_at FROM takes"
-        " WHERE recording_id = $1 ORDER BY take_number", recording_id)
-    return [TakeSummary(**dict(r)) for r in rows]
+        "SELECT take_number, status, duration_ms, kept_on_hangup, created_at, quality"
+        " FROM takes WHERE recording_id = $1 ORDER BY take_number", recording_id)
+    return [TakeSummary(**{**dict(r), "quality": _json_or_none(r["quality"])}) for r in rows]
 
 
 async def delete_prompt(conn: Conn, recorder_id: int, name: str) -> bool:

@@ -15,8 +15,10 @@ import wave
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ivr.core.errors import TelephonyError
+from ivr.media import quality
 from ivr.recorder.models import Recorder, Recording, take_path
 from ivr.recorder.phone import RecorderPhone, Take
 from ivr.telephony.rest import AriClient
@@ -45,6 +47,22 @@ class StoredTake:
     name: str
     wav: Path
     duration_ms: int
+    quality: dict[str, Any] | None = None  # its figures and verdict (ivr/media/quality.py)
+
+
+def quality_limits(recorder: Recorder) -> quality.Thresholds:
+    return quality.Thresholds(
+        min_speech_seconds=recorder.quality_min_speech_seconds,
+        min_loudness_lufs=recorder.quality_min_loudness_lufs,
+        max_clipped_ratio=recorder.quality_max_clipped_ratio,
+        min_snr_db=recorder.quality_min_snr_db)
+
+
+async def judge(recorder: Recorder, data: bytes) -> dict[str, Any] | None:
+    """The take's figures and its verdict by the recorder's limits, measured in a worker
+    thread (milliseconds); None when its audio cannot be read."""
+    measured = await quality.analyse_off_loop(data)
+    return None if measured is None else quality.judged(measured, quality_limits(recorder))
 
 
 def wav_duration_ms(data: bytes) -> int:
@@ -93,11 +111,12 @@ class TakeStore:
         self.spool = spool
 
     async def fetch(self, ari: AriClient, session_id: int, recording: Recording, name: str,
-                    channel_id: str) -> StoredTake | None:
+                    channel_id: str, recorder: Recorder) -> StoredTake | None:
         data = await self.download(ari, name, channel_id)
         if data is None:
             return None
-        return await self.keep(session_id, recording, name, channel_id, data)
+        return await self.keep(session_id, recording, name, channel_id, data,
+                               await judge(recorder, data))
 
     async def download(self, ari: AriClient, name: str, channel_id: str) -> bytes | None:
         """The take's WAV as Asterisk wrote it (a few ms on the same host)."""
@@ -116,12 +135,13 @@ class TakeStore:
         return data
 
     async def keep(self, session_id: int, recording: Recording, name: str, channel_id: str,
-                   data: bytes) -> StoredTake:
-        """The take in storage (written with fsync) and its row (status pending)."""
-        take = await self.phone.new_take(session_id, recording.id, channel_id, name)
+                   data: bytes, judged: dict[str, Any] | None = None) -> StoredTake:
+        """The take in storage (written with fsync) and its row (status pending), with its
+        quality figures (`judge`)."""
+        take = await self.phone.new_take(session_id, recording.id, channel_id, name, judged)
         path = take_path(self.data_dir, recording.play_key, take.number, "wav")
         await asyncio.to_thread(_write_atomically, path, data)
-        return StoredTake(take, name, path, wav_duration_ms(data))
+        return StoredTake(take, name, path, wav_duration_ms(data), judged)
 
     async def accept(self, ari: AriClient, session_id: int, recorder: Recorder,
                      recording: Recording, stored: StoredTake, *, channel_id: str,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.media.quality import Thresholds, analyse, judged, verdict
+from ivr.media.quality import VERDICTS, Thresholds, analyse, judged, verdict
 
 SENTENCE = "The quick brown fox jumps over the lazy dog, and then it takes a short nap."
 TELEPHONE = ["-r", "8000", "-c", "1", "-b", "16", "-e", "signed"]
@@ -107,3 +107,14 @@ def test_analysis_is_fast(audio: dict[str, bytes]) -> None:
         analyse(audio["speech"])
     per_take = (time.perf_counter() - started) / 10
     assert per_take < 0.05, f"{per_take * 1000:.1f} ms per take"
+
+
+def test_every_verdict_but_ok_has_a_prompt_saying_it() -> None:
+    from ivr.media.manifest import MANIFEST, load_manifest
+    from tests.conftest import PROMPTS_DIR
+
+    names = load_manifest(PROMPTS_DIR / "en" / MANIFEST)
+    assert {f"quality_{v}" for v in VERDICTS if v != "ok"} <= set(names)
+    for v in VERDICTS:
+        if v != "ok":
+            assert (PROMPTS_DIR / "en" / f"quality_{v}.wav").is_file()
