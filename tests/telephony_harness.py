@@ -18,6 +18,7 @@ import itertools
 import os
 import secrets
 import time
+import urllib.parse
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from ivr.telephony.events import Event, EventStream, Router
 from ivr.telephony.rest import AriClient, AriHttpError, basic_auth
 from ivr.telephony.runner import Route
 from ivr.telephony.softphone import Softphone, SoftphoneError
+from tests.helpers.leaks import LeakCheck, Started
 
 DATA = Path(__file__).resolve().parent / "data"
 # The caller's own Stasis app and channel ids, one per test session: concurrent suites never
@@ -85,11 +87,59 @@ def _check_no_channel_left(cfg: provision.AsteriskConfig) -> None:
 
 
 @pytest.fixture(scope="session")
-async def ari(base_settings: Settings, asterisk: object) -> AsyncIterator[AriClient]:
+def ari_started() -> Started:
+    """The playbacks and recordings this session's ARI clients start (for the leak check)."""
+    return Started()
+
+
+@pytest.fixture(scope="session")
+async def ari(base_settings: Settings, asterisk: object,
+              ari_started: Started) -> AsyncIterator[AriClient]:
     async with aiohttp.ClientSession(
         headers=basic_auth(base_settings.ari_user, base_settings.ari_password)
     ) as session:
-        yield AriClient(session, base_settings.ari_url)
+        client = AriClient(session, base_settings.ari_url)
+        ari_started.watch(client)
+        yield client
+
+
+def _port(url: str) -> int:
+    return urllib.parse.urlsplit(url).port or 0
+
+
+def _ours(channel_id: str, holds_engine_app: bool) -> bool:
+    """Whether a channel (or bridge) is this session's to judge: its callers' legs, and while
+    it holds the engine's Stasis app (engine_lock), whatever else is not another session's
+    caller (the engine's own legs, snoops and bridges, calls from the softphone)."""
+    if channel_id.startswith(CALLER_PREFIX):
+        return True
+    return holds_engine_app and not channel_id.startswith("caller-")
+
+
+@pytest.fixture(autouse=True)
+async def leak_check(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """After every real-call test (marked `asterisk`, or using it), nothing of it may be left:
+    channels, bridges, live recordings or playbacks in Asterisk, call tasks in the engine,
+    connections out of the engine's pool, open files, exceptions nobody retrieved
+    (tests/helpers/leaks.py). A leak fails the test."""
+    names = request.fixturenames
+    if request.node.get_closest_marker("asterisk") is None and "asterisk" not in names:
+        yield
+        return
+    client = request.getfixturevalue("ari") if "asterisk" in names else None
+    engine = request.getfixturevalue("engine") if "engine" in names else None
+    holds = "engine_lock" in names
+    settings: Settings = request.getfixturevalue("base_settings")
+    pooled = {_port(settings.ari_url), _port(settings.database_url)}
+    if engine is not None:
+        pooled.add(engine.proxy.port)
+    check = LeakCheck(client, lambda i: _ours(i, holds), request.getfixturevalue("ari_started"),
+                      engine, frozenset(pooled))
+    await check.before()
+    yield
+    leaks = await check.after()
+    if leaks:
+        pytest.fail("left behind by the test: " + "; ".join(leaks), pytrace=False)
 
 
 # --- a TCP proxy between the engine and Asterisk, to cut the event socket mid-call -----------
@@ -145,6 +195,8 @@ class TcpProxy:
                     # A websocket may also start on a kept-alive connection that first
                     # carried REST requests: it is an event socket from then on.
                     if upstream and b"GET /ari/events" in data:
+                        if asyncio.get_running_loop().time() < self._refuse_until:
+                            break  # refused as a new connection would be
                         self._events.add(pair)
                     dst.write(data)
                     await dst.drain()
@@ -206,7 +258,8 @@ def engine_lock(base_settings: Settings) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 async def engine(
-    settings: Settings, pool: asyncpg.Pool, ari: AriClient, engine_lock: None
+    settings: Settings, pool: asyncpg.Pool, ari: AriClient, engine_lock: None,
+    ari_started: Started,
 ) -> AsyncIterator[Engine]:
     """The real application (web app + telephony worker: event socket, router, runner, call
     log), talking to Asterisk through a proxy the tests can cut."""
@@ -223,6 +276,7 @@ async def engine(
     site = web.TCPSite(runner, "127.0.0.1", settings.http_port)
     await site.start()
     tel = app[TELEPHONY]
+    ari_started.watch(tel.ari)
     try:
         await tel.events.wait_connected(10)
         yield Engine(tel, routes, proxy, settings.public_url, app[POOL])
@@ -312,7 +366,8 @@ class Caller:
 
 
 @pytest.fixture(scope="session")
-async def caller(base_settings: Settings, ari: AriClient) -> AsyncIterator[Caller]:
+async def caller(base_settings: Settings, ari: AriClient,
+                 ari_started: Started) -> AsyncIterator[Caller]:
     media = web.Application()
     media.router.add_static("/", DATA)
     runner = web.AppRunner(media, access_log=None)
@@ -325,6 +380,7 @@ async def caller(base_settings: Settings, ari: AriClient) -> AsyncIterator[Calle
     ) as session:
         harness = Caller(AriClient(session, base_settings.ari_url), session,
                          base_settings.ari_ws_url, f"http://127.0.0.1:{port}")
+        ari_started.watch(harness.ari)
         harness.events.start()
         await harness.events.wait_connected(10)
         yield harness
