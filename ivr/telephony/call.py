@@ -206,11 +206,16 @@ class Call:
         log.debug("[%s] gone (%s)", self.id, why)
         self._gone.set_result(why)
         exc = CallHungUp(f"channel {self.id} hung up")
-        if self._digit_waiter is not None and not self._digit_waiter.done():
-            self._digit_waiter.set_exception(exc)
-        for fut in self._playbacks.values():
+        waiting = list(self._playbacks.values())
+        if self._digit_waiter is not None:
+            waiting.append(self._digit_waiter)
+        for fut in waiting:
             if not fut.done():
                 fut.set_exception(exc)
+                # Marked retrieved: whoever waits on it still gets CallHungUp, but a step the
+                # flow never came to wait for (a prompt queued behind the one playing, the
+                # prompt of a take whose record request failed) is no error to report.
+                fut.exception()
         if self._recordings:
             self._loop.call_later(_RECORDING_GRACE, self._expire_recordings)
 
