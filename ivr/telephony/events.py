@@ -17,6 +17,8 @@ from typing import Any
 import aiohttp
 import orjson
 
+from ivr.core.errors import IvrError
+
 log = logging.getLogger(__name__)
 
 Event = dict[str, Any]
@@ -132,9 +134,9 @@ class Router:
 
 
 class EventStream:
-    """Connects to /ari/events for `apps`, reconnecting with capped exponential backoff and
-    jitter. `on_connect` runs (as its own task) after every (re)connection to resynchronise
-    state lost while the socket was down; events keep flowing while it runs."""
+    """Connects to /ari/events for `apps`, reconnecting at once, then with capped exponential
+    backoff and jitter. `on_connect` runs (as its own task) after every (re)connection to
+    resynchronise state lost while the socket was down; events keep flowing while it runs."""
 
     def __init__(
         self,
@@ -145,7 +147,7 @@ class EventStream:
         on_connect: Callable[[], Awaitable[None]] | None = None,
         *,
         heartbeat: float = 10.0,
-        max_backoff: float = 30.0,
+        max_backoff: float = 1.0,
         dedup: Dedup | None = None,
     ) -> None:
         self._session = session
@@ -187,7 +189,11 @@ class EventStream:
                     pass
 
     async def _run(self) -> None:
-        backoff = 0.25
+        # While the socket is down, Asterisk has no such Stasis app and refuses every new call
+        # to it (SIP 503): the first retry goes at once, the next ones a jittered, doubling
+        # delay apart, at most `max_backoff`, so a socket back from a blip of any length is
+        # used within that long.
+        backoff = 0.0
         while not self._stopping:
             started = time.monotonic()
             try:
@@ -202,11 +208,11 @@ class EventStream:
             if self._stopping:
                 return
             if time.monotonic() - started > 30:
-                backoff = 0.25  # it had been up a while: this is a fresh failure
-            delay = backoff * (0.5 + random.random())
+                backoff = 0.0  # it had been up a while: this is a fresh failure
+            delay = random.uniform(backoff / 2, backoff)
             log.info("ARI event websocket down; reconnecting in %.2fs", delay)
             await asyncio.sleep(delay)
-            backoff = min(backoff * 2, self._max_backoff)
+            backoff = min(max(backoff * 2, 0.1), self._max_backoff)
 
     async def _connect_once(self) -> None:
         async with self._session.ws_connect(
@@ -241,6 +247,9 @@ class EventStream:
             await self._on_connect()
         except asyncio.CancelledError:
             raise
+        except IvrError as exc:
+            # Asterisk or the socket went away again meanwhile: the next connection resyncs.
+            log.warning("ARI resynchronisation interrupted: %s", exc.message)
         except Exception:
             log.exception("ARI resynchronisation failed")
 

@@ -140,7 +140,14 @@ class CallRunner:
     # --- resynchronisation --------------------------------------------------------------
     async def resync(self) -> None:
         for app in self.apps:
-            await self._ari.set_event_filter(app, disallowed=UNUSED_EVENTS)
+            try:
+                await self._ari.set_event_filter(app, disallowed=UNUSED_EVENTS)
+            except AriHttpError as exc:
+                if exc.status != 404:
+                    raise
+                # The app's own socket is not (re)connected yet: Asterisk knows no such app
+                # until it is, and that connection resyncs again.
+                log.debug("event filter of %s: not connected yet", app)
         await self._announce_shards()
         channels = await self._ari.list_channels()
         live = {c["id"] for c in channels}
