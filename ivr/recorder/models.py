@@ -190,6 +190,9 @@ class Recording:
     accepted_take: int | None = None  # the take number whose audio the recording serves
     link_ttl_seconds: int | None = None  # its recorder's: wav_url / mp3_url are signed links
     upload_state: str | None = None  # the accepted take's, when the recorder uploads
+    # The accepted take's: kept without the caller's confirmation ("1"), because they hung up
+    # mid-take or the engine died and its take was recovered from Asterisk's spool.
+    kept_on_hangup: bool = False
     audio_deleted_at: datetime | None = None  # the retention period deleted its audio
     quality: dict[str, Any] | None = None  # the accepted take's figures and verdict
 

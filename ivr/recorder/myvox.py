@@ -184,6 +184,9 @@ def recording_node(r: Recording, links: AudioLinks, generated: Generated | None 
     node.append(("has_mp3_file", r.has_mp3_file))
     if r.has_mp3_file:
         node.append(("mp3_url", links.url(r.play_key, "mp3", r.link_ttl_seconds)))
+    if r.accepted_take is not None:
+        # One more flat element, as upload_state is: true for a take nobody confirmed.
+        node.append(("kept_on_hangup", r.kept_on_hangup))
     _opt(node, "upload_state", r.upload_state)
     _opt(node, "audio_deleted_at", r.audio_deleted_at)
     if r.quality is not None:

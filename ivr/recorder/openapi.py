@@ -240,6 +240,9 @@ SCHEMAS: dict[str, Any] = {
         "mp3_url": {"type": "string", "format": "uri"}, "access_protected": _B,
         "update_protected": _B, "delete_protected": _B, "date_created": _T,
         "last_updated": _T, "last_accessed": _T,
+        "kept_on_hangup": {"type": "boolean", "description": "the audio is a take the caller "
+                           "did not confirm: kept as they hung up mid-take, or recovered after "
+                           "the engine died; present once the recording has audio"},
         "upload_state": {"enum": ["pending", "uploaded", "failed"]},
         "audio_deleted_at": _T, "quality_verdict": {"enum": list(VERDICTS)},
         "quality": _ref("TakeQuality")}},

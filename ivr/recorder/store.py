@@ -388,6 +388,8 @@ _RECORDING_SELECT = """
                     WHERE sr.recording_id = r.id AND sr.live) AS is_in_session,
            (SELECT t.take_number FROM takes t WHERE t.id = r.accepted_take_id) AS accepted_take,
            (SELECT t.upload_state FROM takes t WHERE t.id = r.accepted_take_id) AS upload_state,
+           (SELECT t.kept_on_hangup FROM takes t WHERE t.id = r.accepted_take_id)
+               AS kept_on_hangup,
            (SELECT t.quality FROM takes t WHERE t.id = r.accepted_take_id) AS quality,
            (SELECT v.link_ttl_seconds FROM voice_recorders v WHERE v.id = l.recorder_id)
                AS link_ttl_seconds
@@ -410,6 +412,7 @@ def _recording(row: asyncpg.Record) -> Recording:
         updated_at=row["updated_at"], accessed_at=row["accessed_at"],
         accepted_take=row["accepted_take"], link_ttl_seconds=row["link_ttl_seconds"],
         upload_state=row["upload_state"], audio_deleted_at=row["audio_deleted_at"],
+        kept_on_hangup=bool(row["kept_on_hangup"]),
         quality=_json_or_none(row["quality"]),
     )
 

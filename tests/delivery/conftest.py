@@ -209,9 +209,10 @@ async def new_session(made: Made, count: int = 1, **params: Any) -> dict[str, An
 
 async def store_take(phone: RecorderPhone, pool: asyncpg.Pool, session_key: str,
                      recording_key: str, *, mp3: bool = False,
-                     touchtone: str | None = None) -> Take:
+                     touchtone: str | None = None, kept_on_hangup: bool = False) -> Take:
     """What the phone flow does for one take: session called, take started, its audio stored
-    under its own file (a real WAV, and an MP3 made from it), then accepted."""
+    under its own file (a real WAV, and an MP3 made from it), then accepted (confirmed by the
+    caller, or `kept_on_hangup`)."""
     session_id = await pool.fetchval(
         "SELECT id FROM recording_sessions WHERE session_key = $1", session_key)
     row = await pool.fetchrow(
@@ -228,7 +229,7 @@ async def store_take(phone: RecorderPhone, pool: asyncpg.Pool, session_key: str,
         await wav_to_mp3(wav, wav.with_suffix(".mp3"))
     assert await phone.accept_take(session_id, row["id"], take, duration_ms=1707, has_wav=True,
                                    has_mp3=mp3, caller_id="5125550123",
-                                   touchtone_input=touchtone)
+                                   touchtone_input=touchtone, kept_on_hangup=kept_on_hangup)
     return take
 
 

@@ -27,11 +27,12 @@ def phone_for(pool: asyncpg.Pool, settings: Settings) -> RecorderPhone:
 
 
 async def voice_one(made: Made, pool: asyncpg.Pool, settings: Settings,
-                    **params: Any) -> dict[str, Any]:
+                    kept_on_hangup: bool = False, **params: Any) -> dict[str, Any]:
     """A session whose caller voices its one recording (touchtone 42#) and hangs up."""
     session = await new_session(made, **params)
     phone = phone_for(pool, settings)
-    await store_take(phone, pool, session["session_key"], session["keys"][0], touchtone="42#")
+    await store_take(phone, pool, session["session_key"], session["keys"][0], touchtone="42#",
+                     kept_on_hangup=kept_on_hangup)
     session_id = await pool.fetchval(
         "SELECT id FROM recording_sessions WHERE session_key = $1", session["session_key"])
     await phone.end_session(session_id)
@@ -65,6 +66,36 @@ async def test_events_arrive_in_order_signed_with_the_resource(
     assert events[2]["recording"]["recording_state"] == "recording"
     # A body altered in transit fails verification.
     assert not signing.verify(made.secret, got[0].headers, got[0].body.replace(b"1", b"2"))
+
+
+async def test_a_take_nobody_confirmed_says_so_in_events_v1_and_myvox(
+        make_recorder: Any, receiver: Receiver, pool: asyncpg.Pool,
+        fast_settings: Settings) -> None:
+    """A take kept as the caller hung up mid-take (or recovered after the engine died, which
+    keeps it the same way) is marked `kept_on_hangup`; one the caller confirmed is not."""
+    made = await make_recorder(callback_url=f"{receiver.url}/kept", callback_format="json")
+    confirmed = await voice_one(made, pool, fast_settings)
+    unconfirmed = await voice_one(made, pool, fast_settings, kept_on_hangup=True)
+    events = [event_of(r) for r in await receiver.wait("/kept", 10)]
+    kept = {e["recording"]["recording_key"]: e["recording"]["kept_on_hangup"]
+            for e in events if e["event_type"] == "recording.recorded"}
+    assert kept == {confirmed["keys"][0]: False, unconfirmed["keys"][0]: True}
+    # Before any take, the recording has no audio and the field is absent.
+    assert all("kept_on_hangup" not in e["recording"] for e in events
+               if e["event_type"] == "recording.started")
+    auth = basic_auth(made.vr.dev.username, made.vr.dev.password)
+    for session, expected in ((confirmed, False), (unconfirmed, True)):
+        resp = await made.vr.api.get(
+            f"/v1/recorders/{made.key}/lists/{session['list_key']}/recordings/"
+            f"{session['keys'][0]}", headers=auth)
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["kept_on_hangup"] is expected
+        tree = await made.vr.ok("GetRecording", "json", recording_list_key=session["list_key"],
+                                recording_key=session["keys"][0])
+        assert tree["recording"]["kept_on_hangup"] is expected
+        xml = await made.vr.raw("GetRecording", recording_list_key=session["list_key"],
+                                recording_key=session["keys"][0])
+        assert ET.fromstring(xml).findtext("recording/kept_on_hangup") == str(expected).lower()
 
 
 async def test_xml_by_default_and_a_session_callback_url_wins(

@@ -151,7 +151,7 @@ async def test_hang_up_mid_take_keeps_a_long_enough_take_only(
     await asyncio.sleep(1.5)
     r_kept = (await recordings_of(rec, kept["list_key"]))[kept["keys"][0]]
     r_lost = (await recordings_of(rec, lost["list_key"]))[lost["keys"][0]]
-    assert r_kept["recording_state"] == "recorded"
+    assert r_kept["recording_state"] == "recorded" and r_kept["kept_on_hangup"] is True
     assert abs(int(r_kept["recording_length"]) - FOX_S) <= 1
     assert r_lost["recording_state"] == "unrecorded"
     rows = await pool.fetch(

@@ -68,6 +68,7 @@ async def test_a_take_survives_the_engine_being_killed(
                        " AND state = 'ended'", s["session_key"], timeout=15)
         r = (await recordings_of(rec, s["list_key"]))[s["keys"][0]]
         assert r["recording_state"] == "recorded"
+        assert r["kept_on_hangup"] is True  # the caller never confirmed it
         assert 4 <= int(r["recording_length"]) <= 6
         take = await pool.fetchrow(
             "SELECT t.status, t.kept_on_hangup, t.asterisk_name FROM takes t"
