@@ -117,15 +117,13 @@ def _ours(channel_id: str, holds_engine_app: bool) -> bool:
 
 
 @pytest.fixture(autouse=True)
-async def leak_check(request: pytest.FixtureRequest) -> AsyncIterator[None]:
-    """After every real-call test (marked `asterisk`, or using it), nothing of it may be left:
-    channels, bridges, live recordings or playbacks in Asterisk, call tasks in the engine,
-    connections out of the engine's pool, open files, exceptions nobody retrieved
-    (tests/helpers/leaks.py). A leak fails the test."""
+def _leak_check_targets(request: pytest.FixtureRequest) -> LeakCheck | None:
+    """What leak_check watches, for real-call tests (marked `asterisk`, or using it). A sync
+    fixture: the async fixtures it asks for lazily (ari, engine) are set up by pytest-asyncio,
+    which cannot happen from inside an async fixture's running loop."""
     names = request.fixturenames
     if request.node.get_closest_marker("asterisk") is None and "asterisk" not in names:
-        yield
-        return
+        return None
     client = request.getfixturevalue("ari") if "asterisk" in names else None
     engine = request.getfixturevalue("engine") if "engine" in names else None
     holds = "engine_lock" in names
@@ -133,8 +131,20 @@ async def leak_check(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     pooled = {_port(settings.ari_url), _port(settings.database_url)}
     if engine is not None:
         pooled.add(engine.proxy.port)
-    check = LeakCheck(client, lambda i: _ours(i, holds), request.getfixturevalue("ari_started"),
-                      engine, frozenset(pooled))
+    return LeakCheck(client, lambda i: _ours(i, holds), request.getfixturevalue("ari_started"),
+                     engine, frozenset(pooled))
+
+
+@pytest.fixture(autouse=True)
+async def leak_check(_leak_check_targets: LeakCheck | None) -> AsyncIterator[None]:
+    """After every real-call test nothing of it may be left: channels, bridges, live
+    recordings or playbacks in Asterisk, call tasks in the engine, connections out of the
+    engine's pool, open files, exceptions nobody retrieved (tests/helpers/leaks.py). A leak
+    fails the test."""
+    check = _leak_check_targets
+    if check is None:
+        yield
+        return
     await check.before()
     yield
     leaks = await check.after()
