@@ -30,14 +30,12 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from ivr.core.errors import ProvisionError
+from ivr.provision.asterisk_conf import AsteriskConfig, render
 from ivr.provision.asterisk_conf import digest as config_digest
-from ivr.provision.asterisk_conf import reach, render
-from ivr.settings import Network
 
 __all__ = [
     "AsteriskConfig", "AsteriskInfo", "AsteriskStatus", "ProvisionError", "cli", "down",
@@ -59,93 +57,6 @@ _MARKER = ".ivr-built"  # in ROOT: JSON {"asterisk": version, "packages": [...]}
 # Folders Asterisk writes to (paths inside the root); they belong to its user.
 _WRITABLE = ("var/lib/asterisk", "var/spool/asterisk", "var/log/asterisk", "var/run/asterisk",
              "var/cache/asterisk")
-
-
-@dataclass(frozen=True)
-class AsteriskConfig:
-    root: Path  # the Debian sid root file system (outside git, e.g. ~/.cache/ivr/asterisk-sid)
-    conf_dir: Path  # the repo's asterisk-conf/
-    dialplan_dir: Path  # the repo's dialplan/
-    ari_url: str  # how ARI is reached here: http://127.0.0.1:8088 (or https://, over TLS)
-    ari_user: str
-    ari_password: str
-    ari_app: str  # the engine's Stasis app (IVR_APP in the dialplan)
-    softphone_user: str
-    softphone_password: str
-    engine_http_url: str = "http://127.0.0.1:8080"  # IVR_HTTP in the dialplan
-    debian_mirror: str = ""  # "" = the Debian mirror this machine's apt uses
-    net: Network = field(default_factory=Network)  # addresses, ports, ARI TLS (loopback)
-    # "" is the root's own Asterisk (etc/asterisk); a name runs another one from the same root
-    # with folders of its own (etc/asterisk-NAME, ...) and `asterisk -C`, e.g. in tests.
-    instance: str = ""
-
-    @property
-    def state_dir(self) -> Path:
-        return self.root.parent
-
-    @property
-    def _stem(self) -> str:
-        return f"{self.root.name}-{self.instance}" if self.instance else self.root.name
-
-    @property
-    def etc(self) -> str:
-        """The configuration folder inside the root."""
-        return f"etc/asterisk-{self.instance}" if self.instance else "etc/asterisk"
-
-    @property
-    def dirs(self) -> dict[str, str]:
-        """The folders an instance writes, inside the root (run/: ROOT/var/run is /run)."""
-        tail = f"-{self.instance}" if self.instance else ""
-        return {"run": f"run/asterisk{tail}" if tail else "var/run/asterisk",
-                "log": f"var/log/asterisk{tail}", "spool": f"var/spool/asterisk{tail}",
-                "db": f"var/lib/asterisk{tail}"}
-
-    @property
-    def argv(self) -> list[str]:
-        """`asterisk` with what selects this instance."""
-        return ["asterisk", "-C", f"/{self.etc}/asterisk.conf"] if self.instance else ["asterisk"]
-
-    @property
-    def pidfile(self) -> Path:
-        return self.state_dir / f"{self._stem}.pid"
-
-    @property
-    def console_log(self) -> Path:
-        """Asterisk's own stdout/stderr (start-up failures land here)."""
-        name = f"asterisk-{self.instance}.out" if self.instance else "asterisk.out"
-        return self.state_dir / name
-
-    @property
-    def lockfile(self) -> Path:
-        return self.state_dir / f"{self._stem}.lock"
-
-    @property
-    def root_lockfile(self) -> Path:
-        """Held while the shared root is built or extended."""
-        return self.state_dir / f"{self.root.name}.lock"
-
-    @property
-    def usefile(self) -> Path:
-        """Held shared by whoever depends on the running Asterisk (a test suite): a restart
-        with another configuration waits until it is released."""
-        return self.state_dir / f"{self._stem}.in-use"
-
-    @property
-    def digest_file(self) -> Path:
-        return self.state_dir / f"{self._stem}.config-sha256"
-
-    @property
-    def ari_host_port(self) -> tuple[str, int]:
-        parts = urlsplit(self.ari_url)
-        return parts.hostname or "127.0.0.1", parts.port or (
-            8089 if parts.scheme == "https" else 8088)
-
-    @property
-    def probe_url(self) -> str:
-        """The plain-HTTP listener on this host, where provisioning asks ARI if it is up (so
-        it needs no trust in ARI's certificate)."""
-        host, port = self.net.ari_bind
-        return f"http://{reach(host)}:{port}"
 
 
 @dataclass(frozen=True)

@@ -206,7 +206,7 @@ class Call:
         log.debug("[%s] gone (%s)", self.id, why)
         self._gone.set_result(why)
         exc = CallHungUp(f"channel {self.id} hung up")
-        waiting = list(self._playbacks.values())
+        waiting: list[asyncio.Future[Any]] = list(self._playbacks.values())
         if self._digit_waiter is not None:
             waiting.append(self._digit_waiter)
         for fut in waiting:
