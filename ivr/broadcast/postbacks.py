@@ -14,10 +14,10 @@ from typing import Any
 
 import orjson
 
+from ivr.core.db import Conn
 from ivr.delivery import outbox
 from ivr.dialer import store
 from ivr.dialer.models import CallRecord, Job
-from ivr.dialer.store import Conn
 from ivr.settings import Settings
 
 EVENT_TYPE = "broadcast.call"

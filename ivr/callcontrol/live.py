@@ -37,8 +37,8 @@ from ivr.callcontrol.errors import (
 from ivr.callcontrol.models import Application, Destination, PlayRequest, timestamp
 from ivr.callcontrol.store import CallControlStore
 from ivr.callcontrol.webhooks import Change, Outgoing
+from ivr.core.db import Conn
 from ivr.core.errors import CallHungUp, IvrError
-from ivr.delivery.outbox import Conn
 from ivr.telephony.call import Call
 from ivr.telephony.events import Event, Router
 from ivr.telephony.rest import AriClient, AriHttpError

@@ -45,8 +45,8 @@ from ivr.callcontrol.onconnect import bridge_on_answer
 from ivr.callcontrol.store import CallControlStore, NumberTaken
 from ivr.core.errors import Conflict, IvrError, Unavailable
 from ivr.core.keys import new_pin
+from ivr.core.passwords import burn_time, hash_password, verify_password
 from ivr.media.transcode import wav_to_mp3
-from ivr.recorder.passwords import burn_time, hash_password, verify_password
 from ivr.telephony.call import Call
 from ivr.telephony.events import Router
 from ivr.telephony.rest import AriClient, AriHttpError

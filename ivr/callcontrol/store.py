@@ -10,7 +10,7 @@ import asyncpg
 
 from ivr.callcontrol.models import Application
 from ivr.callcontrol.webhooks import Outgoing
-from ivr.delivery.outbox import Conn
+from ivr.core.db import Conn
 
 _APP_COLUMNS = """a.id, a.app_id, a.name, a.webhook_url, a.webhook_secret, a.greeting,
     a.accept_timeout,

@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from ivr.recorder.store import Conn
+from ivr.core.db import Conn
 
 # How a call ended, as the list filters it: `failed` wins over how the line was dropped.
 STATES = ("in_progress", "completed", "caller_hung_up", "failed", "lost", "cancelled")

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ivr.core.db import Conn
 from ivr.dialer.accounts import account_of
 from ivr.dialer.models import Account
-from ivr.dialer.store import Conn
 
 CALL_STATES = ("queued", "dialing", "done", "cancelled", "deleted")
 SETTLED = ("done", "cancelled", "deleted")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ivr.recorder.store import Conn
+from ivr.core.db import Conn
 
 
 @dataclass(frozen=True, slots=True)

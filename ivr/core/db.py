@@ -6,6 +6,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeAlias
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -13,6 +14,9 @@ import asyncpg
 from ivr.core.errors import ConfigError, Unavailable
 
 log = logging.getLogger(__name__)
+
+# A connection or a pool's proxy for one: both answer the same calls, so the stores take either.
+Conn: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 # Any constant works; it only has to be the same in every process that migrates this database.

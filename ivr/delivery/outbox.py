@@ -12,12 +12,12 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any
 
 import asyncpg
 import orjson
 
-Conn: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
+from ivr.core.db import Conn
 
 # Workers LISTEN on this channel; an enqueue wakes them when its transaction commits.
 CHANNEL = "ivr_outbox"

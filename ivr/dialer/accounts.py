@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 
+from ivr.core.passwords import burn_time, hash_password, verify_password
 from ivr.dialer.errors import InvalidJob, NotAuthenticated
 from ivr.dialer.models import Account
-from ivr.recorder.passwords import burn_time, hash_password, verify_password
 
 ACCOUNT_ID_RE = re.compile(r"^[0-9a-f]{24}$")
 _COLUMNS = ("id, account_id, name, webhook_secret, timezone, hours_from, hours_until,"

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from ivr.core.db import Conn
 from ivr.dialer.models import CallRecord, Job
-from ivr.dialer.store import Conn
 
 
 class OutcomeHook(Protocol):

@@ -6,11 +6,12 @@ import secrets
 import time
 import uuid
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any
 
 import asyncpg
 import orjson
 
+from ivr.core.db import Conn
 from ivr.dialer.models import (
     Account,
     CallRecord,
@@ -20,8 +21,6 @@ from ivr.dialer.models import (
     Job,
     JobSpec,
 )
-
-Conn: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
 
 ACTIVE_STATES = ("queued", "dialing")
 _JOB_COLUMNS = """j.id, j.kind, j.client_job_id, j.state, j.content, j.sender_id,

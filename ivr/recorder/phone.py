@@ -13,13 +13,13 @@ import asyncpg
 
 from ivr.core import keys
 from ivr.core.errors import NotFound
+from ivr.core.passwords import verify_password
 from ivr.core.patient_pool import DEFAULT_PATIENCE, PatientPool, patiently
 from ivr.delivery.outbox import DEFAULT_RETRY_FOR
 from ivr.recorder import events, store
 from ivr.recorder.errors import LimitReached
 from ivr.recorder.events import RecorderEvents
 from ivr.recorder.models import LIVE_SESSION_STATES, PhoneNumber, Recorder, Recording, Session
-from ivr.recorder.passwords import verify_password
 
 log = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ import asyncpg
 
 from ivr.core import keys
 from ivr.core.errors import InvalidParameter, NotFound, Unauthorized
+from ivr.core.passwords import burn_time, hash_password, verify_password
 from ivr.delivery import outbox
 from ivr.delivery.outbox import DEFAULT_RETRY_FOR
 from ivr.recorder import events, numbers, store  # a module: events -> myvox -> context -> here
@@ -54,7 +55,6 @@ from ivr.recorder.models import (
     prompt_path,
 )
 from ivr.recorder.params import ABSENT
-from ivr.recorder.passwords import burn_time, hash_password, verify_password
 
 log = logging.getLogger(__name__)
 

@@ -4,11 +4,12 @@ model objects; nothing here decides a rule that the service or the schema does n
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeAlias
+from typing import Any
 
 import asyncpg
 import orjson
 
+from ivr.core.db import Conn
 from ivr.recorder.models import (
     MAX_SEARCH_RESULTS,
     Developer,
@@ -19,9 +20,6 @@ from ivr.recorder.models import (
     Session,
     TakeSummary,
 )
-
-# A connection or a pool's proxy for one: both answer the same calls.
-Conn: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
 
 
 def _assignments(changes: Mapping[str, Any], start: int = 2) -> tuple[str, list[Any]]:
