@@ -17,10 +17,10 @@ from ivr.console import auth, calls_store, forms, render, store
 from ivr.console.auth import Console
 from ivr.core.errors import IvrError, MissingParameter
 from ivr.core.web import POOL, json_response
-from ivr.media.prompts import PROMPTS_DIR
+from ivr.media.prompts import PROMPT_NAMES, PROMPTS_DIR
 from ivr.recorder import inputs
 from ivr.recorder.context import audio_links, service_for
-from ivr.recorder.models import PROMPT_NAMES, Generated, Recording, Session, SessionView
+from ivr.recorder.models import Generated, Recording, Session, SessionView
 from ivr.recorder.numbers import dial_forms
 from ivr.recorder.params import ABSENT, Params
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ivr.core.errors import ConfigError
 from ivr.media.errors import MediaError
-from ivr.media.manifest import MANIFEST, PromptEntry, load_manifest
+from ivr.media.manifest import MANIFEST, PROMPTS_DIR, PromptEntry, load_manifest
 from ivr.media.speech import VOICE, espeak_command, telephone_wav_command
 
 SOUNDS = Path("usr/share/asterisk/sounds")
@@ -102,8 +102,6 @@ def _default_asterisk_root() -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ivr.media.prompts import PROMPTS_DIR
-
     parser = argparse.ArgumentParser(prog="python -m ivr.media.prompts")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("build", help="regenerate the prompt set's WAVs from its manifest")

@@ -11,7 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ivr.core.errors import ConfigError
+from ivr.settings import REPO_ROOT
 
+# The default prompt set, in the checkout (IVR_PROMPTS_DIR points a server elsewhere).
+PROMPTS_DIR = REPO_ROOT / "prompts"
 MANIFEST = "prompts.tsv"
 HEADER = ("name", "source", "text")
 NAME = re.compile(r"[a-z0-9_]{1,64}")

@@ -20,12 +20,20 @@ from ivr.core.errors import ConfigError, InvalidParameter
 from ivr.core.keys import is_key
 from ivr.media.errors import UnknownPrompt
 from ivr.media.manifest import MANIFEST, PromptEntry, load_manifest
+from ivr.media.manifest import PROMPTS_DIR as PROMPTS_DIR  # where callers have found it
 from ivr.media.signing import media_key, sign
-from ivr.recorder.models import PROMPT_NAMES, prompt_path
-from ivr.settings import REPO_ROOT
 
-PROMPTS_DIR = REPO_ROOT / "prompts"
 LANGUAGE = re.compile(r"[a-z]{2,3}(?:_[A-Za-z]{2,4})?")
+# The prompts a recorder plays; UploadPrompt replaces one of them with the developer's audio.
+PROMPT_NAMES = (
+    "welcome", "enter_pin", "invalid_pin", "enter_access_code", "enter_touchtone",
+    "record_after_tone", "review_menu", "recording_saved", "next_recording", "goodbye",
+)
+
+
+def prompt_path(data_dir: Path, recorder_key: str, prompt_name: str) -> Path:
+    """Where a recorder's uploaded prompt lives."""
+    return data_dir / "prompts" / recorder_key / f"{prompt_name}.wav"
 
 
 def upload_token(key: bytes, recorder_key: str, name: str) -> str:

@@ -21,11 +21,10 @@ from aiohttp import web
 from ivr.core.keys import KEY_CHARS
 from ivr.core.web import SETTINGS
 from ivr.media.errors import MediaError
-from ivr.media.prompts import PROMPTS_DIR, upload_token
+from ivr.media.prompts import PROMPT_NAMES, PROMPTS_DIR, prompt_path, upload_token
 from ivr.media.signing import media_key
 from ivr.media.transcode import WavInfo, to_telephone_wav, wav_info
 from ivr.media.tts import tts_dir
-from ivr.recorder.models import PROMPT_NAMES, prompt_path
 
 log = logging.getLogger(__name__)
 

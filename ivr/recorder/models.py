@@ -21,11 +21,6 @@ UPLOAD_PLACEHOLDERS = ("recorder_key", "list_key", "recording_key", "play_key", 
 INITIATIONS = ("api", "call")
 IDENTIFICATIONS = ("none", "caller_id", "access_code", "both")
 LOOKUP_MODES = ("lookup", "lookup_else_create", "create")
-# The prompts a recorder plays; UploadPrompt replaces one of them with the developer's audio.
-PROMPT_NAMES = (
-    "welcome", "enter_pin", "invalid_pin", "enter_access_code", "enter_touchtone",
-    "record_after_tone", "review_menu", "recording_saved", "next_recording", "goodbye",
-)
 MAX_SEARCH_RESULTS = 100
 
 # StartRecordingSession: "delimited by a comma, space, colon, semicolon, vertical bar, or
@@ -71,10 +66,6 @@ def take_path(data_dir: Path, play_key: str, take_number: int, ext: str) -> Path
     """Where a take's audio lives in local storage. Every take keeps its own files, so
     accepting one never overwrites another; a recording serves its accepted take."""
     return data_dir / "recordings" / play_key / f"take-{take_number}.{ext}"
-
-
-def prompt_path(data_dir: Path, recorder_key: str, prompt_name: str) -> Path:
-    return data_dir / "prompts" / recorder_key / f"{prompt_name}.wav"
 
 
 @dataclass(frozen=True, slots=True)

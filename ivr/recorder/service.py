@@ -21,6 +21,7 @@ from ivr.core.errors import InvalidParameter, NotFound, Unauthorized
 from ivr.core.passwords import burn_time, hash_password, verify_password
 from ivr.delivery import outbox
 from ivr.delivery.outbox import DEFAULT_RETRY_FOR
+from ivr.media.prompts import PROMPT_NAMES, prompt_path
 from ivr.recorder import events, numbers, store  # a module: events -> myvox -> context -> here
 from ivr.recorder.errors import (
     AssetPasswordRequired,
@@ -39,7 +40,6 @@ from ivr.recorder.errors import (
 from ivr.recorder.inputs import AssetPasswords, as_asset_passwords
 from ivr.recorder.models import (
     LIVE_SESSION_STATES,
-    PROMPT_NAMES,
     UPLOAD_PLACEHOLDERS,
     Developer,
     Generated,
@@ -52,7 +52,6 @@ from ivr.recorder.models import (
     TakeSummary,
     is_random_password_request,
     keypad_digits,
-    prompt_path,
 )
 from ivr.recorder.params import ABSENT
 

@@ -14,8 +14,7 @@ from ivr.core.errors import ConfigError, InvalidParameter
 from ivr.media.build import build, core_sound_file
 from ivr.media.errors import UnknownPrompt
 from ivr.media.manifest import MANIFEST, load_manifest
-from ivr.media.prompts import PROMPTS_DIR, PromptCatalog
-from ivr.recorder.models import PROMPT_NAMES, prompt_path
+from ivr.media.prompts import PROMPT_NAMES, PROMPTS_DIR, PromptCatalog, prompt_path
 from ivr.settings import Settings
 
 # The names the recorder's phone flow plays besides the customizable ones.

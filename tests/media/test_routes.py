@@ -11,11 +11,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from ivr.media.prompts import PROMPTS_DIR, PromptCatalog
+from ivr.media.prompts import PROMPTS_DIR, PromptCatalog, prompt_path
 from ivr.media.routes import IMMUTABLE, REVALIDATE, add_routes
 from ivr.media.transcode import wav_info
 from ivr.media.tts import EspeakTts
-from ivr.recorder.models import prompt_path
 
 PUBLIC = "http://127.0.0.1:1"
 SPEECH = Path(__file__).resolve().parent.parent / "data" / "speech-fox.wav"
