@@ -41,6 +41,7 @@ from ivr.telephony.rest import AriClient, AriHttpError, basic_auth
 from ivr.telephony.runner import Route
 from ivr.telephony.softphone import Softphone, SoftphoneError
 from tests.helpers.leaks import LeakCheck, Started
+from tests.helpers.tcp_proxy import pipe
 
 DATA = Path(__file__).resolve().parent / "data"
 # The caller's own Stasis app and channel ids, one per test session: concurrent suites never
@@ -198,24 +199,16 @@ class TcpProxy:
             self._events.add(pair)
         up_writer.write(first)
 
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter,
-                       upstream: bool) -> None:
-            try:
-                while data := await src.read(65536):
-                    # A websocket may also start on a kept-alive connection that first
-                    # carried REST requests: it is an event socket from then on.
-                    if upstream and b"GET /ari/events" in data:
-                        if asyncio.get_running_loop().time() < self._refuse_until:
-                            break  # refused as a new connection would be
-                        self._events.add(pair)
-                    dst.write(data)
-                    await dst.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                dst.transport.abort()
+        async def upstream(data: bytes) -> bool:
+            # A websocket may also start on a kept-alive connection that first carried REST
+            # requests: it is an event socket from then on.
+            if b"GET /ari/events" in data:
+                if asyncio.get_running_loop().time() < self._refuse_until:
+                    return False  # refused as a new connection would be
+                self._events.add(pair)
+            return True
 
-        await asyncio.gather(pipe(reader, up_writer, True), pipe(up_reader, writer, False))
+        await asyncio.gather(pipe(reader, up_writer, upstream), pipe(up_reader, writer))
         self._events.discard(pair)
 
 

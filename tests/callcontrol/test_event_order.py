@@ -20,6 +20,7 @@ from ivr.delivery.worker import DeliveryWorker
 from ivr.settings import Settings
 from ivr.telephony.rest import AriClient, basic_auth
 from tests.callcontrol.conftest import NewApp, Webhooks
+from tests.helpers.tcp_proxy import pipe
 from tests.receiver import SignedReceiver, serving
 from tests.telephony_harness import Caller
 
@@ -47,18 +48,11 @@ class SlowAnswers:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
 
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, hold: float) -> None:
-            try:
-                while data := await src.read(65536):
-                    await asyncio.sleep(hold)
-                    dst.write(data)
-                    await dst.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                dst.transport.abort()
+        async def held(_: bytes) -> bool:
+            await asyncio.sleep(self.delay)
+            return True
 
-        await asyncio.gather(pipe(reader, up_writer, 0), pipe(up_reader, writer, self.delay))
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer, held))
 
 
 @pytest.mark.asterisk

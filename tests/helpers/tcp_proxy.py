@@ -5,6 +5,25 @@ for a while."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+
+# Sees each chunk before it is passed on; False stops the copy (both ends are then aborted).
+Inspect = Callable[[bytes], Awaitable[bool]]
+
+
+async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter,
+               inspect: Inspect | None = None) -> None:
+    """Copy `src` to `dst` until either end goes; then abort `dst` (no FIN, as a cut link)."""
+    try:
+        while data := await src.read(65536):
+            if inspect is not None and not await inspect(data):
+                break
+            dst.write(data)
+            await dst.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        dst.transport.abort()
 
 
 class CuttableProxy:
@@ -44,16 +63,5 @@ class CuttableProxy:
             writer.transport.abort()
             return
         self._open.update((writer, up_writer))
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                dst.transport.abort()
-
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
         self._open.difference_update((writer, up_writer))
