@@ -43,6 +43,7 @@ from ivr.media.prompts import PromptCatalog
 from ivr.media.routes import add_routes as add_media_routes
 from ivr.media.transcode import wav_to_mp3
 from ivr.media.tts import EspeakTts
+from ivr.recorder.context import RECORDER, recorder_service
 from ivr.recorder.events import RecorderEvents, upload_settled
 from ivr.recorder.flow import RecorderFlow
 from ivr.recorder.phone import RecorderPhone
@@ -245,6 +246,7 @@ def create_app(
         await db.prepare_database(settings.database_url)
         pool = await db.create_pool(settings.database_url, max_size=settings.db_pool_size)
         app[POOL] = pool
+        app[RECORDER] = recorder_service(settings, pool)
         app[CALLCONTROL] = callcontrol = CallControl(
             pool, media=SpokenMedia.for_settings(settings.data_dir, settings.public_url,
                                                  settings.prompts_dir))

@@ -21,7 +21,7 @@ from ivr.console import store
 from ivr.core import keys
 from ivr.core.errors import IvrError
 from ivr.core.web import POOL, SETTINGS
-from ivr.recorder.context import service_for
+from ivr.recorder.context import RECORDER
 from ivr.recorder.models import Developer
 from ivr.recorder.service import RecorderService
 
@@ -69,7 +69,7 @@ async def signed_in(request: web.Request) -> Console | None:
         found = await store.sign_in_by_digest(conn, keys.token_digest(token))
     if found is None:
         return None
-    service = service_for(request)
+    service = request.app[RECORDER]
     developer = await service.developer(found.developer_id)
     if developer is None:
         return None

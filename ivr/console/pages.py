@@ -19,7 +19,7 @@ from ivr.core.errors import IvrError, MissingParameter
 from ivr.core.web import POOL, json_response
 from ivr.media.prompts import PROMPT_NAMES, PROMPTS_DIR
 from ivr.recorder import inputs
-from ivr.recorder.context import audio_links, service_for
+from ivr.recorder.context import RECORDER, audio_links
 from ivr.recorder.models import Generated, Recording, Session, SessionView
 from ivr.recorder.numbers import dial_forms
 from ivr.recorder.params import ABSENT, Params
@@ -99,7 +99,7 @@ async def signin(request: web.Request) -> web.StreamResponse:
         return render.page(request, "error.html", status=403, title="Request refused",
                            text="the sign-in form is out of date or did not come from the "
                                 "console; reload the sign-in page and try again")
-    service = service_for(request)
+    service = request.app[RECORDER]
     try:
         developer = await service.authenticate(str(form.get("username", ""))[:64],
                                                str(form.get("password", ""))[:200])

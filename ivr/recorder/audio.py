@@ -11,7 +11,7 @@ from aiohttp import web
 from ivr.core.errors import NotFound
 from ivr.core.web import SETTINGS
 from ivr.delivery.links import LinkRefused, check_link
-from ivr.recorder.context import audio_links, service_for
+from ivr.recorder.context import RECORDER, audio_links
 from ivr.recorder.models import take_path
 
 CONTENT_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg"}
@@ -25,7 +25,7 @@ async def recording_audio(request: web.Request) -> web.StreamResponse:
                          request.query.get("signature", ""))
         if why is not None:
             raise LinkRefused(why)
-    recording = await service_for(request).recording_for_play_key(play_key)
+    recording = await request.app[RECORDER].recording_for_play_key(play_key)
     if recording is not None and recording.link_ttl_seconds is not None and not signed:
         raise LinkRefused("this recording's audio is served through signed links only; use "
                           "the wav_url / mp3_url the API returns now")
@@ -39,7 +39,7 @@ async def recording_audio(request: web.Request) -> web.StreamResponse:
 
 
 async def prompt_audio(request: web.Request) -> web.StreamResponse:
-    path = await service_for(request).prompt_file(request.match_info["play_key"])
+    path = await request.app[RECORDER].prompt_file(request.match_info["play_key"])
     if path is None or path.stem != request.match_info["name"] or not path.is_file():
         raise NotFound("no such prompt audio")
     return web.FileResponse(path, headers={"Content-Type": "audio/wav"})

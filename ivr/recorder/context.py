@@ -1,26 +1,23 @@
-"""How a request handler reaches the recorder service (built from the app's pool and settings,
-so it exists exactly when the pool does)."""
+"""How a request handler reaches the recorder: its service, built once at start-up (ivr/app.py)
+under RECORDER, and the settings its replies are written with."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+import asyncpg
 from aiohttp import web
 
-from ivr.core.web import POOL, SETTINGS
+from ivr.core.web import SETTINGS
 from ivr.delivery.links import AudioLinks
+from ivr.recorder.service import RecorderService
+from ivr.settings import Settings
 
-if TYPE_CHECKING:
-    from ivr.recorder.service import RecorderService
+RECORDER = web.AppKey("recorder", RecorderService)
 
 
-def service_for(request: web.Request) -> RecorderService:
-    # Imported here: service -> events -> myvox -> this module would otherwise be a cycle
-    # (the renderers myvox holds belong in a module of their own; until then, this edge).
-    from ivr.recorder.service import RecorderService
-
-    settings = request.app[SETTINGS]
-    return RecorderService(request.app[POOL], settings.data_dir, open_signup=settings.open_signup,
+def recorder_service(settings: Settings, pool: asyncpg.Pool) -> RecorderService:
+    """The service as the web faces use it: events carry absolute audio URLs and retry for as
+    long as the settings say."""
+    return RecorderService(pool, settings.data_dir, open_signup=settings.open_signup,
                            public_url=settings.public_url,
                            retry_for=settings.delivery_retry_for)
 

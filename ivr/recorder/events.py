@@ -19,7 +19,7 @@ from ivr.delivery import outbox
 from ivr.delivery.links import AudioLinks
 from ivr.delivery.outbox import DEFAULT_RETRY_FOR
 from ivr.delivery.worker import FILENAME_HEADER
-from ivr.recorder import myvox, store
+from ivr.recorder import documents, store
 from ivr.recorder.models import Recording, Session, SessionView, take_path
 
 SESSION_CREATED = "session.created"
@@ -57,9 +57,9 @@ class RecorderEvents:
                      retry_for: float = DEFAULT_RETRY_FOR) -> RecorderEvents:
         return cls(AudioLinks.for_settings(data_dir, public_url), data_dir, retry_for)
 
-    def _recording_node(self, recording: Recording) -> myvox.Node:
+    def _recording_node(self, recording: Recording) -> documents.Node:
         # Events carry the accepted take's quality figures (MyVox replies its verdict only).
-        return myvox.recording_node(recording, self.links, quality=True)
+        return documents.recording_node(recording, self.links, quality=True)
 
     async def session(self, conn: store.Conn, session_id: int, event_type: str) -> None:
         session = await store.session_by_id(conn, session_id)
@@ -70,10 +70,10 @@ class RecorderEvents:
         if session.state == "recording" and session.current_recording_id is not None:
             current = await store.recording_by_id(conn, session.current_recording_id)
         recordings = await store.session_recordings(conn, session.id)
-        node = myvox.session_head(SessionView(session, None, (), tuple(recordings)))
+        node = documents.session_head(SessionView(session, None, (), tuple(recordings)))
         if current is not None:
             node.append(("current_recording", self._recording_node(current)))
-        node.append(("session_recordings", [myvox.Many(
+        node.append(("session_recordings", [documents.Many(
             "recording", [self._recording_node(r) for r in recordings])]))
         await self._enqueue(conn, target, event_type, f"session:{session.session_key}", node,
                             session.recorder_id)
@@ -91,7 +91,7 @@ class RecorderEvents:
             return
         if isinstance(recording, int):
             recording = await store.recording_by_id(conn, recording)
-        node: myvox.Node = [("voice_recorder_key", target["recorder_key"]),
+        node: documents.Node = [("voice_recorder_key", target["recorder_key"]),
                             ("recording_list_key", recording.list_key)]
         if session is not None:
             node.append(("recording_session_key", session.session_key))
@@ -100,11 +100,11 @@ class RecorderEvents:
         await self._enqueue(conn, target, event_type, stream, node, recorder_id)
 
     async def _enqueue(self, conn: store.Conn, target: Any, event_type: str, stream: str,
-                       node: myvox.Node, recorder_id: int) -> None:
+                       node: documents.Node, recorder_id: int) -> None:
         event_id = uuid.uuid4()
-        head: myvox.Node = [("event_id", str(event_id)), ("event_type", event_type),
+        head: documents.Node = [("event_id", str(event_id)), ("event_type", event_type),
                             ("event_time", datetime.now(UTC))]
-        body, content_type = myvox.document("event", event_type, head + node,
+        body, content_type = documents.document("event", event_type, head + node,
                                             target["callback_format"])
         await outbox.enqueue_callback(
             conn, event_id=event_id, event_type=event_type, stream=stream,

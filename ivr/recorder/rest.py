@@ -18,8 +18,8 @@ from aiohttp import web
 
 from ivr.core.errors import InvalidParameter, Unauthorized
 from ivr.core.web import POOL, json_response
-from ivr.recorder import inputs, myvox, store
-from ivr.recorder.context import audio_links, service_for
+from ivr.recorder import documents, inputs, store
+from ivr.recorder.context import RECORDER, audio_links
 from ivr.recorder.errors import IdempotencyInProgress, IdempotencyMismatch
 from ivr.recorder.models import Developer, SessionView
 from ivr.recorder.openapi import DOCUMENT
@@ -29,17 +29,17 @@ from ivr.recorder.service import RecorderService
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def entity(node: myvox.Node) -> dict[str, Any]:
+def entity(node: documents.Node) -> dict[str, Any]:
     """The MyVox element tree as plain JSON, times in ISO 8601."""
     out: dict[str, Any] = {}
     for item in node:
-        if isinstance(item, myvox.Many):
+        if isinstance(item, documents.Many):
             out[item.name] = [entity(child) for child in item.items]
             continue
         name, value = item
         if isinstance(value, list):
             # A container holding one repeated element becomes the array itself.
-            inner = value[0] if len(value) == 1 and isinstance(value[0], myvox.Many) else None
+            inner = value[0] if len(value) == 1 and isinstance(value[0], documents.Many) else None
             out[name] = [entity(c) for c in inner.items] if inner else entity(value)
         elif isinstance(value, datetime):
             out[name] = value.isoformat()
@@ -62,7 +62,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 async def authenticate(request: web.Request) -> Developer:
     header = request.headers.get("Authorization", "")
-    service = service_for(request)
+    service = request.app[RECORDER]
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value:
         return await service.authenticate_token(value.strip())
@@ -87,7 +87,7 @@ def authed(fn: Callable[[web.Request, Developer, RecorderService], Awaitable[web
 
     async def handler(request: web.Request) -> web.StreamResponse:
         developer = await authenticate(request)
-        service = service_for(request)
+        service = request.app[RECORDER]
         key = request.headers.get("Idempotency-Key")
         if request.method != "POST" or key is None:
             return await fn(request, developer, service)
@@ -127,15 +127,15 @@ def authed(fn: Callable[[web.Request, Developer, RecorderService], Awaitable[web
 # --- developers -------------------------------------------------------------------------------
 async def create_developer(request: web.Request) -> web.Response:
     p = Params(await _body(request))
-    d = await service_for(request).create_developer(
+    d = await request.app[RECORDER].create_developer(
         str(p.text("username", required=True, max_len=64)),
         str(p.text("password", required=True, max_len=200)),
         email=str(p.text("email", max_len=200) or ""), name=str(p.text("name", max_len=200) or ""))
-    return json_response(entity(myvox.developer_node(d)), 201)
+    return json_response(entity(documents.developer_node(d)), 201)
 
 
 async def get_developer(request: web.Request, d: Developer, s: RecorderService) -> web.Response:
-    return json_response(entity(myvox.developer_node(d)))
+    return json_response(entity(documents.developer_node(d)))
 
 
 async def create_token(request: web.Request, d: Developer, s: RecorderService) -> web.Response:
@@ -144,7 +144,7 @@ async def create_token(request: web.Request, d: Developer, s: RecorderService) -
 
 # --- recorders --------------------------------------------------------------------------------
 async def list_recorders(request: web.Request, d: Developer, s: RecorderService) -> web.Response:
-    return json_response({"voice_recorders": [entity(myvox.recorder_node(v))
+    return json_response({"voice_recorders": [entity(documents.recorder_node(v))
                                               for v in await s.list_recorders(d)]})
 
 
@@ -155,12 +155,12 @@ async def create_recorder(request: web.Request, d: Developer, s: RecorderService
     v, generated = await s.create_recorder(d, key if isinstance(key, str) else None,
                                            inputs.recorder_values(p),
                                            password if isinstance(password, str) else None)
-    return json_response(entity(myvox.recorder_node(v, generated)), 201)
+    return json_response(entity(documents.recorder_node(v, generated)), 201)
 
 
 async def get_recorder(request: web.Request, d: Developer, s: RecorderService) -> web.Response:
     v = await s.get_recorder(d, request.match_info["recorder_key"])
-    return json_response(entity(myvox.recorder_node(v)))
+    return json_response(entity(documents.recorder_node(v)))
 
 
 async def patch_recorder(request: web.Request, d: Developer, s: RecorderService) -> web.Response:
@@ -168,7 +168,7 @@ async def patch_recorder(request: web.Request, d: Developer, s: RecorderService)
     v, generated = await s.set_recorder(d, request.match_info["recorder_key"],
                                         inputs.recorder_values(p),
                                         p.text("recorder_password", max_len=200))
-    return json_response(entity(myvox.recorder_node(v, generated)))
+    return json_response(entity(documents.recorder_node(v, generated)))
 
 
 async def delete_recorder(request: web.Request, d: Developer, s: RecorderService) -> web.Response:
@@ -181,7 +181,8 @@ async def search_lists(request: web.Request, d: Developer, s: RecorderService) -
     found = inputs.filters(Params(request.query), inputs.LIST_SEARCH_FIELDS)
     page = await s.search_lists(d, request.match_info["recorder_key"], found,
                                 asset_password(request))
-    return json_response({"recording_lists": [entity(myvox.list_node(rl)) for rl in page.items]})
+    return json_response(
+        {"recording_lists": [entity(documents.list_node(rl)) for rl in page.items]})
 
 
 async def create_list(request: web.Request, d: Developer, s: RecorderService) -> web.Response:
@@ -190,13 +191,13 @@ async def create_list(request: web.Request, d: Developer, s: RecorderService) ->
     rl, generated = await s.create_list(d, request.match_info["recorder_key"],
                                         key if isinstance(key, str) else None,
                                         inputs.list_values(p), inputs.initial_recordings(p))
-    return json_response(entity(myvox.list_node(rl, generated)), 201)
+    return json_response(entity(documents.list_node(rl, generated)), 201)
 
 
 async def get_list(request: web.Request, d: Developer, s: RecorderService) -> web.Response:
     m = request.match_info
     rl = await s.get_list(d, m["recorder_key"], m["list_key"], asset_password(request))
-    return json_response(entity(myvox.list_node(rl)))
+    return json_response(entity(documents.list_node(rl)))
 
 
 async def patch_list(request: web.Request, d: Developer, s: RecorderService) -> web.Response:
@@ -204,7 +205,7 @@ async def patch_list(request: web.Request, d: Developer, s: RecorderService) -> 
     p = Params(await _body(request))
     rl, generated = await s.set_list(d, m["recorder_key"], m["list_key"], inputs.list_values(p),
                                      asset_password(request))
-    return json_response(entity(myvox.list_node(rl, generated)))
+    return json_response(entity(documents.list_node(rl, generated)))
 
 
 async def delete_list(request: web.Request, d: Developer, s: RecorderService) -> web.Response:
@@ -215,7 +216,7 @@ async def delete_list(request: web.Request, d: Developer, s: RecorderService) ->
 
 # --- recordings -------------------------------------------------------------------------------
 def _recording(request: web.Request, r: Any, generated: Any = None) -> dict[str, Any]:
-    return entity(myvox.recording_node(r, audio_links(request), generated, quality=True))
+    return entity(documents.recording_node(r, audio_links(request), generated, quality=True))
 
 
 async def search_recordings(request: web.Request, d: Developer,
@@ -273,7 +274,7 @@ def _session(request: web.Request, view: SessionView) -> dict[str, Any]:
         "recording_session_key": s.session_key, "session_state": s.state,
         "voice_recorder_key": s.recorder_key, "recording_list_key": s.list_key,
         "expires_at": s.expires_at.isoformat(),
-        "phone_numbers": [entity(myvox.number_node(n)) for n in view.phone_numbers],
+        "phone_numbers": [entity(documents.number_node(n)) for n in view.phone_numbers],
         "session_recordings": [_recording(request, r) for r in view.recordings],
         "current_recording": (None if view.current_recording is None
                               else _recording(request, view.current_recording)),

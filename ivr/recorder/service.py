@@ -22,7 +22,7 @@ from ivr.core.passwords import burn_time, hash_password, verify_password
 from ivr.delivery import outbox
 from ivr.delivery.outbox import DEFAULT_RETRY_FOR
 from ivr.media.prompts import PROMPT_NAMES, prompt_path
-from ivr.recorder import events, numbers, store  # a module: events -> myvox -> context -> here
+from ivr.recorder import events, numbers, store
 from ivr.recorder.errors import (
     AssetPasswordRequired,
     LimitReached,
