@@ -6,8 +6,8 @@ second leg, a recording. REST handlers call its methods; its own steps (a menu w
 keys, a leg being dialled) run as tasks it owns and cancels when the call ends. Every event the
 application hears leaves through one ordered queue per call.
 
-`Leg` is a channel we create and dial: it turns ARI progress events into ringing / answered /
-ended (with the hangup cause)."""
+`Leg` is a channel we create and dial (ivr/telephony/leg.py): ringing / answered / ended
+(with the hangup cause)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from typing import Any
 
 import asyncpg
 
-from ivr.callcontrol import amd, webhooks
+from ivr.callcontrol import webhooks
 from ivr.callcontrol.asr import Recognizer
 from ivr.callcontrol.errors import (
     CallFailed,
@@ -39,17 +39,14 @@ from ivr.callcontrol.store import CallControlStore
 from ivr.callcontrol.webhooks import Change, Outgoing
 from ivr.core.db import Conn
 from ivr.core.errors import CallHungUp, IvrError
+from ivr.telephony import amd
 from ivr.telephony.call import Call
+from ivr.telephony.causes import plain_name
 from ivr.telephony.events import Event, Router
+from ivr.telephony.leg import DialledLeg, NotInStasis
 from ivr.telephony.rest import AriClient, AriHttpError
 
 log = logging.getLogger(__name__)
-
-# Q.850 causes an application most often needs, by the names the API reports.
-_CAUSES = {16: "normal", 17: "busy", 18: "no answer", 19: "no answer", 21: "rejected",
-           1: "unallocated number", 3: "no route", 27: "destination out of order",
-           34: "congestion", 38: "network out of order", 127: "interworking"}
-
 
 # The longest answer an asr play listens to.
 MAX_SPEECH_SECONDS = 20
@@ -64,12 +61,6 @@ def _pcm(wav: bytes) -> tuple[bytes, int]:
         return w.readframes(w.getnframes()), w.getframerate()
 
 
-def cause_name(code: int | None) -> str:
-    if code is None:
-        return "unknown"
-    return _CAUSES.get(code, f"cause {code}")
-
-
 @dataclass
 class Telephony:
     """What a live call needs of the telephony layer."""
@@ -80,52 +71,27 @@ class Telephony:
     trunk: str  # PJSIP endpoint numbers are dialled through
 
 
-class Leg:
-    """A channel we create in our Stasis app and dial; registered with the router before it
-    exists, unregistered once destroyed."""
+class Leg(DialledLeg):
+    """A leg call control dials (an outbound call, a connect's or transfer's second leg):
+    registered with the router before it exists, unregistered once destroyed."""
 
     def __init__(self, tel: Telephony, channel_id: str, destination: Destination) -> None:
+        super().__init__(tel.ari, channel_id)
         self.tel = tel
         self.destination = destination
-        self.call = Call(tel.ari, {"id": channel_id}, [])
-        self.id = channel_id
-        loop = asyncio.get_running_loop()
-        self.ringing: asyncio.Future[None] = loop.create_future()
-        self.answered: asyncio.Future[None] = loop.create_future()
-        self.destroyed: asyncio.Future[int | None] = loop.create_future()
-        self._in_stasis: asyncio.Future[None] = loop.create_future()
 
     def endpoint(self) -> str:
         if self.destination.is_sip:
             return f"PJSIP/{self.tel.trunk}/{self.destination.value}"
         return f"PJSIP/{self.destination.value}@{self.tel.trunk}"
 
-    def sink(self, event: Event) -> None:
-        self.call.feed(event)
-        kind = event["type"]
-        if kind == "StasisStart" and not self._in_stasis.done():
-            self._in_stasis.set_result(None)
-        elif kind == "Dial" and event.get("dialstatus") == "RINGING":
-            self._rang()
-        elif kind == "ChannelStateChange":
-            state = event["channel"]["state"]
-            if state == "Ringing":
-                self._rang()
-            elif state == "Up" and not self.answered.done():
-                self.answered.set_result(None)
-        elif kind == "ChannelDestroyed":
-            cause = event.get("cause")
-            self.call.hangup_cause = cause
-            if not self.answered.done():
-                self.answered.set_exception(CallHungUp(cause_name(cause)))
-                self.answered.exception()  # retrieved: nobody may be waiting any more
-            if not self.destroyed.done():
-                self.destroyed.set_result(cause)
-            self.tel.router.unregister(self.id)
-
-    def _rang(self) -> None:
-        if not self.ringing.done():
-            self.ringing.set_result(None)
+    def ended(self, cause: int | None) -> None:
+        self.call.hangup_cause = cause
+        if not self.answered.done():
+            self.answered.set_exception(CallHungUp(plain_name(cause)))
+            self.answered.exception()  # retrieved: nobody may be waiting any more
+        super().ended(cause)
+        self.tel.router.unregister(self.id)
 
     async def rings_first(self) -> bool:
         """Waits until the leg rings or answers: True when it rang before answering. Raises
@@ -139,19 +105,18 @@ class Leg:
     async def dial(self, caller_id: str, timeout: int) -> None:
         self.tel.router.register(self.id, self.sink)
         try:
-            await self.tel.ari.create_channel(
-                self.id, self.endpoint(), app=self.tel.app, app_args="callcontrol",
-                # PJSIP builds From / P-Asserted-Identity of an outgoing call from its
-                # connected line (Dial() would copy the caller's id there; we dial ourselves).
-                variables={"CALLERID(num)": caller_id, "CALLERID(name)": caller_id,
-                           "CONNECTEDLINE(num)": caller_id, "CONNECTEDLINE(name)": caller_id},
-            )
-            # The new channel enters Stasis a moment after create answers; dial wants it there.
             try:
-                await asyncio.wait_for(asyncio.shield(self._in_stasis), 5)
-            except TimeoutError:
+                await self.originate(
+                    self.endpoint(), app=self.tel.app, app_args="callcontrol",
+                    # PJSIP builds From / P-Asserted-Identity of an outgoing call from its
+                    # connected line (Dial() would copy the caller's id there; we dial
+                    # ourselves).
+                    variables={"CALLERID(num)": caller_id, "CALLERID(name)": caller_id,
+                               "CONNECTEDLINE(num)": caller_id,
+                               "CONNECTEDLINE(name)": caller_id},
+                    stasis_wait=5, dial_timeout=timeout)
+            except NotInStasis:
                 raise CallFailed("the new channel did not enter the Stasis app") from None
-            await self.tel.ari.dial(self.id, timeout=timeout)
         except IvrError:
             self.tel.router.unregister(self.id)
             with contextlib.suppress(IvrError):
@@ -612,7 +577,7 @@ class LiveCall:
         cause = await asyncio.shield(leg.destroyed)
         if bridge.peer is leg and not self.call.gone:
             bridge.peer = None
-            self.emit("bridge_disconnected", **to, channel_id=leg.id, cause=cause_name(cause))
+            self.emit("bridge_disconnected", **to, channel_id=leg.id, cause=plain_name(cause))
             await self._drop_bridge_if_alone(bridge)
 
     def _on_peer_event(self, event: Event) -> None:
@@ -838,7 +803,7 @@ class LiveCall:
             await self._settle_lost_recording(self.recording)
         for key in self._registered:
             self.tel.router.unregister(key)
-        cause = self.cause or cause_name(self.call.hangup_cause)
+        cause = self.cause or plain_name(self.call.hangup_cause)
         final = "failed" if self.state == "initiated" and cause == "failed" else "disconnected"
         self.emit("disconnected", channel_id=self.call.id, cause=cause,
                   change=self._state_change(final, cause))

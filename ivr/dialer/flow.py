@@ -11,24 +11,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from ivr.callcontrol import amd
 from ivr.core.errors import CallHungUp, IvrError
 from ivr.dialer.models import CallRecord, Content, Job
 from ivr.media.tts import LANGUAGES, VOICES, EspeakTts  # LANGUAGES: broadcast validates by it
-from ivr.telephony.call import Call
+from ivr.telephony import amd
+from ivr.telephony.causes import asterisk_name
 from ivr.telephony.events import Event, Router
+from ivr.telephony.leg import DialledLeg
 from ivr.telephony.rest import AriClient, AriHttpError
 
 log = logging.getLogger(__name__)
 
-# Q.850 cause -> the name reported (as Asterisk's ast_cause2str names them, without AST_CAUSE_).
-CAUSE_NAMES = {
-    0: "NOT_DEFINED", 1: "UNALLOCATED", 3: "NO_ROUTE_DESTINATION", 16: "NORMAL_CLEARING",
-    17: "USER_BUSY", 18: "NO_USER_RESPONSE", 19: "NO_ANSWER", 20: "SUBSCRIBER_ABSENT",
-    21: "CALL_REJECTED", 27: "DESTINATION_OUT_OF_ORDER", 28: "INVALID_NUMBER_FORMAT",
-    34: "NORMAL_CIRCUIT_CONGESTION", 38: "NETWORK_OUT_OF_ORDER", 41: "NORMAL_TEMPORARY_FAILURE",
-    127: "INTERWORKING",
-}
 # After the message, how long a key press is waited for (enable_menu_response).
 MENU_WAIT = 5.0
 IN_STASIS_WAIT = 5.0
@@ -62,7 +55,7 @@ class Attempt:
             return "NO_ANSWER"
         if self.cause is None:
             return None
-        return CAUSE_NAMES.get(self.cause, f"CAUSE_{self.cause}")
+        return asterisk_name(self.cause)
 
     def apply(self, call: CallRecord) -> CallRecord:
         call.ring_at, call.answer_at, call.hang_at = self.ring_at, self.answer_at, self.hang_at
@@ -96,44 +89,26 @@ class Speech:
         return await tts.synthesize(content.text)
 
 
-class DialLeg:
-    """The channel we dial, fed by the router before it exists."""
+class DialLeg(DialledLeg):
+    """The channel we dial; with AMD it also hears when the far end talks."""
 
     def __init__(self, ari: AriClient, channel_id: str) -> None:
-        self.call = Call(ari, {"id": channel_id}, [])
-        loop = asyncio.get_running_loop()
-        self.in_stasis: asyncio.Future[None] = loop.create_future()
-        self.answered: asyncio.Future[None] = loop.create_future()
-        self.destroyed: asyncio.Future[int | None] = loop.create_future()
-        self.ring_at: datetime | None = None
+        super().__init__(ari, channel_id)
         self.talking = False  # the far end is making sound (TALK_DETECT, with AMD only)
         self.quiet = asyncio.Event()
 
     def vanished(self) -> None:
         self.call.mark_gone("vanished while events were down")
-        if not self.destroyed.done():
-            self.destroyed.set_result(None)
+        self.ended(None)
 
     def sink(self, event: Event) -> None:
-        self.call.feed(event)
+        super().sink(event)
         kind = event["type"]
-        if kind == "StasisStart" and not self.in_stasis.done():
-            self.in_stasis.set_result(None)
-        elif kind == "Dial" and event.get("dialstatus") == "RINGING":
-            self.ring_at = self.ring_at or now()
-        elif kind == "ChannelStateChange":
-            state = event["channel"]["state"]
-            if state == "Ringing":
-                self.ring_at = self.ring_at or now()
-            elif state == "Up" and not self.answered.done():
-                self.answered.set_result(None)
-        elif kind == "ChannelTalkingStarted":
+        if kind == "ChannelTalkingStarted":
             self.talking = True
         elif kind == "ChannelTalkingFinished":
             self.talking = False
             self.quiet.set()
-        elif kind == "ChannelDestroyed" and not self.destroyed.done():
-            self.destroyed.set_result(event.get("cause"))
 
 
 @dataclass
@@ -184,10 +159,8 @@ async def place_call(tel: Telephone, job: Job, call: CallRecord,
     variables = {"CONNECTEDLINE(num)": sender, "CONNECTEDLINE(name)": sender,
                  "CALLERID(num)": sender} if sender else None
     try:
-        await tel.ari.create_channel(call.channel_id, f"PJSIP/{call.number}@{tel.trunk}",
-                                     app=tel.app, app_args="dialer", variables=variables)
-        await asyncio.wait_for(asyncio.shield(leg.in_stasis), IN_STASIS_WAIT)
-        await tel.ari.dial(call.channel_id)
+        await leg.originate(f"PJSIP/{call.number}@{tel.trunk}", app=tel.app, app_args="dialer",
+                            variables=variables, stasis_wait=IN_STASIS_WAIT)
         waits: set[asyncio.Future[object]] = {leg.answered, leg.destroyed}  # type: ignore[arg-type]
         await asyncio.wait(waits, timeout=job.ring_timeout, return_when=asyncio.FIRST_COMPLETED)
         if leg.answered.done():
