@@ -153,12 +153,12 @@ async def test_barge_in_stops_the_prompt_and_keeps_the_digit(
     await leg.wait_hangup(5)
 
 
-async def test_a_takes_hash_key_queues_what_follows_unless_the_take_is_too_short(
+async def test_a_takes_hash_key_says_what_follows_unless_the_take_is_too_short(
     engine: Engine, caller: Caller, stored_recordings: list[str]
 ) -> None:
-    """start_recording(then=...): the `#` that ends a take queues the next prompt at once
-    (Asterisk plays it as the take ends) when the take has run `then_after` seconds by
-    Asterisk's clock; a take ended sooner leaves the choice to the flow."""
+    """start_recording(on_terminator=...): the `#` that ends a take says the next prompt at
+    once (Asterisk plays it as the take ends) when the take has run `on_terminator_after`
+    seconds by Asterisk's clock; a take ended sooner leaves the choice to the flow."""
     seen = Seen()
     names = ["test-then-long", "test-then-short"]
     stored_recordings.extend(names)
@@ -167,16 +167,16 @@ async def test_a_takes_hash_key_queues_what_follows_unless_the_take_is_too_short
         try:
             await call.answer()
             for name in names:
-                live = await call.start_recording(name, max_duration=20, terminate_on="#",
-                                                  then=["sound:silence/1", "sound:beep"],
-                                                  then_after=2.0)
-                seen.takes.append(await live.finished())
-                queued = await live.then_queued()
-                if queued is None:
-                    seen.steps.append("nothing queued")
+                live = await call.start_recording(
+                    name, max_duration=20, terminate_on="#",
+                    on_terminator=["sound:silence/1", "sound:beep"], on_terminator_after=2.0)
+                take = await live.finished()
+                seen.takes.append(take)
+                if take.followed is None:
+                    seen.steps.append("nothing said")
                     continue
-                played = await queued.finished()
-                seen.steps.append(f"played, interrupted by {played.interrupted_by}")
+                await take.followed
+                seen.steps.append(f"heard, typed ahead: {call.typed_ahead}")
         finally:
             seen.done.set()
 
@@ -184,11 +184,11 @@ async def test_a_takes_hash_key_queues_what_follows_unless_the_take_is_too_short
     leg = await caller.dial(number)
     await leg.say(SPEECH)
     await leg.press("#")
-    await asyncio.sleep(3.0)  # the queued prompt plays out, the second take starts
+    await asyncio.sleep(3.0)  # what followed plays out, the second take starts
     await leg.press("#")  # the second take: ended at once
     await asyncio.wait_for(seen.done.wait(), 20)
     assert [t.ok for t in seen.takes] == [True, True]
-    assert seen.steps == ["played, interrupted by None", "nothing queued"]
+    assert seen.steps == ["heard, typed ahead: False", "nothing said"]
     await leg.wait_hangup(5)
 
 

@@ -35,7 +35,7 @@ from ivr.recorder.takes import (
     take_name,
     wav_duration_ms,
 )
-from ivr.telephony.call import Call, QueuedPlayback, RecordingResult
+from ivr.telephony.call import Call, RecordingResult, Said
 
 log = logging.getLogger(__name__)
 
@@ -77,33 +77,18 @@ def _retrieved(task: asyncio.Task[list[Recording]]) -> None:
         task.exception()  # seen: a look-ahead nobody waits for fails quietly
 
 
-class _Line:
-    """One caller's way through a session, kept ahead of the audio: the prompt requested and
-    still playing (the next one is queued behind it, so nothing the engine or the database
-    does between two prompts is heard as silence) and the session change still committing
-    (the caller in, a take accepted), which the session waits for before its next change and
-    before it ends."""
+class _Visit:
+    """One caller's visit to a session: whether the session knows the caller is in (it is
+    ended when the call is), and its recordings read ahead."""
 
-    def __init__(self, committing: asyncio.Task[None] | None = None, *,
-                 queued: QueuedPlayback | None = None, called: bool = False) -> None:
-        self.committing = committing
-        self.queued = queued
-        self.called = called  # the session is marked called: it is ended when the call is
-        # Prompts to say first in whatever is queued next ("saved" before the next
-        # announcement): one playback, one request, where two would be two round trips
-        # between the caller's key and the next take.
-        self.lead_in: list[str] = []
-
+    def __init__(self, called: bool = False) -> None:
+        self.called = called
         # The session's recordings, read when the caller ended a take (while the review menu
         # plays): what comes next is known by the time the caller keeps the take, so no
         # database round trip (which waits for a pooled connection on a busy machine) sits
         # between the key and the next announcement. Changes made through the API until the
         # caller ends the take are seen; later ones from the recording after.
         self.upcoming: asyncio.Task[list[Recording]] | None = None
-
-    def take_lead_in(self) -> list[str]:
-        lead_in, self.lead_in = self.lead_in, []
-        return lead_in
 
     def look_ahead(self, task: asyncio.Task[list[Recording]]) -> None:
         self.forget_upcoming()
@@ -115,12 +100,6 @@ class _Line:
             task.cancel()
             task.add_done_callback(_retrieved)
 
-    @property
-    def upcoming_known(self) -> bool:
-        task = self.upcoming
-        return task is not None and task.done() and not task.cancelled() \
-            and task.exception() is None
-
     async def recordings(self, read: Callable[[], Awaitable[list[Recording]]]
                          ) -> list[Recording]:
         task, self.upcoming = self.upcoming, None
@@ -128,18 +107,6 @@ class _Line:
             with contextlib.suppress(Exception):
                 return await task
         return await read()
-
-    async def settle(self) -> None:
-        """Until the change in flight (if any) has committed; its failure surfaces here."""
-        task, self.committing = self.committing, None
-        if task is not None:
-            await asyncio.shield(task)
-
-    async def drain(self) -> None:
-        """Until the prompt still playing has ended (call this once the next one is queued)."""
-        queued, self.queued = self.queued, None
-        if queued is not None:
-            await queued.finished()
 
 
 class RecorderFlow:
@@ -154,8 +121,8 @@ class RecorderFlow:
     def _prompt(self, recorder: Recorder | None, name: str) -> str:
         return self.prompts.media(name, recorder.recorder_key if recorder else None)
 
-    async def _say(self, call: Call, recorder: Recorder | None, *names: str) -> None:
-        await call.play(*(self._prompt(recorder, n) for n in names), barge_in=True)
+    def _say(self, call: Call, recorder: Recorder | None, *names: str) -> Said:
+        return call.say(*(self._prompt(recorder, n) for n in names))
 
     # --- API-initiated -----------------------------------------------------------------------
     async def api_initiated(self, call: Call, route: NumberRoute) -> None:
@@ -163,25 +130,18 @@ class RecorderFlow:
         # A shared number does not know the recorder before the PIN: its default prompts.
         first = route.recorders[0] if len(route.recorders) == 1 else None
         caller = call.caller_id if _CALLER_ID.match(call.caller_id) else ""
-        welcome = await call.queue_play(self._prompt(first, "welcome"), barge_in=True)
-        # The caller-id lookup runs while the welcome plays; a caller it finds has the first
-        # announcement queued behind the welcome (see _Line).
-        try:
-            session = (await self.phone.session_by_caller_id(route.number.id, caller)
-                       if caller else None)
-            recorder = None if session is None else await self._recorder_of(route, session)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await welcome.finished()
-            raise
+        welcome = self._say(call, first, "welcome")
+        # The caller-id lookup runs while the welcome plays; a caller it finds hears the first
+        # announcement right after it.
+        session = (await self.phone.session_by_caller_id(route.number.id, caller)
+                   if caller else None)
+        recorder = None if session is None else await self._recorder_of(route, session)
         if session is not None and recorder is not None and not recorder.password_required:
             log.info("[%s] identified by caller id", call.id)
-            line = _Line(queued=welcome)
-            line.committing = asyncio.create_task(
-                self._mark_called(line, recorder, session, call, after=welcome))
-            await self._voice_session(call, recorder, session, list_id=None, line=line)
+            visit = _Visit()
+            call.write_behind(self._mark_called, visit, recorder, session, call, after=welcome)
+            await self._voice_session(call, recorder, session, list_id=None, visit=visit)
             return
-        await welcome.finished()
         if session is None:
             session = await self._collect_pin(call, route, first, caller)
             if session is None:
@@ -200,24 +160,24 @@ class RecorderFlow:
             await self._note_failure(call, session, exc)
             raise
         # The session learns the caller is in while the first announcement starts; it has
-        # before its first take (see _Line).
-        line = _Line()
-        line.committing = asyncio.create_task(self._mark_called(line, recorder, session, call))
-        await self._voice_session(call, recorder, session, list_id=None, line=line)
+        # before its first take (write-behind keeps the order).
+        visit = _Visit()
+        call.write_behind(self._mark_called, visit, recorder, session, call)
+        await self._voice_session(call, recorder, session, list_id=None, visit=visit)
 
     async def _recorder_of(self, route: NumberRoute, session: Session) -> Recorder:
         # The route read the number's recorders already.
         return route.recorder(session.recorder_id) or await self.phone.recorder(
             session.recorder_id)
 
-    async def _mark_called(self, line: _Line, recorder: Recorder, session: Session, call: Call,
-                           after: QueuedPlayback | None = None) -> None:
+    async def _mark_called(self, visit: _Visit, recorder: Recorder, session: Session,
+                           call: Call, after: Said | None = None) -> None:
         """The caller is in; with `after`, once the caller has heard that prompt out (a caller
         who hangs up during the welcome leaves the session as it was)."""
         if after is not None:
-            await after.ended()
+            await after.heard()
         await self.phone.mark_called(session.id, call.id, quiet=_quiet(recorder, session))
-        line.called = True
+        visit.called = True
         log.info("[%s] session %s: caller in", call.id, session.session_key)
 
     async def _collect_pin(self, call: Call, route: NumberRoute, recorder: Recorder | None,
@@ -225,9 +185,9 @@ class RecorderFlow:
         for attempt in range(1, PIN_TRIES + 1):
             if await self.phone.pin_blocked(route.number.id, caller):
                 log.warning("[%s] PIN entry refused: too many recent failures", call.id)
-                await self._say(call, recorder, "try_later", "goodbye")
+                self._say(call, recorder, "try_later", "goodbye")
                 return None
-            await self._say(call, recorder, "enter_pin")
+            self._say(call, recorder, "enter_pin")
             pin = await call.collect_digits(15, DIGIT_TIMEOUT, "#", INTER_DIGIT_TIMEOUT)
             if pin:
                 session = await self.phone.session_by_pin(route.number.id, pin)
@@ -238,8 +198,8 @@ class RecorderFlow:
             # The digits themselves are never logged.
             log.info("[%s] PIN not accepted (attempt %d of %d)", call.id, attempt, PIN_TRIES)
             if attempt < PIN_TRIES:
-                await self._say(call, recorder, "invalid_pin")
-        await self._say(call, recorder, "too_many_attempts", "goodbye")
+                self._say(call, recorder, "invalid_pin")
+        self._say(call, recorder, "too_many_attempts", "goodbye")
         return None
 
     async def _check_password(self, call: Call, recorder: Recorder, number_id: int,
@@ -249,9 +209,9 @@ class RecorderFlow:
         for attempt in range(1, PIN_TRIES + 1):
             if await self.phone.pin_blocked(number_id, caller):
                 log.warning("[%s] password entry refused: too many recent failures", call.id)
-                await self._say(call, recorder, "try_later", "goodbye")
+                self._say(call, recorder, "try_later", "goodbye")
                 return False
-            await self._say(call, recorder, "enter_password")
+            self._say(call, recorder, "enter_password")
             digits = await call.collect_digits(64, DIGIT_TIMEOUT, "#", INTER_DIGIT_TIMEOUT)
             if digits and await self.phone.recorder_password_ok(recorder.id, digits):
                 log.info("[%s] recorder password accepted on attempt %d", call.id, attempt)
@@ -262,8 +222,8 @@ class RecorderFlow:
             log.info("[%s] recorder password not accepted (attempt %d of %d)", call.id,
                      attempt, PIN_TRIES)
             if attempt < PIN_TRIES:
-                await self._say(call, recorder, "invalid_password")
-        await self._say(call, recorder, "too_many_attempts", "goodbye")
+                self._say(call, recorder, "invalid_password")
+        self._say(call, recorder, "too_many_attempts", "goodbye")
         return False
 
     # --- call-initiated ----------------------------------------------------------------------
@@ -271,7 +231,7 @@ class RecorderFlow:
         recorder = route.dedicated
         assert recorder is not None
         await call.answer()
-        await self._say(call, recorder, "welcome")
+        self._say(call, recorder, "welcome")
         caller = call.caller_id if _CALLER_ID.match(call.caller_id) else None
         if recorder.password_required and not await self._check_password(
                 call, recorder, route.number.id, caller or ""):
@@ -285,7 +245,7 @@ class RecorderFlow:
         by_caller = caller if ident in ("caller_id", "both") else None
         if ident in ("caller_id", "both") and by_caller is None:
             log.info("[%s] caller id withheld: cannot identify", call.id)
-            await self._say(call, recorder, "not_found", "goodbye")
+            self._say(call, recorder, "not_found", "goodbye")
             return
         list_id = None
         if recorder.lookup_mode != "create" and ident != "none":
@@ -293,35 +253,35 @@ class RecorderFlow:
         if list_id is None:
             if recorder.lookup_mode == "lookup":
                 log.info("[%s] no recording list for this caller", call.id)
-                await self._say(call, recorder, "not_found", "goodbye")
+                self._say(call, recorder, "not_found", "goodbye")
                 return
             list_id = await self.phone.create_list(recorder, caller, code)
         session = await self.phone.open_call_session(recorder, list_id, call.id)
         log.info("[%s] session %s: caller in (call-initiated)", call.id, session.session_key)
         await self._voice_session(call, recorder, session, list_id=list_id,
-                                  line=_Line(called=True))
+                                  visit=_Visit(called=True))
 
     async def _collect_access_code(self, call: Call, recorder: Recorder) -> str | None:
         for _ in range(PIN_TRIES):
-            await self._say(call, recorder, "enter_access_code")
+            self._say(call, recorder, "enter_access_code")
             code = await call.collect_digits(32, DIGIT_TIMEOUT, "#", INTER_DIGIT_TIMEOUT)
             if code:
                 return code
-        await self._say(call, recorder, "too_many_attempts", "goodbye")
+        self._say(call, recorder, "too_many_attempts", "goodbye")
         return None
 
     # --- the recording loop ------------------------------------------------------------------
     async def _voice_session(self, call: Call, recorder: Recorder, session: Session,
-                             list_id: int | None, line: _Line | None = None) -> None:
+                             list_id: int | None, visit: _Visit | None = None) -> None:
         """Each recording of the session, in the order the list has *now*; with `list_id`
         (call-initiated), then new recordings until the caller is done or the list is full."""
-        line = line or _Line()
+        visit = visit or _Visit()
         farewell = ["goodbye"]
         handled: set[int] = set()
         idle = 0
         try:
             while True:
-                recordings = await line.recordings(partial(self.phone.recordings, session.id))
+                recordings = await visit.recordings(partial(self.phone.recordings, session.id))
                 recording = next((r for r in recordings if r.id not in handled), None)
                 if recording is None and list_id is not None and idle < 2:
                     with contextlib.suppress(LimitReached):
@@ -330,15 +290,11 @@ class RecorderFlow:
                     farewell.insert(0, "no_more_recordings")
                     break
                 handled.add(recording.id)
-                outcome = await self._voice_recording(call, recorder, session, recording, line)
+                outcome = await self._voice_recording(call, recorder, session, recording, visit)
                 if outcome is Outcome.DONE:
                     break
                 idle = idle + 1 if outcome is Outcome.SKIPPED else 0
-            goodbye = await call.queue_play(
-                *line.take_lead_in(), *(self._prompt(recorder, n) for n in farewell),
-                barge_in=True)
-            await line.drain()
-            await goodbye.finished()
+            await self._say(call, recorder, *farewell)
         except CallHungUp:
             raise
         except Exception as exc:
@@ -346,13 +302,13 @@ class RecorderFlow:
             await self._note_failure(call, session, exc)
             raise
         finally:
-            line.forget_upcoming()
+            visit.forget_upcoming()
             try:
                 with contextlib.suppress(CallHungUp):
-                    await line.drain()
-                await line.settle()
+                    await call.heard()
+                await call.written()
             finally:
-                if line.called:
+                if visit.called:
                     await asyncio.shield(self.phone.end_session(
                         session.id, quiet=_quiet(recorder, session)))
                     log.info("[%s] session %s ended", call.id, session.session_key)
@@ -373,21 +329,14 @@ class RecorderFlow:
         return [self._prompt(recorder, "recording_number"), f"number:{recording.sequence}"]
 
     async def _voice_recording(self, call: Call, recorder: Recorder, session: Session,
-                               recording: Recording, line: _Line) -> Outcome:
-        lead_in = line.take_lead_in()
-        if lead_in and recording.name:
-            # Its announcement is synthesized first (a moment, the first time): "saved" plays
-            # meanwhile.
-            line.queued = await call.queue_play(*lead_in, barge_in=True)
-            lead_in = []
-        prompt = [*lead_in, *await self._announcement(recorder, recording)]
+                               recording: Recording, visit: _Visit) -> Outcome:
+        # A named recording's announcement is synthesized (a moment, the first time) while
+        # what was said before it ("saved") plays.
+        prompt = await self._announcement(recorder, recording)
         touchtone = None
         if recorder.touchtone_prompt and recorder.touchtone_length:
-            announced = await call.queue_play(*prompt, barge_in=True)
-            await line.drain()
-            await announced.finished()
+            call.say(*prompt, self._prompt(recorder, "enter_touchtone"))
             prompt = []
-            await self._say(call, recorder, "enter_touchtone")
             touchtone = await call.collect_digits(recorder.touchtone_length, DIGIT_TIMEOUT,
                                                   "#", INTER_DIGIT_TIMEOUT) or None
         too_short = poor = 0
@@ -395,35 +344,31 @@ class RecorderFlow:
         while True:
             # The beep is ours, not record(beep=True): Asterisk reports the recording started
             # before its own beep, and the caller's first words would fall into the beep.
-            # What leads up to it (the announcement, or "too short") is one playback, queued
-            # behind what still plays ("saved", the welcome), and the recording is queued
-            # behind it: Asterisk starts the take the moment the beep ends, with no round trip
-            # through the engine.
+            # The recording starts the moment the beep ends, with no round trip through the
+            # engine (start_recording's prompt).
             prompt += [self._prompt(recorder, "record_after_tone"), "sound:beep"]
             name = take_name(session.id, recording.id)
-            # The review menu is asked for on the take's `#` (Asterisk plays it as the take
-            # ends), not after the take's end has come back as an event and the take was read.
+            # The review menu is said on the take's `#` (Asterisk plays it as the take ends),
+            # not after the take's end has come back as an event and the take was read.
             live = await call.start_recording(
                 name, prompt=prompt, max_duration=recorder.max_take_seconds,
                 max_silence=recorder.silence_seconds, terminate_on="#",
-                then=[self._prompt(recorder, "review_menu")],
-                then_after=recorder.min_take_seconds + MENU_EARLY_MARGIN)
+                on_terminator=[self._prompt(recorder, "review_menu")],
+                on_terminator_after=recorder.min_take_seconds + MENU_EARLY_MARGIN)
             began = loop.time()
-            # What played before the prompt has ended by now.
-            with contextlib.suppress(CallHungUp):
-                await line.drain()
-            # The session's state changes while the take records: the previous take's accept
-            # commits first (it moved the session out of `recording`).
-            starting = asyncio.create_task(self._start_take(line, recorder, session, recording))
+            # The session's state changes while the take records, after the previous take's
+            # accept (which moved the session out of `recording`).
+            starting = call.write_behind(self.phone.start_take, session.id, recording.id,
+                                         quiet=_quiet(recorder, session))
             try:
                 result = await live.finished()
             finally:
                 started = await asyncio.shield(starting)
-            menu = await live.then_queued()
-            if menu is not None and (not started or result.hung_up):
-                await menu.cancel()
+            menu_said = result.followed is not None
+            if menu_said and (not started or result.hung_up):
+                call.hush()
             if started and not result.hung_up:
-                line.look_ahead(asyncio.create_task(self.phone.recordings(session.id)))
+                visit.look_ahead(asyncio.create_task(self.phone.recordings(session.id)))
             if not started:
                 log.info("[%s] recording %s left the session", call.id, recording.recording_key)
                 await self.takes.forget(call.ari, name)
@@ -437,8 +382,7 @@ class RecorderFlow:
             data = await self.takes.download(call.ari, name, call.id)
             judged: dict[str, Any] | None = None
             if data is None or wav_duration_ms(data) < recorder.min_take_seconds * 1000:
-                if menu is not None:
-                    await menu.cancel()
+                call.hush()
                 # Asterisk writes nothing of a take that is silence from end to end (it
                 # detects silence): one that ran long enough to keep was no speech.
                 silent = recorder.quality_check and loop.time() - began >= \
@@ -452,7 +396,7 @@ class RecorderFlow:
                 if silent:
                     poor += 1
                     if poor >= POOR_TAKE_TRIES:
-                        return await self._leave(call, recorder, session, recording, line)
+                        return await self._leave(call, recorder, session, recording)
                     log.info("[%s] take of %s: no_speech (silence)", call.id,
                              recording.recording_key)
                     call.flush_digits()
@@ -464,7 +408,7 @@ class RecorderFlow:
                     return Outcome.SKIPPED
                 prompt = [self._prompt(recorder, "too_short")]
                 continue
-            # Milliseconds, in a worker thread: the menu queued on `#` has barely begun when a
+            # Milliseconds, in a worker thread: the menu said on `#` has barely begun when a
             # poor take stops it for its reason.
             judged = await judge(recorder, data)
             verdict = judged["verdict"] if judged is not None and recorder.quality_check \
@@ -475,8 +419,7 @@ class RecorderFlow:
                          judged["speech_seconds"], judged["loudness_lufs"],
                          judged["sample_peak_dbfs"], judged["clipped_ratio"] * 100)
             if verdict != "ok":
-                if menu is not None:
-                    await menu.cancel()
+                call.hush()
                 # Keys pressed since `#` answered a menu the caller did not hear: the reason
                 # is heard in full.
                 call.flush_digits()
@@ -486,19 +429,19 @@ class RecorderFlow:
                         session.id, recording, name, call.id, data, judged))
                     poor += 1
                     if poor >= POOR_TAKE_TRIES:
-                        return await self._leave(call, recorder, session, recording, line)
+                        return await self._leave(call, recorder, session, recording)
                     prompt = [reason]
                     continue
                 # The reason, then the review menu: record again (3), or keep it after all.
-                menu = await call.queue_play(reason, self._prompt(recorder, "review_menu"),
-                                             barge_in=True)
+                call.say(reason, self._prompt(recorder, "review_menu"))
+                menu_said = True
             # The take is written (fsync) and recorded while the review menu already plays:
             # the caller hears the menu right after `#`, and nothing is decided before the
             # take is safely stored.
             keeping = asyncio.create_task(
                 self.takes.keep(session.id, recording, name, call.id, data, judged))
             try:
-                choice = await self._review(call, recorder, name, menu)
+                choice = await self._review(call, recorder, name, menu_said)
             except CallHungUp:
                 # A complete take the caller had not judged yet is kept, not lost.
                 stored = await asyncio.shield(keeping)
@@ -509,34 +452,24 @@ class RecorderFlow:
                 await asyncio.shield(keeping)
                 raise
             if choice in ("1", "9"):
-                # The accept commits (once the take is stored) while the next recording is
-                # looked up; "saved" opens what is said next (its announcement and prompt, or
-                # the farewell), in one playback (see _Line). The session waits for the accept
-                # before its next change and before it ends.
-                line.committing = asyncio.create_task(self._accept_when_kept(
-                    keeping, call, recorder, session, recording, touchtone))
+                # The accept commits (once the take is stored) while "saved" and what comes
+                # next play; the session's next change waits for it (write-behind).
+                call.write_behind(self._accept_when_kept, keeping, call, recorder, session,
+                                  recording, touchtone)
                 if choice == "1":
-                    saved = self._prompt(recorder, "recording_saved")
-                    if line.upcoming_known:
-                        line.lead_in = [saved]
-                    else:  # said at once while the look-ahead finishes
-                        line.queued = await call.queue_play(saved, barge_in=True)
+                    self._say(call, recorder, "recording_saved")
                 return Outcome.DONE if choice == "9" else Outcome.ACCEPTED
             stored = await keeping
             await self._discard(call, stored)
             if choice == "3":
                 prompt = []
                 continue
-            line.queued = await call.queue_play(self._prompt(recorder, "skipped"),
-                                                barge_in=True)
-            await self.phone.leave_recording(session.id, recording.id)
-            return Outcome.SKIPPED
+            return await self._leave(call, recorder, session, recording)
 
     async def _leave(self, call: Call, recorder: Recorder, session: Session,
-                     recording: Recording, line: _Line) -> Outcome:
-        """Poor takes only, and the recorder keeps none: on to the next recording (the takes
-        stay in its history)."""
-        line.queued = await call.queue_play(self._prompt(recorder, "skipped"), barge_in=True)
+                     recording: Recording) -> Outcome:
+        """On to the next recording, this one as it was (its takes stay in its history)."""
+        self._say(call, recorder, "skipped")
         await self.phone.leave_recording(session.id, recording.id)
         return Outcome.SKIPPED
 
@@ -545,36 +478,25 @@ class RecorderFlow:
                                 touchtone: str | None) -> None:
         await self._accept(call, recorder, session, recording, await keeping, touchtone)
 
-    async def _start_take(self, line: _Line, recorder: Recorder, session: Session,
-                          recording: Recording) -> bool:
-        await line.settle()
-        return await self.phone.start_take(session.id, recording.id,
-                                           quiet=_quiet(recorder, session))
-
     async def _review(self, call: Call, recorder: Recorder, name: str,
-                      menu: QueuedPlayback | None = None) -> str:
+                      menu_said: bool = False) -> str:
         """1 keep, 2 listen, 3 again, * skip, 9 done. After MENU_TRIES invalid keys or
-        silences the take is kept: moving on never throws audio away. `menu`: the first
-        menu, already queued."""
+        silences the take is kept: moving on never throws audio away. `menu_said`: the first
+        menu is said already."""
         failures = 0
         while failures < MENU_TRIES:
-            if menu is None:
-                await self._say(call, recorder, "review_menu")
-            elif call.typed_ahead:  # a key before the menu began answers it, as with _say
-                await menu.cancel()
-            else:
-                await menu.finished()
-            menu = None
+            if not menu_said:
+                self._say(call, recorder, "review_menu")
+            menu_said = False
             digit = await call.next_digit(DIGIT_TIMEOUT)
             if digit in ("1", "3", "*", "9"):
                 return digit
             if digit == "2":
-                await call.play(self._prompt(recorder, "playback_intro"), f"recording:{name}",
-                                barge_in=True)
+                call.say(self._prompt(recorder, "playback_intro"), f"recording:{name}")
                 continue
             failures += 1
             if digit is not None:
-                await self._say(call, recorder, "invalid_choice")
+                self._say(call, recorder, "invalid_choice")
         return "1"
 
     # --- takes -------------------------------------------------------------------------------

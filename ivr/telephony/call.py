@@ -1,5 +1,7 @@
-"""`Call`: what a flow sees of one channel. Straight-line async steps (`answer`, `play`,
-`collect_digits`, `record`, `hangup`), each raising `CallHungUp` once the caller is gone.
+"""`Call`: what a flow sees of one channel. Straight-line async steps (`answer`, `say`,
+`next_digit`, `collect_digits`, `record`, `hangup`), each raising `CallHungUp` once the caller
+is gone. The call schedules what the caller hears (`say`, `hush`, barge-in: playback.py) and
+writes the flow's state changes behind the conversation (`write_behind`: write_behind.py).
 
 Events reach the call through `feed()`, called synchronously and in order by the router;
 `feed()` only settles futures and buffers digits, so routing stays cheap."""
@@ -10,141 +12,31 @@ import asyncio
 import itertools
 import logging
 from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, ParamSpec, TypeVar
 
-from ivr.core.errors import CallHungUp, IvrError
+from ivr.core.errors import CallHungUp
 from ivr.telephony import latency
 from ivr.telephony.events import Event, Sink
+from ivr.telephony.playback import Playback, QueuedPlayback, Said, Speaker, retrieve
+from ivr.telephony.recording import (
+    Follow,
+    LiveTake,
+    RecordingResult,
+    lost_recording,
+    recording_result,
+)
 from ivr.telephony.rest import AriClient, AriHttpError
+from ivr.telephony.write_behind import WriteBehind
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
 
 # After a hang-up, how long a recording in progress may take to report how it ended.
 _RECORDING_GRACE = 5.0
 
-
-@dataclass(frozen=True, slots=True)
-class RecordingResult:
-    name: str
-    format: str
-    state: str  # "done", "failed", "canceled" or "unknown" (finished while events were down)
-    duration: float | None  # seconds, as Asterisk measured it
-    talking_duration: float | None
-    silence_duration: float | None
-    cause: str = ""
-    hung_up: bool = False  # the caller hung up while it was recording
-
-    @property
-    def ok(self) -> bool:
-        return self.state == "done"
-
-
-@dataclass(frozen=True, slots=True)
-class Playback:
-    id: str
-    interrupted_by: str | None  # the digit that barged in, when barge-in was asked for
-    failed: bool = False  # Asterisk could not play it (no such sound, media URL unreachable)
-
-
-def _recording_result(rec: dict[str, Any], hung_up: bool) -> RecordingResult:
-    def seconds(key: str) -> float | None:
-        value = rec.get(key)
-        return float(value) if value is not None else None
-
-    return RecordingResult(
-        name=rec["name"], format=rec.get("format", ""), state=rec.get("state", "unknown"),
-        duration=seconds("duration"), talking_duration=seconds("talking_duration"),
-        silence_duration=seconds("silence_duration"), cause=rec.get("cause", ""),
-        hung_up=hung_up,
-    )
-
-
-def _retrieve(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.debug("a playback request failed: %s", task.exception())
-
-
-@dataclass(slots=True)
-class _Then:
-    """What a take's terminator key queues at once (`start_recording(then=...)`)."""
-
-    name: str
-    keys: str
-    media: tuple[str, ...]
-    min_seconds: float
-    started: float | None = None  # Asterisk's stamp on the take's RecordingStarted
-    queued: asyncio.Task[QueuedPlayback] | None = None
-
-
-class QueuedPlayback:
-    """A playback requested (`Call.queue_play`) and not yet waited for."""
-
-    def __init__(self, call: Call, playback_id: str, fut: asyncio.Future[str | None]) -> None:
-        self.call = call
-        self.id = playback_id
-        self._fut = fut
-
-    async def ended(self) -> None:
-        """Until it has ended (played out, or stopped by a key); CallHungUp if the caller hung
-        up first. Leaves the rest to `finished()`."""
-        await asyncio.shield(self._fut)
-
-    async def finished(self) -> Playback:
-        try:
-            return await self.call._finish_playback(self.id, self._fut)
-        finally:
-            self.call._close_playback(self.id)
-
-    async def cancel(self) -> None:
-        """Stop it, playing or still queued; returns once Asterisk has taken the request. A
-        stop that fails is logged, not raised: the caller hears the prompt out, and the flow
-        goes on."""
-        self.call._close_playback(self.id)
-        try:
-            await self.call._ari_call(self.call._stop(self.id))
-        except CallHungUp:
-            pass
-        except IvrError as exc:
-            log.warning("[%s] could not stop playback %s: %s", self.call.id, self.id, exc)
-
-
-class LiveTake:
-    """A recording in progress (`Call.start_recording`)."""
-
-    def __init__(self, call: Call, name: str, fut: asyncio.Future[RecordingResult],
-                 terminate_on: str, then: _Then | None = None) -> None:
-        self.call = call
-        self.name = name
-        self._fut = fut
-        self._terminate_on = terminate_on
-        self._then = then
-
-    async def then_queued(self) -> QueuedPlayback | None:
-        """The playback the take's terminator key queued (`start_recording(then=...)`), or
-        None when the take ended otherwise, too early, or the request failed. Call it once
-        `finished()` returned; whatever it returns is the caller's to finish or cancel."""
-        task = None if self._then is None else self._then.queued
-        self._then = None
-        if task is None:
-            return None
-        try:
-            return await task
-        except (CallHungUp, IvrError):
-            return None
-
-    async def finished(self) -> RecordingResult:
-        """How it ended (a hang-up mid-take is a result, `hung_up`, not an exception)."""
-        try:
-            result = await self._fut
-        finally:
-            self.call._forget_recording(self.name)
-        # The key that ended the take also arrives as a DTMF event: it is not input.
-        digits = self.call._digits
-        while digits and digits[0] in self._terminate_on:
-            digits.popleft()
-        return result
+__all__ = ["Call", "LiveTake", "Playback", "QueuedPlayback", "RecordingResult", "Said"]
 
 
 class Call:
@@ -176,8 +68,10 @@ class Call:
         self._listeners: list[Sink] = []
         # When the last key press arrived that no play request has followed yet (0: none).
         self._key_at = 0.0
-        # What the live take's terminator key queues at once, if anything.
-        self._then: _Then | None = None
+        # What the live take's terminator key says at once, if anything.
+        self._follow: Follow | None = None
+        self._speaker = Speaker(self)
+        self._writes = WriteBehind()
 
     def __repr__(self) -> str:
         return f"<Call {self.id} from {self.caller_id!r} to {self.dialed!r}>"
@@ -206,6 +100,7 @@ class Call:
         log.debug("[%s] gone (%s)", self.id, why)
         self._gone.set_result(why)
         exc = CallHungUp(f"channel {self.id} hung up")
+        self._speaker.gone(exc)
         waiting: list[asyncio.Future[Any]] = list(self._playbacks.values())
         if self._digit_waiter is not None:
             waiting.append(self._digit_waiter)
@@ -222,7 +117,7 @@ class Call:
     def _expire_recordings(self) -> None:
         for name, fut in self._recordings.items():
             if not fut.done():
-                fut.set_result(RecordingResult(name, "", "unknown", None, None, None, hung_up=True))
+                fut.set_result(lost_recording(name, hung_up=True))
 
     # --- events -------------------------------------------------------------------------
     def add_listener(self, listener: Sink) -> None:
@@ -247,10 +142,10 @@ class Call:
         if kind == "ChannelDtmfReceived":
             latency.key_event_arrived(event)
             self._on_digit(event["digit"])
-            then = self._then
-            if then is not None and then.queued is None and self.live_recording == then.name \
-                    and event["digit"] in then.keys:
-                self._queue_then(then, latency.stamp(event))
+            follow = self._follow
+            if follow is not None and follow.said is None and self.live_recording == follow.name \
+                    and event["digit"] in follow.keys:
+                self._follow_take(follow, latency.stamp(event))
         elif kind in ("PlaybackFinished", "PlaybackFailed"):
             playback = event["playback"]
             fut = self._playbacks.get(playback["id"])
@@ -261,15 +156,15 @@ class Call:
         elif kind == "RecordingStarted":
             if event["recording"]["name"] in self._recordings:
                 self.live_recording = event["recording"]["name"]
-                if self._then is not None and self._then.name == self.live_recording:
-                    self._then.started = latency.stamp(event)
+                if self._follow is not None and self._follow.name == self.live_recording:
+                    self._follow.started = latency.stamp(event)
         elif kind in ("RecordingFinished", "RecordingFailed"):
             rec = event["recording"]
             if self.live_recording == rec["name"]:
                 self.live_recording = None
             fut2 = self._recordings.get(rec["name"])
             if fut2 is not None and not fut2.done():
-                fut2.set_result(_recording_result(rec, self.gone))
+                fut2.set_result(recording_result(rec, self.gone))
         elif kind in ("StasisEnd", "ChannelDestroyed", "ChannelHangupRequest"):
             if kind == "ChannelDestroyed":
                 self.hangup_cause = event.get("cause")
@@ -277,19 +172,21 @@ class Call:
         elif kind == "StasisStart":
             self.channel = event["channel"]
 
-    def _queue_then(self, then: _Then, pressed: float | None) -> None:
+    def _follow_take(self, follow: Follow, pressed: float | None) -> None:
         """The take's terminator key arrived: Asterisk ends the take on it by itself, and runs
-        a channel's requests in order, so what follows the take can be asked for now and
-        starts the moment the take ends, without waiting for RecordingFinished to come back.
-        Only for a take that held `min_seconds` by Asterisk's clock: a shorter one may be
-        refused, and what follows it is decided then."""
-        if then.started is None or pressed is None or pressed - then.started < then.min_seconds:
+        a channel's requests in order, so what follows the take can be said now and starts
+        the moment the take ends, without waiting for RecordingFinished to come back. Only for
+        a take that held `min_seconds` by Asterisk's clock: a shorter one may be refused, and
+        what follows it is decided then."""
+        if follow.started is None or pressed is None \
+                or pressed - follow.started < follow.min_seconds:
             return
-        then.queued = self._loop.create_task(self.queue_play(*then.media, barge_in=True))
-        then.queued.add_done_callback(_retrieve)
+        follow.said = self._speaker.say(follow.media, barge_in=True)
+        self._speaker.flush()
 
     def _on_digit(self, digit: str) -> None:
         self._key_at = latency.now()
+        self._speaker.barge()
         while self._barge_in:
             playback_id = self._barge_in.popleft()
             fut = self._playbacks.get(playback_id)
@@ -333,6 +230,40 @@ class Call:
         # StasisEnd will follow; mark now so no later step talks to a dying channel.
         self.mark_gone("hangup requested")
 
+    def say(self, *media: str, barge_in: bool = True) -> Said:
+        """Say media (`sound:NAME`, `sound:http://...`, `recording:NAME`, `digits:123`, ...)
+        after whatever was said before, and return at once; `await` what this returns to wait
+        until it has been heard. Prompts said in the same tick are one playback. A key press
+        stops the barge-in prompts said before it; the digit stays buffered."""
+        self._check()
+        self._raise_failure()
+        return self._speaker.say(media, barge_in)
+
+    def hush(self) -> None:
+        """Stop everything said and not yet heard (playing, or still to come)."""
+        self._speaker.hush()
+
+    async def heard(self) -> None:
+        """Until everything said so far has been heard (or stopped)."""
+        self._check()
+        await self._speaker.heard()
+        self._raise_failure()
+
+    def _raise_failure(self) -> None:
+        failure, self._speaker.failure = self._speaker.failure, None
+        if failure is not None:
+            raise failure
+
+    def write_behind(self, change: Callable[P, Awaitable[T]], *args: P.args,
+                     **kwargs: P.kwargs) -> asyncio.Task[T]:
+        """Run a state change behind the conversation, after those handed over before it
+        (write_behind.py); await what this returns for its result."""
+        return self._writes(change, *args, **kwargs)
+
+    async def written(self) -> None:
+        """Until every change handed to `write_behind` has run; raises the first failure."""
+        await self._writes.written()
+
     async def play(self, *media: str, barge_in: bool = False, lang: str | None = None) -> Playback:
         """Play media (`sound:NAME`, `sound:http://...`, `recording:NAME`, `digits:123`, ...)
         to the end. With `barge_in`, a key press (or one typed ahead) stops it; the digit stays
@@ -350,6 +281,7 @@ class Call:
         `barge_in`, a key pressed while it plays stops it (the digit stays buffered). Await
         `finished()` on what this returns."""
         self._check()
+        await self._speaker.sent()
         playback_id, fut = self._open_playback(barge_in)
         try:
             await self._ari_call(self.ari.play(self.id, playback_id, media, lang))
@@ -385,7 +317,7 @@ class Call:
         # after its playback ended by itself touches nothing else (404).
         stop = self._stops.pop(playback_id, None)
         if stop is not None:
-            stop.add_done_callback(_retrieve)
+            stop.add_done_callback(retrieve)
         return Playback(playback_id, digit, playback_id in self._failed_playbacks)
 
     def _close_playback(self, playback_id: str) -> None:
@@ -395,7 +327,7 @@ class Call:
             self._barge_in.remove(playback_id)
         stop = self._stops.pop(playback_id, None)
         if stop is not None:
-            stop.add_done_callback(_retrieve)
+            stop.add_done_callback(retrieve)
 
     @property
     def typed_ahead(self) -> bool:
@@ -409,13 +341,21 @@ class Call:
         return dropped
 
     async def next_digit(self, timeout: float) -> str | None:
-        """One key press, or None when `timeout` seconds pass without one."""
+        """One key press, or None when `timeout` seconds pass without one after everything
+        said has been heard. A key typed ahead answers at once, and stops the barge-in prompts
+        said after it was pressed."""
         self._check()
+        self._raise_failure()
         if self._digits:
+            self._speaker.barge()
             return self._digits.popleft()
         waiter: asyncio.Future[str] = self._loop.create_future()
         self._digit_waiter = waiter
         try:
+            if self._speaker.speaking:
+                await self._heard_or(waiter)
+                if waiter.done():
+                    return waiter.result()
             async with asyncio.timeout(timeout):
                 return await waiter
         except TimeoutError:
@@ -423,6 +363,19 @@ class Call:
         finally:
             if self._digit_waiter is waiter:
                 self._digit_waiter = None
+
+    async def _heard_or(self, waiter: asyncio.Future[str]) -> None:
+        """Until everything said has been heard or a key arrives, whichever is first."""
+        heard = self._loop.create_task(self._speaker.heard())
+        try:
+            await asyncio.wait((heard, waiter), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not heard.done():
+                heard.cancel()
+            heard.add_done_callback(retrieve)
+        if heard.done() and not heard.cancelled() and not waiter.done():
+            heard.result()  # CallHungUp
+            self._raise_failure()
 
     async def collect_digits(
         self,
@@ -461,24 +414,28 @@ class Call:
         beep: bool = False,
         terminate_on: str = "#",
         if_exists: str = "overwrite",
-        then: Sequence[str] = (),
-        then_after: float = 0.0,
+        on_terminator: Sequence[str] = (),
+        on_terminator_after: float = 0.0,
     ) -> LiveTake:
-        """Start recording; returns once the caller is being recorded.
+        """Start recording, after everything said; returns once the caller is being recorded.
 
         With `prompt`, the prompt's play request and the record request go to Asterisk back
         to back: Asterisk runs a channel's requests in order, so the recording starts the
         moment the prompt ends, whatever the engine is doing then. A key pressed during the
-        prompt cuts it short (the recording starts at once); a key typed ahead skips it.
+        prompt (or what was said before it) cuts it short and the recording starts at once; a
+        key typed ahead skips it.
 
-        With `then`, the take's terminator key queues that playback at once (barge-in), if
-        the take had run `then_after` seconds by then: it starts as the take ends. Get it
-        with `LiveTake.then_queued()`."""
+        With `on_terminator`, the take's terminator key says that at once (barge-in), if the
+        take had run `on_terminator_after` seconds by then: it starts as the take ends
+        (`RecordingResult.followed`)."""
         self._check()
+        self._raise_failure()
+        await self._speaker.sent()
         fut: asyncio.Future[RecordingResult] = self._loop.create_future()
         self._recordings[name] = fut
-        after = _Then(name, terminate_on, tuple(then), then_after) if then else None
-        self._then = after
+        follow = Follow(name, terminate_on, tuple(on_terminator), on_terminator_after) \
+            if on_terminator else None
+        self._follow = follow
         playback: tuple[str, asyncio.Future[str | None]] | None = None
         try:
             if prompt and not self._digits:
@@ -500,14 +457,19 @@ class Call:
                 self._close_playback(playback[0])
         # Keys pressed before the recording began are not input.
         self._digits.clear()
-        return LiveTake(self, name, fut, terminate_on, after)
+        return LiveTake(self, name, fut, terminate_on, follow)
 
     def _forget_recording(self, name: str) -> None:
         self._recordings.pop(name, None)
         if self.live_recording == name:
             self.live_recording = None
-        if self._then is not None and self._then.name == name:
-            self._then = None
+        if self._follow is not None and self._follow.name == name:
+            self._follow = None
+
+    def _drop_terminator(self, keys: str) -> None:
+        """The key that ended a take also arrives as a DTMF event: it is not input."""
+        while self._digits and self._digits[0] in keys:
+            self._digits.popleft()
 
     async def send_dtmf(self, digits: str, between_ms: int = 100, duration_ms: int = 100) -> None:
         await self._ari_call(
@@ -538,5 +500,4 @@ class Call:
                 await self.ari.get_live_recording(name)
             except AriHttpError as exc:
                 if exc.status == 404 and not rfut.done():
-                    rfut.set_result(RecordingResult(name, "", "unknown", None, None, None,
-                                                    hung_up=self.gone))
+                    rfut.set_result(lost_recording(name, hung_up=self.gone))

@@ -17,6 +17,9 @@ from ivr.telephony.events import UNUSED_EVENTS, Event, Router, stasis_apps
 from ivr.telephony.rest import AriClient, AriHttpError
 
 log = logging.getLogger(__name__)
+# How long a call's state changes may still run after its flow (the patient pool waits out
+# a database outage of up to 30 s).
+_WRITE_BEHIND_GRACE = 45.0
 
 Flow = Callable[[Call], Awaitable[None]]
 
@@ -93,6 +96,7 @@ class CallRunner:
                 await self._call_log.started(call.id, "inbound", call.caller_id, call.dialed,
                                              route.name)
             await route.flow(call)
+            await call.heard()  # what the flow said last (its goodbye) before the hang-up
         except CallHungUp:
             outcome = "caller hung up"
         except asyncio.CancelledError:
@@ -104,6 +108,7 @@ class CallRunner:
             log.exception("[%s] flow %s failed", call.id, route_name)
             await self._apologise(call)
         finally:
+            await self._written(call)
             try:
                 async with asyncio.timeout(5):
                     await asyncio.shield(self._finish(call, outcome, failure))
@@ -113,6 +118,19 @@ class CallRunner:
                 self.router.unregister(call.id)
                 self.calls.pop(call.id, None)
                 self.finished += 1
+
+    async def _written(self, call: Call) -> None:
+        """The flow's state changes still running behind the call finish (a database outage
+        may hold them up to the pool's patience) before the call's record is closed."""
+        try:
+            async with asyncio.timeout(_WRITE_BEHIND_GRACE):
+                await asyncio.shield(call.written())
+        except CallHungUp:
+            pass
+        except (TimeoutError, asyncio.CancelledError):
+            log.warning("[%s] state changes still running after the call", call.id)
+        except Exception as exc:
+            log.warning("[%s] a state change failed after the flow: %s", call.id, exc)
 
     async def _apologise(self, call: Call) -> None:
         """Never silence then a hang-up: the caller hears that it is our fault, not theirs."""
