@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # Debian packages the project needs on the host (Asterisk itself lives in its own sid root).
 DEB_PACKAGES := debootstrap ffmpeg lame sox espeak-ng baresip-core chromium chromium-driver wrk
 
-.PHONY: run test lint asterisk asterisk-down db prompts bench setup deps venv clean
+.PHONY: run test lint asterisk asterisk-down db prompts bench setup deps venv lock clean
 
 run: setup asterisk db
 	$(IVR) serve --banner
@@ -50,11 +50,23 @@ deps:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# The pinned versions of requirements.lock, then the project itself without resolving again, so
+# every machine runs what the suite ran. pip check fails when pyproject.toml asks for more.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[dev]'
+	$(VENV)/bin/pip install -q -r requirements.lock
+	$(VENV)/bin/pip install -q --no-deps -e .
+	$(VENV)/bin/pip check || { echo "requirements.lock is behind pyproject.toml: make lock"; exit 1; }
 	touch $@
+
+# Rewrite requirements.lock from pyproject.toml (dependencies and the dev extra), keeping every
+# pin that still fits; `make lock LOCK_ARGS=--upgrade` moves all of them to the newest releases.
+lock:
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	test -x $(VENV)/bin/pip-compile || $(VENV)/bin/pip install -q pip-tools
+	$(VENV)/bin/pip-compile --quiet --extra dev --strip-extras --no-emit-index-url \
+		--no-emit-find-links $(LOCK_ARGS) --output-file requirements.lock pyproject.toml
 
 .env:
 	$(IVR) env init
