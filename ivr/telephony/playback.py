@@ -14,14 +14,27 @@ import logging
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ivr.core.errors import CallHungUp, IvrError
-
-if TYPE_CHECKING:
-    from ivr.telephony.call import Call
+from ivr.telephony.rest import AriClient
 
 log = logging.getLogger(__name__)
+
+
+class PlayingCall(Protocol):
+    """What a playback needs of its call (ivr/telephony/call.py, which imports this module)."""
+
+    id: str
+    ari: AriClient
+    _loop: asyncio.AbstractEventLoop
+
+    def _open_playback(self, barge_in: bool) -> tuple[str, asyncio.Future[str | None]]: ...
+    def _close_playback(self, playback_id: str) -> None: ...
+    async def _finish_playback(self, playback_id: str,
+                               fut: asyncio.Future[str | None]) -> Playback: ...
+    async def _ari_call(self, coro: Any) -> Any: ...
+    async def _stop(self, playback_id: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +52,8 @@ def retrieve(task: asyncio.Future[Any]) -> None:
 class QueuedPlayback:
     """A playback requested (`Call.queue_play`) and not yet waited for."""
 
-    def __init__(self, call: Call, playback_id: str, fut: asyncio.Future[str | None]) -> None:
+    def __init__(self, call: PlayingCall, playback_id: str,
+                 fut: asyncio.Future[str | None]) -> None:
         self.call = call
         self.id = playback_id
         self._fut = fut
@@ -121,7 +135,7 @@ def _end(batch: _Batch, exc: BaseException | None = None) -> None:
 class Speaker:
     """A call's prompts said and not yet heard, in order (see the module's docstring)."""
 
-    def __init__(self, call: Call) -> None:
+    def __init__(self, call: PlayingCall) -> None:
         self._call = call
         self._loop = call._loop
         self._pending: _Batch | None = None

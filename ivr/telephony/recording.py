@@ -4,11 +4,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from ivr.telephony.call import Call
     from ivr.telephony.playback import Said
+
+
+class RecordingCall(Protocol):
+    """What a take needs of its call (ivr/telephony/call.py, which imports this module)."""
+
+    def _forget_recording(self, name: str) -> None: ...
+    def _drop_terminator(self, keys: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +68,7 @@ class Follow:
 class LiveTake:
     """A recording in progress (`Call.start_recording`)."""
 
-    def __init__(self, call: Call, name: str, fut: Any, terminate_on: str,
+    def __init__(self, call: RecordingCall, name: str, fut: Any, terminate_on: str,
                  follow: Follow | None = None) -> None:
         self.call = call
         self.name = name
