@@ -19,6 +19,7 @@ test: setup
 lint: venv
 	$(VENV)/bin/ruff check ivr tests
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 asterisk: setup
 	$(IVR) asterisk up
