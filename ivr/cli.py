@@ -14,8 +14,9 @@ from ivr.callcontrol import cli as callcontrol_cli
 from ivr.campaigns import cli as campaigns_cli
 from ivr.core.errors import IvrError
 from ivr.dialer import cli as dialer_cli
-from ivr.provision.asterisk import AsteriskConfig
+from ivr.provision.asterisk_conf import from_settings as asterisk_config
 from ivr.provision.asterisk_conf import reach
+from ivr.provision.trunks import cli as trunks_cli
 from ivr.recorder import cli as recorder_cli
 from ivr.settings import REPO_ROOT, Settings, redact_url
 
@@ -28,22 +29,6 @@ def setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-
-
-def asterisk_config(settings: Settings) -> AsteriskConfig:
-    return AsteriskConfig(
-        root=settings.asterisk_root,
-        conf_dir=REPO_ROOT / "asterisk-conf",
-        dialplan_dir=REPO_ROOT / "dialplan",
-        ari_url=settings.ari_url,
-        ari_user=settings.ari_user,
-        ari_password=settings.ari_password,
-        ari_app=settings.ari_app,
-        softphone_user=settings.softphone_user,
-        softphone_password=settings.softphone_password,
-        engine_http_url=settings.public_url,
-        net=settings.network,
-    )
 
 
 # --- commands -------------------------------------------------------------------------------
@@ -228,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     callcontrol_cli.register(sub)
     campaigns_cli.register(sub)
     dialer_cli.register(sub)
+    trunks_cli.register(sub)
     return parser
 
 

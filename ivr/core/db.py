@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -14,6 +16,7 @@ import asyncpg
 from ivr.core.errors import ConfigError, Unavailable
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # A connection or a pool's proxy for one: both answer the same calls, so the stores take either.
 Conn: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
@@ -156,3 +159,17 @@ async def prepare_database(url: str) -> list[int]:
         return await migrate(conn)
     finally:
         await conn.close()
+
+
+def run_with_pool(url: str, work: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+    """For a command line: the database made ready, `work` run on a small pool, the pool
+    closed."""
+    async def main() -> T:
+        await prepare_database(url)
+        pool = await create_pool(url, min_size=1, max_size=2)
+        try:
+            return await work(pool)
+        finally:
+            await pool.close()
+
+    return asyncio.run(main())

@@ -37,5 +37,8 @@ async def _delete_quietly(call: Call, name: str) -> None:
 
 async def not_in_service(call: Call) -> None:
     """A number that reaches the engine but that nothing is configured to answer."""
+    # A carrier pointing a DID here that no `ivr number add` made shows up in this line.
+    log.warning("[%s] call to %r: no number, recorder or flow answers it: not in service",
+                call.id, call.dialed)
     await call.answer()
     await call.play("sound:silence/1", "sound:ss-noservice")

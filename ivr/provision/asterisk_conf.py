@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ivr.core.errors import ProvisionError
-from ivr.settings import Network
+from ivr.settings import REPO_ROOT, Network, Settings
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # Section names asterisk-conf/pjsip.conf uses: no softphone account may take one.
@@ -262,3 +262,20 @@ class AsteriskConfig:
         it needs no trust in ARI's certificate)."""
         host, port = self.net.ari_bind
         return f"http://{reach(host)}:{port}"
+
+
+def from_settings(settings: Settings) -> AsteriskConfig:
+    """This host's Asterisk as the settings describe it (the repo's configuration folders)."""
+    return AsteriskConfig(
+        root=settings.asterisk_root,
+        conf_dir=REPO_ROOT / "asterisk-conf",
+        dialplan_dir=REPO_ROOT / "dialplan",
+        ari_url=settings.ari_url,
+        ari_user=settings.ari_user,
+        ari_password=settings.ari_password,
+        ari_app=settings.ari_app,
+        softphone_user=settings.softphone_user,
+        softphone_password=settings.softphone_password,
+        engine_http_url=settings.public_url,
+        net=settings.network,
+    )

@@ -33,6 +33,10 @@ from ivr.provision.chroot import (
 # Folders Asterisk writes to (paths inside the root); they belong to its user.
 _WRITABLE = ("var/lib/asterisk", "var/spool/asterisk", "var/log/asterisk", "var/run/asterisk",
              "var/cache/asterisk")
+# Written by `ivr trunk` (ivr/provision/trunks/apply.py) between starts, not from the settings: kept
+# when the configuration folder is rewritten, and not part of its digest (a trunk change is
+# a reload, never a restart).
+TRUNKS_FILE = "generated/pjsip_trunks.conf"
 
 
 def cli(cfg: AsteriskConfig, command: str, *, timeout: float = 15.0) -> str:
@@ -63,6 +67,9 @@ def _write_config(cfg: AsteriskConfig, files: dict[str, bytes]) -> None:
     by asterisk would be unreadable to such a root), and Asterisk cannot alter it."""
     _, gid = _ids(cfg.root)
     etc = cfg.root / cfg.etc
+    files = dict(files)
+    if TRUNKS_FILE not in files and (etc / TRUNKS_FILE).is_file():
+        files[TRUNKS_FILE] = (etc / TRUNKS_FILE).read_bytes()
     if etc.is_symlink() or etc.is_file():
         etc.unlink()
     if etc.exists():

@@ -1,0 +1,1 @@
+"""Carrier SIP trunks as data (issue #19): `ivr trunk`, generated pjsip objects, a reload."""
