@@ -73,4 +73,4 @@ lock:
 	$(IVR) env init
 
 clean:
-	rm -rf $(VENV) .local var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .local var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache
