@@ -368,28 +368,37 @@ class Caller:
         self.legs.clear()
 
 
-@pytest.fixture(scope="session")
-async def caller(base_settings: Settings, ari: AriClient,
-                 ari_started: Started) -> AsyncIterator[Caller]:
+@contextlib.asynccontextmanager
+async def calls_from(ari_url: str, user: str, password: str, ws_url: str, host: str,
+                     started: Started | None = None) -> AsyncIterator[Caller]:
+    """Callers on the Asterisk at `ari_url`, with tests/data served to it on `host` (the
+    voice callers `say`)."""
     media = web.Application()
     media.router.add_static("/", DATA)
     runner = web.AppRunner(media, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, host, 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    async with aiohttp.ClientSession(
-        headers=basic_auth(base_settings.ari_user, base_settings.ari_password)
-    ) as session:
-        harness = Caller(AriClient(session, base_settings.ari_url), session,
-                         base_settings.ari_ws_url, f"http://127.0.0.1:{port}")
-        ari_started.watch(harness.ari)
+    async with aiohttp.ClientSession(headers=basic_auth(user, password)) as session:
+        harness = Caller(AriClient(session, ari_url), session, ws_url, f"http://{host}:{port}")
+        if started is not None:
+            started.watch(harness.ari)
         harness.events.start()
         await harness.events.wait_connected(10)
         yield harness
         await harness.hangup_all()
         await harness.events.stop()
     await runner.cleanup()
+
+
+@pytest.fixture(scope="session")
+async def caller(base_settings: Settings, ari: AriClient,
+                 ari_started: Started) -> AsyncIterator[Caller]:
+    s = base_settings
+    async with calls_from(s.ari_url, s.ari_user, s.ari_password, s.ari_ws_url, "127.0.0.1",
+                          ari_started) as harness:
+        yield harness
 
 
 @pytest.fixture

@@ -126,6 +126,13 @@ def test_what_cannot_be_provisioned_here_is_refused(env: dict[str, str], fragmen
         render(config(**env))
 
 
+def test_an_ari_url_on_the_address_ari_binds_is_this_host() -> None:
+    """A media host (or namespace) reached by the engine on its own address."""
+    files = render(config(IVR_ARI_PASSWORD=STRONG, IVR_ARI_URL="http://10.0.0.5:8088",
+                          IVR_ARI_BIND="10.0.0.5:8088"))
+    assert "bindaddr = 10.0.0.5\n" in text(files, "generated/http_bind.conf")
+
+
 def test_a_remote_ari_is_fine_for_the_engine() -> None:
     settings = Settings.from_mapping({**SECRETS, "IVR_ARI_PASSWORD": STRONG,
                                       "IVR_ARI_URL": "https://media.example.net:8089"})

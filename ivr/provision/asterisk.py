@@ -50,7 +50,8 @@ from ivr.provision.chroot import (
 )
 
 __all__ = [
-    "AsteriskConfig", "AsteriskInfo", "AsteriskStatus", "ProvisionError", "cli", "down",
+    "AsteriskConfig", "AsteriskInfo", "AsteriskStatus", "ProvisionError", "build_root", "cli",
+    "down",
     "log_path", "rest_api_dir", "spool_recording_dir", "status", "up",
 ]
 
@@ -93,8 +94,7 @@ def up(cfg: AsteriskConfig, *, timeout: float = 180.0,
     with this very configuration, and return once ARI answers. Safe to call concurrently."""
     files = render(cfg)  # validates the settings before anything is touched
     digest = config_digest(files)
-    with _flocked(cfg.root_lockfile, fcntl.LOCK_EX):
-        _ensure_root(cfg, progress)
+    build_root(cfg, progress=progress)
     with _lock(cfg):
         running = _running_with(cfg, digest)
         if running is not None:
@@ -126,6 +126,13 @@ def up(cfg: AsteriskConfig, *, timeout: float = 180.0,
             raise
         cfg.digest_file.write_text(digest + "\n")
         return AsteriskInfo(version, pid, cfg.ari_url, True)
+
+
+def build_root(cfg: AsteriskConfig, *, progress: Progress = print) -> None:
+    """The sid root, built (or extended) if it is not yet: all a second instance needs, without
+    touching the root's own running Asterisk."""
+    with _flocked(cfg.root_lockfile, fcntl.LOCK_EX):
+        _ensure_root(cfg, progress)
 
 
 def down(cfg: AsteriskConfig, *, progress: Progress = print, purge: bool = False) -> None:

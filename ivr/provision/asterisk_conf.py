@@ -80,11 +80,12 @@ def generated(cfg: AsteriskConfig) -> dict[str, str]:
     net = cfg.net
     scheme = cfg.ari_url.split(":", 1)[0]
     host, port = cfg.ari_host_port
-    if host not in ("127.0.0.1", "localhost"):
+    listeners = {net.ari_bind[0], *([net.ari_tls_bind[0]] if net.ari_tls else [])}
+    if host not in ("127.0.0.1", "localhost") and host not in listeners:
         raise ProvisionError(
             f"the ARI URL points at {host}: `ivr asterisk up` provisions the Asterisk on this "
-            "host only (IVR_ARI_URL on 127.0.0.1); the engine can use an Asterisk elsewhere, "
-            "which is provisioned on its own host")
+            "host only (IVR_ARI_URL on 127.0.0.1, or on the address IVR_ARI_BIND / "
+            "IVR_ARI_TLS_BIND listens on); an Asterisk elsewhere is provisioned on its own host")
     if scheme == "https" and not net.ari_tls:
         raise ProvisionError("IVR_ARI_URL is https:// but this Asterisk has no certificate: "
                              "set IVR_ARI_TLS_CERT and IVR_ARI_TLS_KEY")
