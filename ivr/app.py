@@ -52,6 +52,7 @@ from ivr.recorder.retention import AudioRetention
 from ivr.recorder.routes import add_routes as add_recorder_routes
 from ivr.recorder.takes import TakeStore
 from ivr.settings import Settings
+from ivr.telephony import trunk_health
 from ivr.telephony.ari_tls import ari_connector
 from ivr.telephony.call import Call
 from ivr.telephony.call_log import PgCallLog
@@ -186,6 +187,11 @@ async def healthz(request: web.Request) -> web.Response:
         body["calls"] = {"active": len(tel.runner.calls), "accepting": tel.runner.accepting,
                          "handled": tel.runner.finished}
         healthy = healthy and tel.events.connected
+        # Reported, not judged: a carrier that is down is no reason to take this engine out
+        # of service (calls from other trunks and the API still work).
+        trunks = await trunk_health.trunk_states(tel.ari) if tel.events.connected else None
+        if trunks:
+            body["trunks"] = trunk_health.health(trunks)
         if not tel.runner.accepting:
             # Stopping (SIGTERM): calls in progress finish here, new ones must go elsewhere,
             # so a load balancer has to see this instance as out of service.
@@ -212,6 +218,10 @@ async def metrics(request: web.Request) -> web.Response:
     text = delivery_metrics.exposition(
         backlog, None if delivery is None else delivery.worker,
         None if delivery is None else delivery.retention.stats)
+    tel = request.app.get(TELEPHONY)
+    trunks = await trunk_health.trunk_states(tel.ari) if tel is not None else None
+    if trunks:
+        text += trunk_health.exposition(trunks).encode()
     return web.Response(body=text, headers={"Content-Type": delivery_metrics.CONTENT_TYPE})
 
 

@@ -40,6 +40,7 @@ OPS: dict[str, Op] = {
     "set_event_filter": _op("PUT", "/applications/{applicationName}/eventFilter",
                             body="filter"),
     "list_channels": _op("GET", "/channels"),
+    "list_endpoints_by_tech": _op("GET", "/endpoints/{tech}"),
     "get_channel": _op("GET", "/channels/{channelId}"),
     "originate": _op(
         "POST", "/channels/{channelId}", "endpoint", "extension", "context", "priority", "label",

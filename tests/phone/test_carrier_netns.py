@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
@@ -249,6 +250,22 @@ async def test_the_trunk_registers_with_digest_auth(site: Site) -> None:
 
     state = await _until(reachable, "the carrier did not answer our OPTIONS")
     assert state.reachable.startswith("Avail"), state
+
+
+async def test_the_engine_reports_the_trunk_over_ari(site: Site, netns_engine: Telephony) -> None:
+    """/healthz and /metrics, from ARI's endpoint state: right for an Asterisk elsewhere."""
+    await asyncio.to_thread(provision.cli, site.media_cfg, "pjsip qualify trunk-acme")
+    base = site.media_env["IVR_PUBLIC_URL"]
+    async with aiohttp.ClientSession() as http:
+        async def online() -> dict[str, Any] | None:
+            async with http.get(f"{base}/healthz") as resp:
+                body = await resp.json()
+            return body if body.get("trunks", {}).get("states") == {"acme": "online"} else None
+
+        body = await _until(online, "/healthz did not report the trunk online")
+        assert body["status"] == "ok" and body["trunks"]["down"] == []
+        async with http.get(f"{base}/metrics") as resp:
+            assert 'ivr_trunk_up{trunk="acme"} 1' in await resp.text()
     # The carrier sees our contact at the media namespace's address.
     contacts = await asyncio.to_thread(provision.cli, site.carrier_cfg, "pjsip show contacts")
     assert f"{ACCOUNT}/sip:{ACCOUNT}@{site.media_sip}:5060" in contacts, contacts
