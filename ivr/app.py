@@ -11,6 +11,7 @@ import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
+from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
@@ -138,11 +139,13 @@ async def telephony(
     )
     ari = AriClient(session, settings.ari_url)
     phone = recorder_phone(settings, pool)
-    # The project's own Asterisk (ivr asterisk up) is on this host: takes are read from its
-    # spool directly; any other Asterisk serves them over ARI.
+    # The project's own Asterisk on this host (ARI on loopback): takes are read from its spool
+    # directly. Any other Asterisk serves them over ARI, even where a root exists here too: no
+    # file system is shared with a media host.
+    local = urlsplit(settings.ari_url).hostname in ("127.0.0.1", "localhost", "::1")
     spool = settings.asterisk_root / "var/spool/asterisk/recording"
     takes = TakeStore(phone, settings.data_dir, wav_to_mp3,
-                      spool if spool.is_dir() else None)
+                      spool if local and spool.is_dir() else None)
     prompts = PromptCatalog(settings.prompts_dir, settings.data_dir, settings.public_url)
     recorder = RecorderFlow(phone, prompts, EspeakTts(settings.data_dir, settings.public_url),
                             takes)

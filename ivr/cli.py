@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import hashlib
 import logging
 import secrets
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -148,10 +151,12 @@ def banner(settings: Settings, linecheck: str, numbers: list[str]) -> str:
 def cmd_asterisk(settings: Settings, args: argparse.Namespace) -> int:
     from ivr.provision import asterisk
 
-    cfg = asterisk_config(settings)
+    cfg = dataclasses.replace(asterisk_config(settings), media_host=args.role == "media")
     if args.action == "up":
         info = asterisk.up(cfg)
         print(f"Asterisk is up: {info}")
+        if cfg.media_host:
+            print(engine_hints(settings))
     elif args.action == "down":
         asterisk.down(cfg)
         print("Asterisk is down")
@@ -162,6 +167,19 @@ def cmd_asterisk(settings: Settings, args: argparse.Namespace) -> int:
         cmd = ["tail", "-n", str(args.lines)] + (["-F"] if args.follow else []) + [str(path)]
         return subprocess.call(cmd)
     return 0
+
+
+def engine_hints(settings: Settings) -> str:
+    """What the engine host's .env needs to drive this media host."""
+    net = settings.network
+    lines = ["On the engine host, in .env:", f"  IVR_ARI_URL={settings.ari_url}",
+             "  IVR_ARI_USER / IVR_ARI_PASSWORD as here"]
+    if net.ari_tls_cert is not None:
+        der = ssl.PEM_cert_to_DER_cert(net.ari_tls_cert.read_text())
+        pin = ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
+        lines.append(f"  IVR_ARI_CERT_SHA256={pin}   (or IVR_ARI_CA_FILE: the CA that signed it)")
+    lines.append(f"  IVR_PUBLIC_URL={settings.public_url}   (this host fetches prompts there)")
+    return "\n".join(lines)
 
 
 def cmd_softphone_call(settings: Settings, args: argparse.Namespace) -> int:
@@ -189,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_db_up)
     p = sub.add_parser("asterisk", help="the project's own Asterisk 22")
     p.add_argument("action", choices=["up", "down", "status", "logs"])
+    p.add_argument("--role", choices=["local", "media"], default="local",
+                   help="up: local (the engine on this host, default) or media (this host's "
+                   "Asterisk for an engine on another host: IVR_ARI_URL names this host)")
     p.add_argument("-f", "--follow", action="store_true", help="logs: keep following")
     p.add_argument("-n", "--lines", type=int, default=100, help="logs: how many lines")
     p.set_defaults(func=cmd_asterisk)

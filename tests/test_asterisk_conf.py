@@ -6,11 +6,12 @@ is never restarted by an upgrade that changes nothing for it. The real Asterisk 
 non-default configuration is tests/test_ari_tls.py."""
 
 import dataclasses
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from ivr.cli import asterisk_config
+from ivr.cli import asterisk_config, engine_hints
 from ivr.core.errors import ProvisionError
 from ivr.provision.asterisk import AsteriskConfig
 from ivr.provision.asterisk_conf import digest, render
@@ -133,7 +134,40 @@ def test_an_ari_url_on_the_address_ari_binds_is_this_host() -> None:
     assert "bindaddr = 10.0.0.5\n" in text(files, "generated/http_bind.conf")
 
 
+def test_a_media_host_is_provisioned_for_an_engine_elsewhere() -> None:
+    """`ivr asterisk up --role media`: IVR_ARI_URL names this host as the engine sees it."""
+    media = {"IVR_ARI_PASSWORD": STRONG, "IVR_ARI_URL": "http://media.internal:8088",
+             "IVR_ARI_BIND": "10.0.0.5:8088", "IVR_PUBLIC_URL": "http://10.0.0.9:8080"}
+    files = render(dataclasses.replace(config(**media), media_host=True))
+    assert "bindaddr = 10.0.0.5\n" in text(files, "generated/http_bind.conf")
+    assert "IVR_HTTP = http://10.0.0.9:8080\n" in text(files, "generated/extensions_globals.conf")
+    with pytest.raises(ProvisionError, match=r"the ARI URL points at media\.internal"):
+        render(config(**media))  # without the role: another host's Asterisk
+    for change, fragment in (({"IVR_ARI_BIND": "127.0.0.1:8088"}, "ARI listens on loopback only"),
+                             ({"IVR_PUBLIC_URL": "http://127.0.0.1:8080"},
+                              r"IVR_PUBLIC_URL \(.*\) is on loopback")):
+        with pytest.raises(ProvisionError, match=fragment):
+            render(dataclasses.replace(config(**{**media, **change}), media_host=True))
+
+
 def test_a_remote_ari_is_fine_for_the_engine() -> None:
     settings = Settings.from_mapping({**SECRETS, "IVR_ARI_PASSWORD": STRONG,
                                       "IVR_ARI_URL": "https://media.example.net:8089"})
     assert settings.ari_ws_url == "wss://media.example.net:8089/ari/events"
+
+
+def test_a_media_host_says_what_the_engine_host_needs(tmp_path: Path) -> None:
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", "k.pem", "-out", "c.pem", "-subj", "/CN=media"], cwd=tmp_path,
+                   check=True, capture_output=True)
+    printed = subprocess.run(["openssl", "x509", "-in", "c.pem", "-noout", "-fingerprint",
+                              "-sha256"], cwd=tmp_path, check=True, capture_output=True,
+                             text=True).stdout.strip().split("=", 1)[1]
+    settings = Settings.from_mapping({
+        **SECRETS, "IVR_ARI_PASSWORD": STRONG, "IVR_ARI_URL": "https://media.internal:8089",
+        "IVR_ARI_TLS_BIND": "10.0.0.5:8089", "IVR_ARI_TLS_CERT": str(tmp_path / "c.pem"),
+        "IVR_ARI_TLS_KEY": str(tmp_path / "k.pem"), "IVR_PUBLIC_URL": "http://10.0.0.9:8080"})
+    hints = engine_hints(settings)
+    assert "IVR_ARI_URL=https://media.internal:8089" in hints
+    assert f"IVR_ARI_CERT_SHA256={printed}" in hints  # as openssl prints it: the same pin
+    assert STRONG not in hints

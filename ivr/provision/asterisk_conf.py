@@ -81,11 +81,14 @@ def generated(cfg: AsteriskConfig) -> dict[str, str]:
     scheme = cfg.ari_url.split(":", 1)[0]
     host, port = cfg.ari_host_port
     listeners = {net.ari_bind[0], *([net.ari_tls_bind[0]] if net.ari_tls else [])}
-    if host not in ("127.0.0.1", "localhost") and host not in listeners:
+    if cfg.media_host:
+        _check_media_host(cfg, listeners)
+    elif host not in ("127.0.0.1", "localhost") and host not in listeners:
         raise ProvisionError(
             f"the ARI URL points at {host}: `ivr asterisk up` provisions the Asterisk on this "
             "host only (IVR_ARI_URL on 127.0.0.1, or on the address IVR_ARI_BIND / "
-            "IVR_ARI_TLS_BIND listens on); an Asterisk elsewhere is provisioned on its own host")
+            "IVR_ARI_TLS_BIND listens on); on the host IVR_ARI_URL names, `ivr asterisk up "
+            "--role media` provisions it for an engine elsewhere")
     if scheme == "https" and not net.ari_tls:
         raise ProvisionError("IVR_ARI_URL is https:// but this Asterisk has no certificate: "
                              "set IVR_ARI_TLS_CERT and IVR_ARI_TLS_KEY")
@@ -119,6 +122,26 @@ def generated(cfg: AsteriskConfig) -> dict[str, str]:
         # IVR_SHARDS: one app until the engine connects and sets its own count.
         "extensions_globals.conf": f"{HEAD}IVR_APP = {app}\nIVR_SHARDS = 1\nIVR_HTTP = {http}\n",
     }
+
+
+def _check_media_host(cfg: AsteriskConfig, listeners: set[str]) -> None:
+    """`--role media`: this host is the one IVR_ARI_URL names for an engine on another host,
+    so ARI must listen where that engine can reach it, and the engine must be reachable from
+    here (Asterisk fetches prompts from IVR_PUBLIC_URL)."""
+    if all(_loopback(address) for address in listeners):
+        raise ProvisionError("--role media: ARI listens on loopback only, where the engine on "
+                             "another host cannot reach it: set IVR_ARI_TLS_BIND (with "
+                             "IVR_ARI_TLS_CERT / IVR_ARI_TLS_KEY) or IVR_ARI_BIND to an address "
+                             "of this host")
+    engine = urlsplit(cfg.engine_http_url).hostname or ""
+    if _loopback(engine):
+        raise ProvisionError(f"--role media: IVR_PUBLIC_URL ({cfg.engine_http_url}) is on "
+                             "loopback, but this Asterisk fetches prompts from the engine on "
+                             "another host: set it to an address this host reaches")
+
+
+def _loopback(host: str) -> bool:
+    return host == "localhost" or host.startswith("127.")
 
 
 def set_option(text: bytes, file: str, option: str, value: str) -> bytes:
@@ -195,6 +218,9 @@ class AsteriskConfig:
     # "" is the root's own Asterisk (etc/asterisk); a name runs another one from the same root
     # with folders of its own (etc/asterisk-NAME, ...) and `asterisk -C`, e.g. in tests.
     instance: str = ""
+    # `ivr asterisk up --role media`: the Asterisk of a host of its own, driven by an engine
+    # elsewhere over IVR_ARI_URL (which then names this host as the engine sees it).
+    media_host: bool = False
 
     @property
     def state_dir(self) -> Path:

@@ -53,9 +53,10 @@ class Net:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
-def asterisk_up(ns: str, env: dict[str, str], **replace: str) -> None:
+def asterisk_up(ns: str, env: dict[str, str], **replace: str | bool) -> None:
     """`provision.up()` for the settings `env` with AsteriskConfig fields replaced (instance,
-    conf_dir, dialplan_dir), run inside namespace `ns`. Raises with its output on failure."""
+    conf_dir, dialplan_dir, media_host), run inside namespace `ns`. Raises with its output on
+    failure."""
     job = json.dumps({"env": env, "replace": replace})
     done = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-m",
                            "tests.helpers.netns", "up"], input=job, capture_output=True,

@@ -2,9 +2,10 @@
 
 - `carrier`: a second Asterisk from the project's root acting as the carrier: a registrar that
   demands digest auth from our account, and the caller that dials our DID.
-- `media`: the project's Asterisk (another instance), SIP and RTP on its private address toward
-  the carrier, ARI on another address toward the engine; our trunk is added the way
-  `ivr trunk add` adds it (the generated pjsip file and a reload).
+- `media`: the project's Asterisk (another instance, provisioned as `ivr asterisk up --role
+  media` does), SIP and RTP on its private address toward the carrier, ARI on another address
+  toward the engine; our trunk is added the way `ivr trunk add` adds it (the generated pjsip
+  file and a reload).
 - the engine, in the root namespace: it drives the media Asterisk over ARI across a veth pair
   and serves prompts over IVR_PUBLIC_URL on its own address; takes come back over ARI only.
 
@@ -164,7 +165,7 @@ def site(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> I
                                       instance=f"carrier{pid}", conf_dir=conf,
                                       dialplan_dir=dialplan)
     media_cfg = dataclasses.replace(asterisk_config(Settings.from_mapping(media_env)),
-                                    instance=f"media{pid}")
+                                    instance=f"media{pid}", media_host=True)
     trunk = build("acme", f"{octets}.9", username=ACCOUNT, password=password)
     made = Site(net, octets, carrier_cfg, media_cfg, carrier_env, media_env, trunk)
     try:
@@ -174,7 +175,7 @@ def site(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> I
         net.link(carrier, f"{octets}.9", media, f"{octets}.10")  # carrier <-> media (SIP, RTP)
         asterisk_up(carrier, carrier_env, instance=carrier_cfg.instance, conf_dir=str(conf),
                     dialplan_dir=str(dialplan))
-        asterisk_up(media, media_env, instance=media_cfg.instance)
+        asterisk_up(media, media_env, instance=media_cfg.instance, media_host=True)
         # Every SIP message the carrier sends or receives, SDP included, into its sip.log.
         for command in ("logger add channel sip.log verbose", "pjsip set logger on"):
             provision.cli(carrier_cfg, command)
