@@ -76,5 +76,69 @@ def _up_here() -> None:
     print(provision.up(cfg, timeout=60))
 
 
-if __name__ == "__main__" and sys.argv[1:] == ["up"]:
-    _up_here()
+
+
+def invite(ns: str, local: str, target: str, ruri_user: str, to_user: str,
+           timeout: float = 30) -> str:
+    """One SIP call from namespace `ns` (from `local`, port 5071) to `target`:5060 with the
+    Request-URI's user and the To header's user chosen apart, as a carrier that sends every call
+    to the registered contact does; answered, it waits for the other side's BYE. Returns the
+    final response's status line."""
+    done = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-m",
+                           "tests.helpers.netns", "invite", local, target, ruri_user, to_user],
+                          capture_output=True, text=True, cwd=REPO, timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError(f"the INVITE from {ns} failed:\n{done.stdout}{done.stderr}")
+    return done.stdout.strip()
+
+
+def _invite_here(local: str, target: str, ruri_user: str, to_user: str) -> None:
+    """A minimal UAC (INVITE, ACK, then 200 to the BYE): just enough SIP for one call."""
+    import secrets
+    import socket
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((local, 5071))
+    sock.settimeout(20)
+    call_id, tag, branch = (secrets.token_hex(8) for _ in range(3))
+    sdp = (f"v=0\r\no=carrier 1 1 IN IP4 {local}\r\ns=-\r\nc=IN IP4 {local}\r\nt=0 0\r\n"
+           "m=audio 40000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
+           "a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n")
+    via = f"Via: SIP/2.0/UDP {local}:5071;rport;branch=z9hG4bK{branch}"
+    common = (f"From: <sip:+15557770004@{local}>;tag={tag}\r\nTo: <sip:{to_user}@{target}>\r\n"
+              f"Call-ID: {call_id}\r\nMax-Forwards: 70\r\n")
+    sock.sendto((f"INVITE sip:{ruri_user}@{target}:5060 SIP/2.0\r\n{via}\r\n{common}"
+                 f"CSeq: 1 INVITE\r\nContact: <sip:carrier@{local}:5071>\r\n"
+                 f"Content-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n\r\n{sdp}"
+                 ).encode(), (target, 5060))
+    while True:
+        message = sock.recv(65535).decode(errors="replace")
+        first = message.split("\r\n", 1)[0]
+        if first.startswith("SIP/2.0 1"):
+            continue
+        if not first.startswith("SIP/2.0 200"):
+            print(first)
+            return
+        to = next(h for h in message.split("\r\n") if h.lower().startswith("to:"))
+        sock.sendto((f"ACK sip:{ruri_user}@{target}:5060 SIP/2.0\r\n"
+                     f"Via: SIP/2.0/UDP {local}:5071;rport;branch=z9hG4bK{secrets.token_hex(8)}"
+                     f"\r\nFrom: <sip:+15557770004@{local}>;tag={tag}\r\n{to}\r\n"
+                     f"Call-ID: {call_id}\r\nMax-Forwards: 70\r\nCSeq: 1 ACK\r\n"
+                     "Content-Length: 0\r\n\r\n").encode(), (target, 5060))
+        break
+    while True:  # the engine hangs up once "not in service" has played
+        message = sock.recv(65535).decode(errors="replace")
+        if message.startswith("BYE "):
+            headers = [h for h in message.split("\r\n\r\n", 1)[0].split("\r\n")[1:]
+                       if h.split(":", 1)[0].lower() in ("via", "from", "to", "call-id", "cseq")]
+            sock.sendto(("SIP/2.0 200 OK\r\n" + "\r\n".join(headers)
+                         + "\r\nContent-Length: 0\r\n\r\n").encode(), (target, 5060))
+            print(first + "; hung up by the far end")
+            return
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["up"]:
+        _up_here()
+    elif sys.argv[1:2] == ["invite"]:
+        _invite_here(*sys.argv[2:6])

@@ -41,7 +41,7 @@ from ivr.provision import asterisk as provision
 from ivr.provision.trunks import apply
 from ivr.provision.trunks.model import Trunk, build
 from ivr.settings import REPO_ROOT, Network, Settings
-from tests.helpers.netns import Net, asterisk_up
+from tests.helpers.netns import Net, asterisk_up, invite
 from tests.phone.conftest import recordings_of, start_session
 from tests.phone.test_api_initiated import audio
 from tests.telephony_harness import Caller, calls_from, wav_seconds
@@ -339,3 +339,21 @@ async def test_an_unknown_did_is_not_in_service(
                               "+15557770003")
     assert row is not None
     assert (row["dialed"], row["flow"]) == ("+15125550199", "not-in-service")
+
+
+async def test_a_did_in_the_to_header(site: Site, netns_engine: Telephony,
+                                      pool: asyncpg.Pool) -> None:
+    """`--did-from to`, for carriers that send every call to the registered contact: the
+    Request-URI names our account, the To header the number dialled."""
+    await asyncio.to_thread(apply.apply, site.media_cfg,
+                            [dataclasses.replace(site.trunk, did_from="to")], site.network)
+    try:
+        status = await asyncio.to_thread(invite, site.net.namespaces[1], site.carrier_sip,
+                                         site.media_sip, ACCOUNT, "+15125550198")
+    finally:
+        await asyncio.to_thread(apply.apply, site.media_cfg, [site.trunk], site.network)
+    assert status == "SIP/2.0 200 OK; hung up by the far end", status
+    row = await pool.fetchrow("SELECT dialed, flow FROM calls WHERE caller_id = $1",
+                              "+15557770004")
+    assert row is not None
+    assert (row["dialed"], row["flow"]) == ("+15125550198", "not-in-service")
