@@ -24,6 +24,7 @@ import os
 import re
 import secrets
 import shutil
+import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +42,7 @@ from ivr.provision import asterisk as provision
 from ivr.provision.trunks import apply
 from ivr.provision.trunks.model import Trunk, build
 from ivr.settings import REPO_ROOT, Network, Settings
-from tests.helpers.netns import Net, asterisk_up, invite
+from tests.helpers.netns import Net, asterisk_up, invite, ip
 from tests.phone.conftest import recordings_of, start_session
 from tests.phone.test_api_initiated import audio
 from tests.telephony_harness import Caller, calls_from, wav_seconds
@@ -143,6 +144,23 @@ def _env(base: Settings, **extra: str) -> dict[str, str]:
             "IVR_SOFTPHONE_PASSWORD": secrets.token_urlsafe(12), **extra}
 
 
+def _free_subnet(pid: int) -> str:
+    """10.A.B for the three /30 links: one no route of this machine uses yet."""
+    routes = ip("-4", "route", "show", "table", "all")
+    for step in range(250):
+        n = pid + step
+        octets = f"10.{200 + n % 50}.{(n // 50) % 250}"
+        if f"{octets}." not in routes:
+            return octets
+    raise RuntimeError("no free 10.x.y.0/24 for the namespace links")
+
+
+def _free_port(address: str) -> int:
+    with socket.socket() as s:
+        s.bind((address, 0))
+        return int(s.getsockname()[1])
+
+
 @pytest.fixture(scope="module")
 def site(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     # Only the root is shared with the project's own Asterisk, which this module never uses.
@@ -150,44 +168,53 @@ def site(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> I
                          progress=lambda line: print(f"[asterisk] {line}"))
     pid = os.getpid()
     net = Net(f"{pid % 100000}")
-    octets = f"10.{200 + pid % 50}.{(pid // 50) % 250}"
-    http_port = 18000 + pid % 1000
-    carrier_env = _env(base_settings, IVR_ARI_URL=f"http://{octets}.6:8088",
-                       IVR_ARI_BIND=f"{octets}.6:8088", IVR_SIP_BIND=f"{octets}.9",
-                       IVR_RTP_ADDRESS=f"{octets}.9", IVR_ARI_APP="carrier")
-    media_env = _env(base_settings, IVR_ARI_URL=f"http://{octets}.2:8088",
-                     IVR_ARI_BIND=f"{octets}.2:8088", IVR_SIP_BIND=f"{octets}.10",
-                     IVR_RTP_ADDRESS=f"{octets}.10", IVR_ARI_APP=f"ivr-netns-{pid}",
-                     IVR_PUBLIC_URL=f"http://{octets}.1:{http_port}")
-    conf, dialplan = _carrier_conf(tmp_path_factory.mktemp("carrier"), f"{octets}.9",
-                                   password := secrets.token_urlsafe(12))
-    carrier_cfg = dataclasses.replace(asterisk_config(Settings.from_mapping(carrier_env)),
-                                      instance=f"carrier{pid}", conf_dir=conf,
-                                      dialplan_dir=dialplan)
-    media_cfg = dataclasses.replace(asterisk_config(Settings.from_mapping(media_env)),
-                                    instance=f"media{pid}", media_host=True)
-    trunk = build("acme", f"{octets}.9", username=ACCOUNT, password=password)
-    made = Site(net, octets, carrier_cfg, media_cfg, carrier_env, media_env, trunk)
+    started: list[provision.AsteriskConfig] = []
     try:
+        octets = _free_subnet(pid)
         media, carrier = net.namespace("media"), net.namespace("carrier")
         net.link(None, f"{octets}.1", media, f"{octets}.2")  # engine <-> media (ARI, prompts)
         net.link(None, f"{octets}.5", carrier, f"{octets}.6")  # test <-> carrier (its ARI)
         net.link(carrier, f"{octets}.9", media, f"{octets}.10")  # carrier <-> media (SIP, RTP)
+        http_port = _free_port(f"{octets}.1")  # the engine's, on its end of the media link
+        carrier_env = _env(base_settings, IVR_ARI_URL=f"http://{octets}.6:8088",
+                           IVR_ARI_BIND=f"{octets}.6:8088", IVR_SIP_BIND=f"{octets}.9",
+                           IVR_RTP_ADDRESS=f"{octets}.9", IVR_ARI_APP="carrier")
+        media_env = _env(base_settings, IVR_ARI_URL=f"http://{octets}.2:8088",
+                         IVR_ARI_BIND=f"{octets}.2:8088", IVR_SIP_BIND=f"{octets}.10",
+                         IVR_RTP_ADDRESS=f"{octets}.10", IVR_ARI_APP=f"ivr-netns-{pid}",
+                         IVR_PUBLIC_URL=f"http://{octets}.1:{http_port}",
+                         IVR_HTTP_PORT=str(http_port))
+        conf, dialplan = _carrier_conf(tmp_path_factory.mktemp("carrier"), f"{octets}.9",
+                                       password := secrets.token_urlsafe(12))
+        carrier_cfg = dataclasses.replace(asterisk_config(Settings.from_mapping(carrier_env)),
+                                          instance=f"carrier{pid}", conf_dir=conf,
+                                          dialplan_dir=dialplan)
+        media_cfg = dataclasses.replace(asterisk_config(Settings.from_mapping(media_env)),
+                                        instance=f"media{pid}", media_host=True)
+        trunk = build("acme", f"{octets}.9", username=ACCOUNT, password=password)
+        made = Site(net, octets, carrier_cfg, media_cfg, carrier_env, media_env, trunk)
+        started.append(carrier_cfg)
         asterisk_up(carrier, carrier_env, instance=carrier_cfg.instance, conf_dir=str(conf),
                     dialplan_dir=str(dialplan))
+        started.append(media_cfg)
         asterisk_up(media, media_env, instance=media_cfg.instance, media_host=True)
         # Every SIP message the carrier sends or receives, SDP included, into its sip.log.
         for command in ("logger add channel sip.log verbose", "pjsip set logger on"):
             provision.cli(carrier_cfg, command)
         apply.apply(media_cfg, [trunk], made.network)
-        made.media_env["IVR_HTTP_PORT"] = str(http_port)
-        yield made
     except Exception as exc:  # a real part that cannot start fails the test, never skips it
+        _tear_down(net, started)
         pytest.fail(f"the namespaces could not be set up: {exc}", pytrace=False)
+    try:
+        yield made
     finally:
-        for cfg in (media_cfg, carrier_cfg):
-            provision.down(cfg, progress=lambda line: None, purge=True)
-        net.close()
+        _tear_down(net, started)
+
+
+def _tear_down(net: Net, started: list[provision.AsteriskConfig]) -> None:
+    for cfg in reversed(started):
+        provision.down(cfg, progress=lambda line: None, purge=True)
+    net.close()
 
 
 @pytest.fixture(scope="module")
