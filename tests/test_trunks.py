@@ -137,6 +137,10 @@ def test_the_trunk_commands(settings: Settings, tmp_path: Path,
     assert f"password      {MASK}" in out and "caller_id     +15125550100" in out
     assert SECRET not in out and "s3cret" not in out
 
+    remote = dataclasses.replace(ours, ari_url="https://media.internal:8089")
+    assert _ivr(remote, "trunk", "list") == 0
+    assert "register acct\ton another host: see /healthz\t" in capsys.readouterr().out
+
     assert _ivr(ours, "trunk", "remove", "acme") == 0
     assert "[trunk-acme" not in (root / "etc/asterisk" / TRUNKS_FILE).read_text()
     with pytest.raises(NotFound, match="no trunk 'acme'"):

@@ -87,9 +87,13 @@ class TrunkState:
 
 def states(cfg: AsteriskConfig, trunks: list[Trunk]) -> dict[str, TrunkState]:
     """Each trunk's registration and qualify state as the running Asterisk reports them
-    (its CLI); "not running" when it does not run here."""
+    (its CLI); "not running" when it does not run here, and a pointer to the engine's
+    /healthz (which reads ARI) when IVR_ARI_URL is an Asterisk on another host."""
     if _find_pid(cfg) is None:
-        return {t.name: TrunkState("not running", "not running") for t in trunks}
+        host = cfg.ari_host_port[0]
+        here = {"127.0.0.1", "localhost", cfg.net.ari_bind[0], cfg.net.ari_tls_bind[0]}
+        gone = "not running" if host in here else "on another host: see /healthz"
+        return {t.name: TrunkState(gone, gone) for t in trunks}
     registered = dict(_REGISTRATION.findall(cli(cfg, "pjsip show registrations")))
     contacts = {name: f"{status} {rtt}ms" if rtt.replace(".", "").isdigit() else
                 # NonQual with qualify on: its first OPTIONS has not been sent yet.
