@@ -384,3 +384,37 @@ async def test_a_did_in_the_to_header(site: Site, netns_engine: Telephony,
                               "+15557770004")
     assert row is not None
     assert (row["dialed"], row["flow"]) == ("+15125550198", "not-in-service")
+
+
+async def test_the_carrier_goes_away_and_comes_back(
+    site: Site, netns_engine: Telephony, carrier_caller: Caller, pool: asyncpg.Pool,
+) -> None:
+    """The carrier unreachable: the engine reports the trunk down (OPTIONS unanswered), and up
+    again once it answers; restarted, it still reaches our DID (it keeps our registration)."""
+    base = site.media_env["IVR_PUBLIC_URL"]
+    media_end = f"v{site.net.tag}2b"  # the media namespace's end of the SIP link
+    media_ns = site.net.namespaces[0]
+
+    async def trunk(state: str) -> bool:
+        await asyncio.to_thread(provision.cli, site.media_cfg, "pjsip qualify trunk-acme")
+        async with aiohttp.ClientSession() as http, http.get(f"{base}/healthz") as resp:
+            body = await resp.json()
+        return body.get("trunks", {}).get("states", {}).get("acme") == state
+
+    ip("netns", "exec", media_ns, "ip", "link", "set", media_end, "down")
+    try:
+        await _until(lambda: trunk("offline"), "/healthz did not report the trunk down")
+    finally:
+        ip("netns", "exec", media_ns, "ip", "link", "set", media_end, "up")
+    await _until(lambda: trunk("online"), "/healthz did not report the trunk back")
+
+    cfg = site.carrier_cfg
+    await asyncio.to_thread(provision.down, cfg, progress=lambda line: None)
+    await asyncio.to_thread(asterisk_up, site.net.namespaces[1], site.carrier_env,
+                            instance=cfg.instance, conf_dir=str(cfg.conf_dir),
+                            dialplan_dir=str(cfg.dialplan_dir))
+    await carrier_caller.events.wait_connected(20)
+    leg = await carrier_caller.dial("5125550197", caller_id="+15557770005")
+    assert await leg.wait_hangup(20)
+    row = await pool.fetchrow("SELECT flow FROM calls WHERE caller_id = $1", "+15557770005")
+    assert row is not None and row["flow"] == "not-in-service"
