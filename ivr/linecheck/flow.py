@@ -20,7 +20,7 @@ async def line_check(call: Call) -> None:
     try:
         if take.hung_up:
             return
-        log.info("[%s] line check recorded %.1fs", call.id, take.duration or 0.0)
+        log.info("line check recorded %.1fs", take.duration or 0.0)
         if take.ok and (take.duration or 0) > 0:
             await call.play(f"recording:{name}")
         await call.play("sound:vm-goodbye")
@@ -38,7 +38,6 @@ async def _delete_quietly(call: Call, name: str) -> None:
 async def not_in_service(call: Call) -> None:
     """A number that reaches the engine but that nothing is configured to answer."""
     # A carrier pointing a DID here that no `ivr number add` made shows up in this line.
-    log.warning("[%s] call to %r: no number, recorder or flow answers it: not in service",
-                call.id, call.dialed)
+    log.warning("call to %r: no number, recorder or flow answers it: not in service", call.dialed)
     await call.answer()
     await call.play("sound:silence/1", "sound:ss-noservice")

@@ -79,7 +79,7 @@ class QueuedPlayback:
         except CallHungUp:
             pass
         except IvrError as exc:
-            log.warning("[%s] could not stop playback %s: %s", self.call.id, self.id, exc)
+            log.warning("could not stop playback %s: %s", self.id, exc)
 
 
 class _Batch:

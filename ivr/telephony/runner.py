@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ivr.core.errors import CallHungUp, failure_of
+from ivr.core.logs import for_call
 from ivr.telephony.call import Call
 from ivr.telephony.call_log import CallLog
 from ivr.telephony.events import UNUSED_EVENTS, Event, Router, stasis_apps
@@ -84,13 +85,14 @@ class CallRunner:
             pass
 
     async def _run(self, call: Call) -> None:
+        for_call(call.id)
         outcome = "completed"
         failure: tuple[str, str] | None = None
         route_name = ""
         try:
             route = await self._choose(call)
             route_name = route.name
-            log.info("[%s] call from %s to %s -> %s", call.id, call.caller_id or "anonymous",
+            log.info("call from %s to %s -> %s", call.caller_id or "anonymous",
                      call.dialed, route.name)
             if self._call_log is not None:
                 await self._call_log.started(call.id, "inbound", call.caller_id, call.dialed,
@@ -105,7 +107,7 @@ class CallRunner:
         except Exception as exc:
             outcome = "error"
             failure = failure_of(exc)
-            log.exception("[%s] flow %s failed", call.id, route_name)
+            log.exception("flow %s failed", route_name)
             await self._apologise(call)
         finally:
             await self._written(call)
@@ -113,7 +115,7 @@ class CallRunner:
                 async with asyncio.timeout(5):
                     await asyncio.shield(self._finish(call, outcome, failure))
             except (TimeoutError, asyncio.CancelledError):
-                log.warning("[%s] clean-up did not finish in time", call.id)
+                log.warning("clean-up did not finish in time")
             finally:
                 self.router.unregister(call.id)
                 self.calls.pop(call.id, None)
@@ -128,12 +130,13 @@ class CallRunner:
         except CallHungUp:
             pass
         except (TimeoutError, asyncio.CancelledError):
-            log.warning("[%s] state changes still running after the call", call.id)
+            log.warning("state changes still running after the call")
         except Exception as exc:
-            log.warning("[%s] a state change failed after the flow: %s", call.id, exc)
+            log.warning("a state change failed after the flow: %s", exc)
 
     async def _apologise(self, call: Call) -> None:
         """Never silence then a hang-up: the caller hears that it is our fault, not theirs."""
+        call.hush()  # what the failed flow still had to say
         if self._apology is None:
             return
         try:
@@ -142,18 +145,18 @@ class CallRunner:
         except CallHungUp:
             pass
         except Exception as exc:  # the flow's failure may be Asterisk's
-            log.warning("[%s] the apology could not be played: %s", call.id, exc)
+            log.warning("the apology could not be played: %s", exc)
 
     async def _finish(self, call: Call, outcome: str,
                       failure: tuple[str, str] | None = None) -> None:
         try:
             await call.hangup()
         except Exception as exc:
-            log.warning("[%s] hangup failed: %s", call.id, exc)
+            log.warning("hangup failed: %s", exc)
         if self._call_log is not None:
             await self._call_log.ended(call.id, outcome, failure)
         await call.wait_gone(2)  # so its last events still route to it
-        log.info("[%s] call ended: %s", call.id, outcome)
+        log.info("call ended: %s", outcome)
 
     # --- resynchronisation --------------------------------------------------------------
     async def resync(self) -> None:

@@ -82,7 +82,9 @@ async def test_silence_is_told_and_asked_again_then_speech_is_kept(
     after = played[played.index("quality_no_speech"):]
     assert after[1:3] == ["record_after_tone", "sound:beep"], after
     key = s["keys"][0]
-    assert await takes_of(pool, key) == [("discarded", "no_speech"), ("accepted", "ok")]
+    # Asterisk trims a silent take's silence: what is left, if anything, is kept as history.
+    takes = await takes_of(pool, key)
+    assert takes[-1] == ("accepted", "ok") and set(takes[:-1]) <= {("discarded", "no_speech")}
     recording = (await recordings_of(rec, s["list_key"]))[key]
     assert recording["recording_state"] == "recorded"
     assert recording["quality_verdict"] == "ok"
