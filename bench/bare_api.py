@@ -15,7 +15,8 @@ import asyncpg
 import orjson
 from aiohttp import web
 
-from ivr.recorder.store import _RECORDING_SELECT, _SESSION_SELECT
+from ivr.recorder.store.recordings import _RECORDING_SELECT
+from ivr.recorder.store.sessions import _SESSION_SELECT
 
 POOL = web.AppKey("pool", asyncpg.Pool)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import asyncpg
 
+from ivr.core.db import Conn
 from ivr.dialer import store
 from ivr.dialer.audio import store_audio
 from ivr.dialer.errors import InvalidJob
@@ -54,7 +55,7 @@ class Dialer:
         return Content(audio=digest)
 
     async def create_job(self, account: Account, spec: JobSpec,
-                         conn: store.Conn | None = None) -> CreatedJob:
+                         conn: Conn | None = None) -> CreatedJob:
         if spec.amd not in AMD_MODES:
             raise InvalidJob(f"amd must be one of {', '.join(AMD_MODES)}", "amd")
         if not spec.destinations:
@@ -120,7 +121,7 @@ class Dialer:
                 await self._maybe_finished(conn, jid)
             return [m for m, _ in deleted]
 
-    async def _maybe_finished(self, conn: store.Conn, job_id: uuid.UUID) -> None:
+    async def _maybe_finished(self, conn: Conn, job_id: uuid.UUID) -> None:
         if await store.finish_job_if_done(conn, job_id):
             job = await store.job(conn, job_id)
             assert job is not None

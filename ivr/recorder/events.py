@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from ivr.core.db import Conn
 from ivr.delivery import outbox
 from ivr.delivery.links import AudioLinks
 from ivr.delivery.outbox import DEFAULT_RETRY_FOR
@@ -61,7 +62,7 @@ class RecorderEvents:
         # Events carry the accepted take's quality figures (MyVox replies its verdict only).
         return documents.recording_node(recording, self.links, quality=True)
 
-    async def session(self, conn: store.Conn, session_id: int, event_type: str) -> None:
+    async def session(self, conn: Conn, session_id: int, event_type: str) -> None:
         session = await store.session_by_id(conn, session_id)
         target = await store.event_target(conn, session.recorder_id, session.id)
         if target is None:
@@ -78,11 +79,11 @@ class RecorderEvents:
         await self._enqueue(conn, target, event_type, f"session:{session.session_key}", node,
                             session.recorder_id)
 
-    async def sessions(self, conn: store.Conn, session_ids: list[int], event_type: str) -> None:
+    async def sessions(self, conn: Conn, session_ids: list[int], event_type: str) -> None:
         for session_id in session_ids:
             await self.session(conn, session_id, event_type)
 
-    async def recording(self, conn: store.Conn, recording: Recording | int, event_type: str, *,
+    async def recording(self, conn: Conn, recording: Recording | int, event_type: str, *,
                         recorder_id: int, session: Session | None) -> None:
         """`recording` by id is read only when the event goes somewhere."""
         target = await store.event_target(conn, recorder_id,
@@ -99,7 +100,7 @@ class RecorderEvents:
         stream = f"recorder:{recorder_id}" if session is None else f"session:{session.session_key}"
         await self._enqueue(conn, target, event_type, stream, node, recorder_id)
 
-    async def _enqueue(self, conn: store.Conn, target: Any, event_type: str, stream: str,
+    async def _enqueue(self, conn: Conn, target: Any, event_type: str, stream: str,
                        node: documents.Node, recorder_id: int) -> None:
         event_id = uuid.uuid4()
         head: documents.Node = [("event_id", str(event_id)), ("event_type", event_type),
@@ -113,7 +114,7 @@ class RecorderEvents:
             retry_for=self.retry_for)
 
     # --- uploads -----------------------------------------------------------------------------
-    async def uploads(self, conn: store.Conn, recording_id: int, take_id: int, take_number: int,
+    async def uploads(self, conn: Conn, recording_id: int, take_id: int, take_number: int,
                       formats: list[str]) -> None:
         """Queue the accepted take's files for a recorder with storage=upload."""
         target = await store.upload_target(conn, recording_id)

@@ -12,6 +12,7 @@ import phonenumbers
 from phonenumbers import PhoneNumberFormat
 
 from ivr.core import keys
+from ivr.core.db import Conn
 from ivr.core.errors import InvalidParameter, NotFound
 from ivr.recorder import store
 from ivr.recorder.errors import NoPhoneNumber, NumberInUse
@@ -67,7 +68,7 @@ def dial_forms(number: str) -> list[str]:
 
 
 # --- giving numbers to recorders -----------------------------------------------------------
-async def assign(conn: store.Conn, recorder_id: int, initiation: str,
+async def assign(conn: Conn, recorder_id: int, initiation: str,
                  exclude: int | None = None) -> PhoneNumber:
     """A number for a recorder (replacing any it had): its own free one for a call-initiated
     recorder (the dialled number identifies it), else the least used shared one."""

@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 
 from ivr.core import keys
+from ivr.core.db import Conn
 from ivr.core.errors import InvalidParameter, NotFound, Unauthorized
 from ivr.core.passwords import burn_time, hash_password, verify_password
 from ivr.delivery import outbox
@@ -84,7 +85,7 @@ class RecorderService:
         # Events carry recordings as the API shows them: links need the public URL.
         self.events = events.RecorderEvents.for_settings(data_dir, public_url, retry_for)
 
-    async def _expire_due(self, conn: store.Conn) -> None:
+    async def _expire_due(self, conn: Conn) -> None:
         async with conn.transaction():
             await self.events.sessions(conn, await store.expire_due(conn),
                                        events.SESSION_EXPIRED)
@@ -163,7 +164,7 @@ class RecorderService:
             return await store.all_numbers(conn)
 
     # --- voice recorders ----------------------------------------------------------------------
-    async def _own_recorder(self, conn: store.Conn, developer: Developer, key: str, *,
+    async def _own_recorder(self, conn: Conn, developer: Developer, key: str, *,
                             for_update: bool = False) -> Recorder:
         recorder = await store.recorder_by_key(conn, key, for_update=for_update)
         if recorder is None:
@@ -172,7 +173,7 @@ class RecorderService:
             raise RecorderNotYours(f"voice recorder '{key}' belongs to another developer")
         return recorder
 
-    async def _assign_numbers(self, conn: store.Conn, recorder_id: int, initiation: str) -> None:
+    async def _assign_numbers(self, conn: Conn, recorder_id: int, initiation: str) -> None:
         await numbers.assign(conn, recorder_id, initiation)
 
     async def create_recorder(self, developer: Developer, key: str | None,
@@ -326,7 +327,7 @@ class RecorderService:
                                         "required for this command")
 
     # --- recording lists ----------------------------------------------------------------------
-    async def _list(self, conn: store.Conn, developer: Developer, recorder_key: str,
+    async def _list(self, conn: Conn, developer: Developer, recorder_key: str,
                     list_key: str, *, for_update: bool = False) -> tuple[Recorder, Any]:
         recorder = await self._own_recorder(conn, developer, recorder_key)
         row = await store.list_row(conn, recorder.id, list_key, for_update=for_update)
@@ -452,7 +453,7 @@ class RecorderService:
             (recording,) = await store.touch_recordings(conn, [new_id])
             return recording, generated
 
-    async def _recording(self, conn: store.Conn, list_row: Any, key: str) -> Any:
+    async def _recording(self, conn: Conn, list_row: Any, key: str) -> Any:
         row = await store.recording_row(conn, list_row["id"], key)
         if row is None:
             raise NotFound(f"recording '{key}' not found in list '{list_row['list_key']}'")
@@ -597,7 +598,7 @@ class RecorderService:
                     excluded=tuple(await store.touch_recordings(conn, excluded)),
                 )
 
-    async def _clear_caller_sessions(self, conn: store.Conn, recorder: Recorder,
+    async def _clear_caller_sessions(self, conn: Conn, recorder: Recorder,
                                      number_ids: list[int], caller_id: str,
                                      overwrite: bool) -> None:
         for session_id in await store.live_sessions_with_pin(conn, number_ids, caller_id):
@@ -609,7 +610,7 @@ class RecorderService:
             await store.set_session_state(conn, session_id, "expired")
             await self.events.session(conn, session_id, events.SESSION_EXPIRED)
 
-    async def _insert_session(self, conn: store.Conn, recorder: Recorder, list_id: int,
+    async def _insert_session(self, conn: Conn, recorder: Recorder, list_id: int,
                               number_ids: list[int], caller_id: str | None,
                               callback_url: str | None) -> tuple[int, str]:
         for _ in range(PIN_ATTEMPTS):
@@ -628,7 +629,7 @@ class RecorderService:
                                        f"{caller_id}") from None
         raise SessionInUse("no free PIN on this recorder's numbers; try again later")
 
-    async def _own_session(self, conn: store.Conn, developer: Developer, key: str, *,
+    async def _own_session(self, conn: Conn, developer: Developer, key: str, *,
                            for_update: bool = False) -> Session:
         session = await store.session_by_key(conn, key, for_update=for_update)
         if session is None:
@@ -638,7 +639,7 @@ class RecorderService:
             raise RecorderNotYours(f"recording session '{key}' belongs to another developer")
         return session
 
-    async def _view(self, conn: store.Conn, session: Session) -> SessionView:
+    async def _view(self, conn: Conn, session: Session) -> SessionView:
         recorder = await store.recorder_by_id(conn, session.recorder_id)
         current = None
         if session.state == "recording" and session.current_recording_id is not None:
