@@ -1,0 +1,106 @@
+"""RecorderService, first part: developers and the operator's phone numbers (the chain of parts
+is described in service.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from ivr.core import keys
+from ivr.core.db import Conn
+from ivr.core.errors import InvalidParameter, Unauthorized
+from ivr.core.passwords import burn_time, hash_password, verify_password
+from ivr.delivery.outbox import DEFAULT_RETRY_FOR
+from ivr.recorder import events, numbers, store
+from ivr.recorder.errors import MailNotConfigured, SignupClosed, UsernameTaken
+from ivr.recorder.models import Developer, PhoneNumber
+from ivr.recorder.rules import USERNAME, check_new_password
+
+
+class AccountOps:
+    def __init__(self, pool: asyncpg.Pool, data_dir: Path, *, open_signup: bool,
+                 public_url: str = "", retry_for: float = DEFAULT_RETRY_FOR) -> None:
+        self.pool = pool
+        self.data_dir = data_dir
+        self.open_signup = open_signup
+        # Events carry recordings as the API shows them: links need the public URL.
+        self.events = events.RecorderEvents.for_settings(data_dir, public_url, retry_for)
+
+    async def _expire_due(self, conn: Conn) -> None:
+        async with conn.transaction():
+            await self.events.sessions(conn, await store.expire_due(conn),
+                                       events.SESSION_EXPIRED)
+
+    async def create_developer(self, username: str, password: str, *, email: str = "",
+                               name: str = "", by_operator: bool = False) -> Developer:
+        if not by_operator and not self.open_signup:
+            raise SignupClosed("sign-up is closed on this server; ask the operator for an account")
+        if not USERNAME.match(username):
+            raise InvalidParameter("username", "username must be 3 to 64 letters, digits, "
+                                   "'.', '_', '@' or '-', starting with a letter or digit")
+        check_new_password("password", password)
+        password_hash = await hash_password(password)
+        try:
+            async with self.pool.acquire() as conn:
+                return await store.insert_developer(conn, username, password_hash, email, name)
+        except asyncpg.UniqueViolationError:
+            raise UsernameTaken(f"username '{username}' is not available") from None
+
+    async def authenticate(self, username: str, password: str) -> Developer:
+        async with self.pool.acquire() as conn:
+            found = await store.developer_credentials(conn, username)
+        if found is None:
+            await burn_time(password)
+            raise Unauthorized("authentication failed: unknown username or wrong password")
+        developer, password_hash = found
+        if not await verify_password(password_hash, password):
+            raise Unauthorized("authentication failed: unknown username or wrong password")
+        return developer
+
+    async def authenticate_token(self, token: str) -> Developer:
+        async with self.pool.acquire() as conn:
+            developer = await store.developer_by_token(conn, keys.token_digest(token))
+        if developer is None:
+            raise Unauthorized("authentication failed: unknown token")
+        return developer
+
+    async def create_token(self, developer: Developer) -> str:
+        token = keys.new_token()
+        async with self.pool.acquire() as conn:
+            await store.insert_token(conn, developer.id, keys.token_digest(token))
+        return token
+
+    async def set_developer(self, developer: Developer, changes: Mapping[str, Any]) -> Developer:
+        changes = {k: ("" if v is None else v) for k, v in changes.items()}
+        if not changes:
+            return developer
+        async with self.pool.acquire() as conn:
+            return await store.update_developer(conn, developer.id, changes)
+
+    async def change_password(self, developer: Developer, new_password: str) -> None:
+        check_new_password("new_password", new_password)
+        new_hash = await hash_password(new_password)
+        async with self.pool.acquire() as conn:
+            await store.update_developer(conn, developer.id, {"password_hash": new_hash})
+
+    async def delete_developer(self, developer: Developer) -> None:
+        async with self.pool.acquire() as conn:
+            await store.delete_developer(conn, developer.id)
+
+    async def email_password(self, username: str) -> None:
+        # Passwords are stored as Argon2id hashes and cannot be mailed; a reset link would need
+        # a mail relay, and this server has none configured.
+        raise MailNotConfigured(
+            "mail is not configured on this server, so no password e-mail can be sent; "
+            "ask the operator to set a new password")
+
+    async def add_number(self, number: str, display: str | None, country: str,
+                         key: str | None) -> PhoneNumber:
+        return await numbers.Numbers(self.pool).add(number, display, country, key)
+
+    async def list_numbers(self) -> list[tuple[PhoneNumber, int, bool]]:
+        async with self.pool.acquire() as conn:
+            return await store.all_numbers(conn)
