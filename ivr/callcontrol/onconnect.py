@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ivr.callcontrol.live import Leg, LiveCall
+from ivr.callcontrol.live import LiveCall
+from ivr.callcontrol.live_call import Leg
 from ivr.callcontrol.models import BRIDGE_RING_TIMEOUT, ConnectRequest
 from ivr.core.errors import CallHungUp, IvrError
 

@@ -30,7 +30,8 @@ from ivr.callcontrol.errors import (
     NumberNotFound,
     RecordingNotFound,
 )
-from ivr.callcontrol.live import Leg, LiveCall, Telephony
+from ivr.callcontrol.live import LiveCall
+from ivr.callcontrol.live_call import Leg, LiveCallState, Telephony
 from ivr.callcontrol.media import CoreSoundMedia, CoreSounds, MediaSource
 from ivr.callcontrol.models import (
     NUMBER_RE,
@@ -215,7 +216,7 @@ class CallControl:
                  voice_id, app.app_id)
         return live
 
-    def _forget(self, live: LiveCall) -> None:
+    def _forget(self, live: LiveCallState) -> None:
         self.calls.pop(live.voice_id, None)
 
     # --- outbound -----------------------------------------------------------------------

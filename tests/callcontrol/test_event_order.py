@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from ivr.callcontrol import webhooks as cc_webhooks
-from ivr.callcontrol.live import Telephony
+from ivr.callcontrol.live_call import Telephony
 from ivr.callcontrol.service import CallControl
 from ivr.delivery.worker import DeliveryWorker
 from ivr.settings import Settings
