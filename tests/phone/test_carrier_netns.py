@@ -82,16 +82,18 @@ CARRIER_PJSIP = """\
 [global]
 type = global
 user_agent = test-carrier
-endpoint_identifier_order = username,ip
+endpoint_identifier_order = username,auth_username,ip
 
 [transport-udp]
 type = transport
 protocol = udp
 bind = {sip}:5060
 
-; The customer account our trunk registers as: digest auth on every request.
+; The customer account our trunk registers as: digest auth on every request, the account
+; known by the From user (REGISTER) or by the digest's user (a call whose From is a caller id).
 [{account}]
 type = endpoint
+identify_by = username,auth_username
 transport = transport-udp
 context = carrier-from-customer
 allow = !all,ulaw
@@ -121,8 +123,16 @@ CARRIER_DIALPLAN = """\
 exten => _X.,1,Dial(PJSIP/${{EXTEN}}@{account},20)
  same => n,Hangup()
 
+; Calls from the customer (our trunk, digest-authenticated): remember who and what they dialled.
 [carrier-from-customer]
-exten => _X.,1,Answer()
+exten => _X.,1,Set(GLOBAL(LAST_DIALLED)=${{EXTEN}})
+ same => n,Goto(carrier-answer,s,1)
+exten => _+X.,1,Set(GLOBAL(LAST_DIALLED)=${{EXTEN}})
+ same => n,Goto(carrier-answer,s,1)
+
+[carrier-answer]
+exten => s,1,Set(GLOBAL(LAST_FROM)=${{CALLERID(num)}})
+ same => n,Answer()
  same => n,Wait(30)
 """
 
@@ -384,6 +394,24 @@ async def test_a_did_in_the_to_header(site: Site, netns_engine: Telephony,
                               "+15557770004")
     assert row is not None
     assert (row["dialed"], row["flow"]) == ("+15125550198", "not-in-service")
+
+
+async def test_a_call_out_by_the_trunk(site: Site, netns_engine: Telephony) -> None:
+    """`PJSIP/NUMBER@trunk-acme` (what the dialer dials with IVR_DIALER_TRUNK=trunk-acme)
+    leaves by the carrier: its INVITE answers the carrier's digest challenge, and the caller id
+    asked for is the From the carrier sees."""
+    channel = f"out-{secrets.token_hex(4)}"
+    # Once answered the channel runs ivr-after-stasis (a hang-up): nothing else needs it.
+    await netns_engine.ari.originate(channel, "PJSIP/+15125550123@trunk-acme",
+                                     context="ivr-after-stasis", extension="s", priority=1,
+                                     caller_id="+15557770006", timeout=15)
+
+    async def seen() -> str | None:
+        shown = await asyncio.to_thread(provision.cli, site.carrier_cfg, "dialplan show globals")
+        return shown if "LAST_FROM=+15557770006" in shown else None
+
+    shown = await _until(seen, "the carrier did not get our call")
+    assert "LAST_DIALLED=+15125550123" in shown, shown
 
 
 async def test_the_carrier_goes_away_and_comes_back(
