@@ -222,7 +222,8 @@ async def metrics(request: web.Request) -> web.Response:
         backlog, None if delivery is None else delivery.worker,
         None if delivery is None else delivery.retention.stats)
     tel = request.app.get(TELEPHONY)
-    trunks = await trunk_health.trunk_states(tel.ari) if tel is not None else None
+    up = tel is not None and tel.events.connected  # no 2 s wait per scrape while ARI is down
+    trunks = await trunk_health.trunk_states(tel.ari) if tel is not None and up else None
     if trunks:
         text += trunk_health.exposition(trunks).encode()
     return web.Response(body=text, headers={"Content-Type": delivery_metrics.CONTENT_TYPE})
