@@ -118,6 +118,15 @@ class Dialled:
             return Route("recorder", partial(self.recorder.api_initiated, route=route))
         return Route("not-in-service", not_in_service)
 
+    async def adopt(self, call: Call) -> Route | None:
+        """After a restart: a channel still voicing a recorder session resumes it; any other
+        call a previous engine left is hung up (call control and the dialer keep their own
+        state and recover on their side)."""
+        session = await self.recorder.phone.resumable(call.id)
+        if session is None:
+            return None
+        return Route("recorder-resumed", partial(self.recorder.resume, session=session))
+
 
 def recorder_phone(settings: Settings, pool: asyncpg.Pool) -> RecorderPhone:
     """The recorder's phone-side store, as every part that changes sessions must see it: its
@@ -149,9 +158,10 @@ async def telephony(
     prompts = PromptCatalog(settings.prompts_dir, settings.data_dir, settings.public_url)
     recorder = RecorderFlow(phone, prompts, EspeakTts(settings.data_dir, settings.public_url),
                             takes)
-    runner = CallRunner(ari, settings.ari_app, Dialled(recorder, override, callcontrol).choose,
-                        PgCallLog(pool), shards=settings.ari_shards,
-                        apology=prompts.default_media("apology"))
+    dialled = Dialled(recorder, override, callcontrol)
+    runner = CallRunner(ari, settings.ari_app, dialled.choose, PgCallLog(pool),
+                        shards=settings.ari_shards, apology=prompts.default_media("apology"))
+    runner.adopt = dialled.adopt
     if callcontrol is not None:
         callcontrol.attach(ari, runner.router, settings.ari_app)
     recovery = Recovery(pool, takes)

@@ -10,9 +10,10 @@ the caller is in, takes and review: session_flow.py."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
-from ivr.core.errors import CallHungUp
+from ivr.core.errors import CallHungUp, TelephonyError
 from ivr.recorder.models import Recorder, Session
 from ivr.recorder.phone import NumberRoute
 from ivr.recorder.session_flow import (
@@ -24,6 +25,7 @@ from ivr.recorder.session_flow import (
     Visit,
     is_quiet,
 )
+from ivr.recorder.takes import parse_take_name
 from ivr.telephony.call import Call, Said
 
 log = logging.getLogger(__name__)
@@ -168,6 +170,41 @@ class RecorderFlow(SessionFlow):
         log.info("session %s: caller in (call-initiated)", session.session_key)
         await self._voice_session(call, recorder, session, list_id=list_id,
                                   visit=Visit(called=True))
+
+    # --- resumed after an engine restart --------------------------------------------------
+    async def resume(self, call: Call, session: Session) -> None:
+        """The engine that voiced this session stopped mid-call (a deploy, a crash) and this
+        one found the channel still in its app: "one moment", then the recording the caller
+        was on, from the start. A take in progress or under review was never confirmed: it is
+        stopped and kept as history only; recordings done before stay done."""
+        recorder = await self.phone.recorder(session.recorder_id)
+        await self._stop_takes_of(call, session)
+        await self.phone.abandon_take(session)
+        recordings = await self.phone.recordings(session.id)
+        ids = [r.id for r in recordings]
+        current = session.current_recording_id
+        handled: set[int] = set()
+        if current in ids:
+            # Before the current one: done; the current one too unless it was recording.
+            handled = set(ids[:ids.index(current) + (session.state != "recording")])
+        log.info("session %s: resumed, %d recording(s) done before", session.session_key,
+                 len(handled))
+        self._say(call, recorder, "one_moment")
+        list_id = session.list_id if recorder.initiation == "call" else None
+        await self._voice_session(call, recorder, session, list_id=list_id,
+                                  visit=Visit(called=True), handled=handled)
+
+    async def _stop_takes_of(self, call: Call, session: Session) -> None:
+        """What Asterisk still records for this session (the previous engine's take): stopped
+        and dropped (its name carries the session's id)."""
+        for stored in await call.ari.list_stored_recordings():
+            name = stored.get("name", "")
+            ids = parse_take_name(name)
+            if ids is None or ids[0] != session.id:
+                continue
+            with contextlib.suppress(TelephonyError):
+                await call.ari.cancel_live_recording(name)
+            await self.takes.forget(call.ari, name)
 
     async def _collect_access_code(self, call: Call, recorder: Recorder) -> str | None:
         for _ in range(PIN_TRIES):

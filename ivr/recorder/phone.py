@@ -244,6 +244,26 @@ class RecorderPhone:
             await store.leave_recording_state(conn, session_id)
 
     @patiently
+    async def resumable(self, channel_id: str) -> Session | None:
+        """The live session this channel was voicing, if any (a restarted engine resumes it)."""
+        async with self.pool.acquire() as conn:
+            session_id = await conn.fetchval(
+                "SELECT id FROM recording_sessions WHERE channel_id = $1"
+                " AND state IN ('called', 'recording') ORDER BY id DESC LIMIT 1", channel_id)
+            return None if session_id is None else await store.session_by_id(conn, session_id)
+
+    @patiently
+    async def abandon_take(self, session: Session) -> None:
+        """The take in progress or under review when the engine stopped: the caller never
+        confirmed it, so it is history (discarded) and the recording is as it was; the
+        resumed call records it again."""
+        async with self.pool.acquire() as conn:
+            await conn.execute("UPDATE takes SET status = 'discarded' WHERE session_id = $1"
+                               " AND status = 'pending'", session.id)
+        if session.state == "recording" and session.current_recording_id is not None:
+            await self.leave_recording(session.id, session.current_recording_id)
+
+    @patiently
     async def session_failed(self, session_id: int, code: str, reason: str) -> None:
         """The call voicing the session failed on our side: why, for the API and console."""
         async with self.pool.acquire() as conn:

@@ -121,12 +121,13 @@ class SessionFlow:
 
     # --- the recording loop ------------------------------------------------------------------
     async def _voice_session(self, call: Call, recorder: Recorder, session: Session,
-                             list_id: int | None, visit: Visit | None = None) -> None:
+                             list_id: int | None, visit: Visit | None = None,
+                             handled: set[int] | None = None) -> None:
         """Each recording of the session, in the order the list has *now*; with `list_id`
         (call-initiated), then new recordings until the caller is done or the list is full."""
         visit = visit or Visit()
         farewell = ["goodbye"]
-        handled: set[int] = set()
+        handled = handled or set()
         idle = 0
         try:
             while True:

@@ -32,7 +32,8 @@ class PgCallLog:
                       flow: str) -> None:
         await self._pool.execute(
             """INSERT INTO calls (channel_id, direction, caller_id, dialed, flow)
-               VALUES ($1, $2, $3, $4, $5) ON CONFLICT (channel_id) DO NOTHING""",
+               VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (channel_id) DO UPDATE SET flow = EXCLUDED.flow""",
             channel_id, direction, caller_id, dialed, flow,
         )
 

@@ -9,6 +9,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ivr.core.errors import CallHungUp, failure_of
 from ivr.core.logs import for_call
@@ -32,6 +33,9 @@ class Route:
 
 
 Choose = Callable[[Call], Awaitable[Route]]
+# Whether a channel found in our app with no task (a previous engine's call, after a restart)
+# can be resumed, and how: None hangs it up.
+Adopt = Callable[[Call], Awaitable[Route | None]]
 # Run after each resynchronisation with the ids of the channels still alive (features finish
 # there what a process that died left behind).
 ResyncHook = Callable[[set[str]], Awaitable[object]]
@@ -58,6 +62,8 @@ class CallRunner:
         self.started = 0
         self.finished = 0
         self.resync_hooks: list[ResyncHook] = []
+        self.adopt: Adopt | None = None
+        self.adopted = 0
 
     # --- new calls ----------------------------------------------------------------------
     def _on_unrouted(self, event: Event) -> None:
@@ -70,11 +76,13 @@ class CallRunner:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             return
-        call = Call(self._ari, channel, list(event.get("args") or []))
+        self._start(Call(self._ari, channel, list(event.get("args") or [])))
+
+    def _start(self, call: Call, route: Route | None = None) -> None:
         self.calls[call.id] = call
         self.router.register(call.id, call.feed)
         self.started += 1
-        task = asyncio.create_task(self._run(call), name=f"call-{call.id}")
+        task = asyncio.create_task(self._run(call, route), name=f"call-{call.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -84,13 +92,14 @@ class CallRunner:
         except AriHttpError:
             pass
 
-    async def _run(self, call: Call) -> None:
+    async def _run(self, call: Call, route: Route | None = None) -> None:
         for_call(call.id)
         outcome = "completed"
         failure: tuple[str, str] | None = None
         route_name = ""
         try:
-            route = await self._choose(call)
+            if route is None:
+                route = await self._choose(call)
             route_name = route.name
             log.info("call from %s to %s -> %s", call.caller_id or "anonymous",
                      call.dialed, route.name)
@@ -179,6 +188,8 @@ class CallRunner:
         for channel in channels:
             if channel["id"] in self.router or not self._in_our_app(channel):
                 continue
+            if self.accepting and await self._adopted(channel):
+                continue
             log.warning("[%s] orphaned in app %s: hanging up", channel["id"], self.app)
             await self._refuse(channel["id"])
             orphans.append(channel["id"])
@@ -192,6 +203,24 @@ class CallRunner:
                 log.warning("closed %d call record(s) whose channel no longer exists", closed)
         for hook in self.resync_hooks:
             await hook(live)
+
+    async def _adopted(self, channel: dict[str, Any]) -> bool:
+        """A call a previous engine left in our app (a restart): resumed when its feature
+        knows where it was, from the database (see the Adopt hook)."""
+        if self.adopt is None:
+            return False
+        call = Call(self._ari, channel, [])
+        try:
+            route = await self.adopt(call)
+        except Exception:
+            log.exception("[%s] could not decide whether to resume it", call.id)
+            return False
+        if route is None:
+            return False
+        log.warning("[%s] resuming a call a previous engine left: %s", call.id, route.name)
+        self.adopted += 1
+        self._start(call, route)
+        return True
 
     async def _announce_shards(self) -> None:
         """Tell the dialplan how many apps to spread incoming calls over (IVR_SHARDS), when it
