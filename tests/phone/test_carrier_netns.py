@@ -11,9 +11,13 @@
 
 Through that a caller at the carrier dials our recorder's number in its national form: the trunk
 registers, the call crosses the namespaces into the recorder flow, the caller keys the PIN and
-records a take that is saved, and the SDP each side sent carries the namespace addresses. An
-unknown DID is answered "not in service". Namespaces and both Asterisks are set up once for the
-module and removed after it; a part that cannot start fails the test."""
+records a take that is saved, and the SDP each side sent carries the namespace addresses (a
+trunk change mid-call keeps the call). Unknown DIDs (with a 00 prefix, in the To header) are
+answered "not in service"; /healthz and /metrics report the trunk; a call out by the trunk
+passes the carrier's challenge with our caller id; the carrier cut off shows as the trunk
+offline, and back online; a restarted carrier still reaches us, and a restarted media Asterisk
+keeps its trunk. Namespaces and both Asterisks are set up once for the module (about 45 s in
+all) and removed after it; a part that cannot start fails the test."""
 
 from __future__ import annotations
 
@@ -365,35 +369,35 @@ def _sip_log(site: Site) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
 
 
-async def test_an_unknown_did_is_not_in_service(
+async def test_unknown_dids_are_not_in_service(
     site: Site, netns_engine: Telephony, carrier_caller: Caller, pool: asyncpg.Pool,
 ) -> None:
+    """Two at once, the trunk in `--did-from to` mode (for carriers that send every call to
+    the registered contact): a raw INVITE whose Request-URI names our account and whose To
+    names the number, and the carrier's own call dialled with an international prefix (its To
+    is its Request-URI), which the trunk dialplan makes +15125550199."""
     await _until(lambda: _registered(site), "our trunk did not register")
-    # Dialled with an international prefix: the trunk dialplan makes it +15125550199.
-    leg = await carrier_caller.dial("0015125550199", caller_id="+15557770003")
-    assert await leg.wait_hangup(20), "not in service ends the call"
-    row = await pool.fetchrow("SELECT dialed, flow FROM calls WHERE caller_id = $1",
-                              "+15557770003")
-    assert row is not None
-    assert (row["dialed"], row["flow"]) == ("+15125550199", "not-in-service")
-
-
-async def test_a_did_in_the_to_header(site: Site, netns_engine: Telephony,
-                                      pool: asyncpg.Pool) -> None:
-    """`--did-from to`, for carriers that send every call to the registered contact: the
-    Request-URI names our account, the To header the number dialled."""
     await asyncio.to_thread(apply.apply, site.media_cfg,
                             [dataclasses.replace(site.trunk, did_from="to")], site.network)
+
+    async def carrier_call() -> bool:
+        leg = await carrier_caller.dial("0015125550199", caller_id="+15557770003")
+        return await leg.wait_hangup(20)
+
     try:
-        status = await asyncio.to_thread(invite, site.net.namespaces[1], site.carrier_sip,
-                                         site.media_sip, ACCOUNT, "+15125550198")
+        status, hung_up = await asyncio.gather(
+            asyncio.to_thread(invite, site.net.namespaces[1], site.carrier_sip, site.media_sip,
+                              ACCOUNT, "+15125550198"),
+            carrier_call())
     finally:
         await asyncio.to_thread(apply.apply, site.media_cfg, [site.trunk], site.network)
     assert status == "SIP/2.0 200 OK; hung up by the far end", status
-    row = await pool.fetchrow("SELECT dialed, flow FROM calls WHERE caller_id = $1",
-                              "+15557770004")
-    assert row is not None
-    assert (row["dialed"], row["flow"]) == ("+15125550198", "not-in-service")
+    assert hung_up, "not in service ends the call"
+    rows = await pool.fetch("SELECT caller_id, dialed, flow FROM calls WHERE caller_id = ANY($1)",
+                            ["+15557770003", "+15557770004"])
+    assert sorted((r["caller_id"], r["dialed"], r["flow"]) for r in rows) == [
+        ("+15557770003", "+15125550199", "not-in-service"),
+        ("+15557770004", "+15125550198", "not-in-service")]
 
 
 async def test_a_call_out_by_the_trunk(site: Site, netns_engine: Telephony) -> None:
@@ -446,3 +450,26 @@ async def test_the_carrier_goes_away_and_comes_back(
     assert await leg.wait_hangup(20)
     row = await pool.fetchrow("SELECT flow FROM calls WHERE caller_id = $1", "+15557770005")
     assert row is not None and row["flow"] == "not-in-service"
+
+
+async def test_a_restarted_media_asterisk_keeps_its_trunk(
+    site: Site, netns_engine: Telephony,
+) -> None:
+    """`ivr asterisk up` after a stop rewrites the configuration but carries the trunk file
+    over: the trunk registers again by itself, and the engine's event socket comes back across
+    the link (/healthz ok, the trunk online)."""
+    cfg = site.media_cfg
+    await asyncio.to_thread(provision.down, cfg, progress=lambda line: None)
+    await asyncio.to_thread(asterisk_up, site.net.namespaces[0], site.media_env,
+                            instance=cfg.instance, media_host=True)
+    await _until(lambda: _registered(site), "our trunk did not register after the restart")
+    base = site.media_env["IVR_PUBLIC_URL"]
+
+    async def healthy() -> bool:
+        await asyncio.to_thread(provision.cli, cfg, "pjsip qualify trunk-acme")
+        async with aiohttp.ClientSession() as http, http.get(f"{base}/healthz") as resp:
+            body = await resp.json()
+        return (resp.status == 200 and body["ari"]["connected"]
+                and body.get("trunks", {}).get("down") == [])
+
+    await _until(healthy, "the engine did not get back to a healthy trunk", timeout=30)
