@@ -4,7 +4,12 @@ is gone. The call schedules what the caller hears (`say`, `hush`, barge-in: play
 writes the flow's state changes behind the conversation (`write_behind`: write_behind.py).
 
 Events reach the call through `feed()`, called synchronously and in order by the router;
-`feed()` only settles futures and buffers digits, so routing stays cheap."""
+`feed()` only settles futures and buffers digits, so routing stays cheap.
+
+Over the house's ~400 lines on purpose: the Call is the one object a flow talks to, and its
+steps share one channel's state (digits typed ahead, playbacks and recordings in flight, the
+take's terminator); what is not that state lives beside it (playback.py, recording.py,
+write_behind.py)."""
 
 from __future__ import annotations
 
