@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ivr.console import calls, dialer_auth, dialer_pages, live, pages, render
+from ivr.console import calls, dialer_auth, dialer_pages, live, pages, render, webhooks
 from ivr.console.pages import view
 
 KEY = r"{rk:[A-Za-z0-9_-]{1,64}}"
@@ -52,6 +52,12 @@ def add_routes(app: web.Application) -> None:
     r.add_get(f"{p}/calls/{CALL}", view(calls.call))
     r.add_get(f"{p}/calls/{CALL}/events", view(calls.call_events))
     r.add_get(p + r"/takes/{take_id:[0-9]{1,18}}/audio.{ext:wav|mp3}", view(calls.take_audio))
+    r.add_get(p + "/webhooks", view(webhooks.webhooks))
+    hook = p + r"/webhooks/{event_id:[^/]{1,40}}"
+    r.add_get(hook, view(webhooks.webhook))
+    r.add_get(hook + "/events", view(webhooks.webhook_events))
+    r.add_post(hook + "/retry", view(webhooks.retry))
+    r.add_post(hook + "/redeliver", view(webhooks.redeliver))
     r.add_get(p + "/operations", view(pages.operations))
     r.add_post(rec + r"/deliveries/{event_id:[0-9a-fA-F-]{36}}/retry",
                view(pages.retry_delivery))

@@ -171,11 +171,37 @@ async def attempt_failed(conn: Conn, row_id: int, worker: str, status: int | Non
 async def retry(conn: Conn, owner: str, event_id: uuid.UUID,
                 retry_for: float = DEFAULT_RETRY_FOR) -> bool:
     """A failed row becomes pending again, with a fresh retry window."""
+    return await _again(conn, owner, event_id, retry_for, "state = 'failed'")
+
+
+async def redeliver(conn: Conn, owner: str, event_id: uuid.UUID,
+                    retry_for: float = DEFAULT_RETRY_FOR) -> bool:
+    """A delivered callback is sent again (same event id: a receiver that de-duplicates
+    ignores it), in its place in its stream's order, with a fresh retry window. Uploads are
+    not: their take's upload state follows their rows."""
+    return await _again(conn, owner, event_id, retry_for,
+                        "state = 'delivered' AND kind = 'callback'")
+
+
+async def _again(conn: Conn, owner: str, event_id: uuid.UUID, retry_for: float,
+                 which: str) -> bool:
     done = await conn.fetchval(
         "UPDATE outbox SET state = 'pending', settled_at = NULL, next_attempt_at = now(),"
         " give_up_at = now() + make_interval(secs => $3), attempts = 0, leased_by = NULL"
-        " WHERE owner = $1 AND event_id = $2 AND state = 'failed' RETURNING 1",
+        f" WHERE owner = $1 AND event_id = $2 AND {which} RETURNING 1",
         owner, event_id, float(retry_for))
+    if done:
+        await conn.execute(f"NOTIFY {CHANNEL}")
+    return bool(done)
+
+
+async def retry_now(conn: Conn, owner: str, event_id: uuid.UUID) -> bool:
+    """A pending row waiting out its backoff is due now (one in flight is already being
+    tried: its outcome schedules what comes next)."""
+    done = await conn.fetchval(
+        "UPDATE outbox SET next_attempt_at = least(next_attempt_at, now())"
+        " WHERE owner = $1 AND event_id = $2 AND state = 'pending' RETURNING 1",
+        owner, event_id)
     if done:
         await conn.execute(f"NOTIFY {CHANNEL}")
     return bool(done)

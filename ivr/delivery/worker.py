@@ -6,12 +6,14 @@ One failing endpoint delays only its own stream: other sessions' rows are claime
 and one host has at most `per_host` of the worker's slots, so a receiver that hangs (each
 attempt waiting out its timeouts) cannot take the slots every other receiver needs.
 Each attempt: 5 s to connect, 15 s between reads; a failure retries after an exponential
-backoff with jitter until the row's retry window closes, then the row is `failed`."""
+backoff with jitter until the row's retry window closes, then the row is `failed`. What each
+attempt sent and got back is recorded with its outcome (attempts.py: the console's inspector)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
@@ -29,7 +31,7 @@ import aiohttp
 import asyncpg
 
 from ivr import __version__
-from ivr.delivery import outbox
+from ivr.delivery import attempts, outbox
 from ivr.delivery.signing import (
     ATTEMPT_HEADER,
     EVENT_ID_HEADER,
@@ -66,6 +68,7 @@ class Outcome:
     error: str = ""
     sent: int = 0
     permanent: bool = False
+    trace: attempts.Trace | None = None  # what the inspector shows of this attempt
 
 
 class DeliveryWorker:
@@ -205,6 +208,7 @@ class DeliveryWorker:
         try:
             async with self.pool.acquire() as conn:
                 await outbox.purge_settled(conn, self.keep_delivered_seconds)
+                await attempts.purge(conn, self.keep_delivered_seconds)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("delivery: purge failed: %s", exc)
 
@@ -232,6 +236,8 @@ class DeliveryWorker:
 
     async def _settle(self, row: outbox.Row, result: Outcome) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
+            if result.trace is not None:
+                await attempts.record(conn, row.id, row.attempts, result.trace, result.error)
             if result.ok:
                 if await outbox.delivered(conn, row.id, self.name, result.status or 0,
                                           result.sent):
@@ -264,21 +270,26 @@ class DeliveryWorker:
 
     async def _send(self, row: outbox.Row) -> Outcome:
         assert self._http is not None
+        trace = attempts.Trace()
         try:
             if row.kind == "upload":
-                return await self._upload(row)
-            assert row.body is not None and row.signing_secret is not None
-            headers = {"Content-Type": row.content_type, EVENT_ID_HEADER: str(row.event_id),
-                       EVENT_TYPE_HEADER: row.event_type, ATTEMPT_HEADER: str(row.attempts),
-                       **signed_headers(row.signing_secret, row.body)}
-            async with self._http.post(row.url, data=row.body, headers=headers,
-                                       allow_redirects=False) as resp:
-                await resp.read()
-                return _answer(resp.status, len(row.body))
+                result = await self._upload(row, trace)
+            else:
+                assert row.body is not None and row.signing_secret is not None
+                headers = {"Content-Type": row.content_type,
+                           EVENT_ID_HEADER: str(row.event_id),
+                           EVENT_TYPE_HEADER: row.event_type, ATTEMPT_HEADER: str(row.attempts),
+                           **signed_headers(row.signing_secret, row.body)}
+                trace.sent(headers.items())
+                async with self._http.post(row.url, data=row.body, headers=headers,
+                                           allow_redirects=False) as resp:
+                    _answered(trace, resp, await resp.read())
+                    result = _answer(resp.status, len(row.body))
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            return Outcome(False, error=_describe(exc))
+            result = Outcome(False, error=_describe(exc))
+        return dataclasses.replace(result, trace=trace.finish())
 
-    async def _upload(self, row: outbox.Row) -> Outcome:
+    async def _upload(self, row: outbox.Row, trace: attempts.Trace) -> Outcome:
         assert self._http is not None and row.file_path is not None
         path = Path(row.file_path)
         try:
@@ -296,10 +307,18 @@ class DeliveryWorker:
         else:
             payload = aiohttp.FormData()
             payload.add_field("file", data, filename=filename, content_type=row.content_type)
+        trace.sent(headers.items(), attempts.secret_names(row.headers))
         async with self._http.request(row.method, row.url, data=payload, headers=headers,
                                       allow_redirects=False) as resp:
-            await resp.read()
+            _answered(trace, resp, await resp.read(), attempts.secret_names(row.headers))
             return _answer(resp.status, len(data))
+
+
+def _answered(trace: attempts.Trace, resp: aiohttp.ClientResponse, body: bytes,
+              secret: set[str] | frozenset[str] = frozenset()) -> None:
+    # The headers as they went out (the session's User-Agent, Content-Length, Host included).
+    trace.sent(resp.request_info.headers.items(), secret)
+    trace.answered(resp.status, resp.headers.items(), body)
 
 
 def _answer(status: int, sent: int) -> Outcome:

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
+import orjson
 from aiohttp.test_utils import TestClient
 
 from ivr.delivery.links import AudioLinks
@@ -75,6 +76,14 @@ async def test_an_accepted_take_is_uploaded_with_retries(
     metrics = await (await app.get("/metrics")).text()
     assert f"ivr_upload_bytes_total {float(sent)}" in metrics
     assert 'ivr_deliveries_total{kind="upload",outcome="retried"} 2.0' in metrics
+    # Every attempt is kept for the console's inspector, the upload header's value not.
+    kept = await pool.fetch(
+        "SELECT a.response_status, a.request_headers::text AS sent FROM outbox_attempts a"
+        " JOIN outbox o ON o.id = a.outbox_id WHERE o.subject = $1 ORDER BY a.id",
+        f"take:{take.id}")
+    assert [r["response_status"] for r in kept].count(500) == 2 and len(kept) == 4
+    assert all(["Authorization", "[redacted]"] in orjson.loads(r["sent"])
+               and "up-token-123" not in r["sent"] for r in kept)
 
 
 async def test_multipart_post_upload_and_a_failed_upload_shows(

@@ -411,6 +411,15 @@ function liveCall(section) {
   follow(section.dataset.events, show, document.getElementById("live-status"), "call over");
 }
 
+// A delivery's page while it is pending: loaded again whenever its state, attempts or what it
+// waits behind change (the page is server-rendered; a reload is its update).
+function followDelivery(section) {
+  const seen = JSON.parse(section.dataset.version);
+  follow(section.dataset.follow, (d) => {
+    if (Object.keys(d).some((k) => String(d[k]) !== String(seen[k]))) window.location.reload();
+  }, document.getElementById("live-status"), "settled");
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   confirmations();
   for (const table of document.querySelectorAll("table[data-sortable]")) sortable(table);
@@ -423,4 +432,6 @@ document.addEventListener("DOMContentLoaded", () => {
   if (calls) liveCalls(calls);
   const call = document.getElementById("call-live");
   if (call) liveCall(call);
+  const delivery = document.querySelector("#webhook[data-follow]:not([data-follow=''])");
+  if (delivery) followDelivery(delivery);
 });
