@@ -79,6 +79,17 @@ class Developer:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiToken:
+    """A developer's bearer token as listed (the token itself is shown once, when made)."""
+
+    id: int
+    name: str
+    created_at: datetime
+    expires_at: datetime
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class PhoneNumber:
     id: int
     phone_number_key: str

@@ -221,7 +221,7 @@ async def change_password(c: Ctx) -> Reply:
 
 
 async def login_developer(c: Ctx) -> Reply:
-    token = await c.service.create_token(c.dev)
+    token = await c.service.create_token(c.dev, "LoginDeveloper")
     return (f"Developer {c.dev.username} logged in",
             [("developer", developer_node(c.dev)), ("api_token", token)])
 

@@ -139,7 +139,8 @@ async def get_developer(request: web.Request, d: Developer, s: RecorderService) 
 
 
 async def create_token(request: web.Request, d: Developer, s: RecorderService) -> web.Response:
-    return json_response({"token": await s.create_token(d), "token_type": "Bearer"}, 201)
+    return json_response({"token": await s.create_token(d, "POST /v1/tokens"),
+                          "token_type": "Bearer"}, 201)
 
 
 # --- recorders --------------------------------------------------------------------------------

@@ -11,13 +11,16 @@ import asyncpg
 
 from ivr.core import keys
 from ivr.core.db import Conn
-from ivr.core.errors import InvalidParameter, Unauthorized
+from ivr.core.errors import InvalidParameter, NotFound, Unauthorized
 from ivr.core.passwords import burn_time, hash_password, verify_password
 from ivr.delivery.outbox import DEFAULT_RETRY_FOR
 from ivr.recorder import events, numbers, store
 from ivr.recorder.errors import MailNotConfigured, SignupClosed, UsernameTaken
-from ivr.recorder.models import Developer, PhoneNumber
+from ivr.recorder.models import ApiToken, Developer, PhoneNumber
 from ivr.recorder.rules import USERNAME, check_new_password
+
+TOKEN_DAYS = 90  # a token's lifetime unless its maker chose another
+MAX_TOKEN_DAYS = 365
 
 
 class AccountOps:
@@ -64,14 +67,31 @@ class AccountOps:
         async with self.pool.acquire() as conn:
             developer = await store.developer_by_token(conn, keys.token_digest(token))
         if developer is None:
-            raise Unauthorized("authentication failed: unknown token")
+            raise Unauthorized("authentication failed: unknown, revoked or expired token")
         return developer
 
-    async def create_token(self, developer: Developer) -> str:
+    async def create_token(self, developer: Developer, name: str = "",
+                           lifetime_days: int = TOKEN_DAYS) -> str:
+        """A new bearer token, returned this once (only its SHA-256 is kept)."""
+        name = name.strip()
+        if len(name) > 100:
+            raise InvalidParameter("name", "Name: at most 100 characters")
+        if not 1 <= lifetime_days <= MAX_TOKEN_DAYS:
+            raise InvalidParameter("lifetime_days", f"Expires after: 1 to {MAX_TOKEN_DAYS} days")
         token = keys.new_token()
         async with self.pool.acquire() as conn:
-            await store.insert_token(conn, developer.id, keys.token_digest(token))
+            await store.insert_token(conn, developer.id, keys.token_digest(token), name,
+                                     lifetime_days * 86400.0)
         return token
+
+    async def tokens(self, developer: Developer) -> list[ApiToken]:
+        async with self.pool.acquire() as conn:
+            return await store.tokens_of(conn, developer.id)
+
+    async def revoke_token(self, developer: Developer, token_id: int) -> None:
+        async with self.pool.acquire() as conn:
+            if not await store.delete_token(conn, developer.id, token_id):
+                raise NotFound(f"there is no API token {token_id} among yours")
 
     async def set_developer(self, developer: Developer, changes: Mapping[str, Any]) -> Developer:
         changes = {k: ("" if v is None else v) for k, v in changes.items()}
@@ -80,11 +100,14 @@ class AccountOps:
         async with self.pool.acquire() as conn:
             return await store.update_developer(conn, developer.id, changes)
 
-    async def change_password(self, developer: Developer, new_password: str) -> None:
+    async def change_password(self, developer: Developer, new_password: str) -> int:
+        """A new password, and every API token of the developer revoked with it (a leaked
+        token must not outlive the password); returns how many were revoked."""
         check_new_password("new_password", new_password)
         new_hash = await hash_password(new_password)
-        async with self.pool.acquire() as conn:
+        async with self.pool.acquire() as conn, conn.transaction():
             await store.update_developer(conn, developer.id, {"password_hash": new_hash})
+            return await store.delete_tokens(conn, developer.id)
 
     async def delete_developer(self, developer: Developer) -> None:
         async with self.pool.acquire() as conn:

@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestClient
 
+from ivr.core import keys
 from ivr.core.web import POOL
 from ivr.recorder.openapi import DOCUMENT
 
@@ -118,3 +119,31 @@ async def test_idempotency_key(api: TestClient, phone_number: str) -> None:
     resp = await api.post(f"/v1/recorders/{rk}/lists", json={"max_recordings": 2},
                           headers={**auth, "Idempotency-Key": "k-2"})
     assert resp.status == 201
+
+
+async def test_a_password_change_revokes_the_developers_tokens(api: TestClient) -> None:
+    """A token does not outlive ChangePassword (a leaked token is dead once its owner changes
+    the password), nor its expiry."""
+    username, password = "tok" + secrets.token_hex(4), secrets.token_urlsafe(12)
+    assert (await api.post("/v1/developers", json={"username": username,
+                                                   "password": password})).status == 201
+    token = (await (await api.post("/v1/tokens", headers=basic(username, password))).json())[
+        "token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert (await api.get("/v1/developer", headers=bearer)).status == 200
+    old = (await (await api.post("/v1/tokens", headers=basic(username, password))).json())[
+        "token"]
+    await api.server.app[POOL].execute(
+        "UPDATE developer_tokens SET expires_at = now() - interval '1 second'"
+        " WHERE token_hash = $1", keys.token_digest(old))
+    assert (await api.get("/v1/developer", headers={"Authorization": f"Bearer {old}"})
+            ).status == 401
+    resp = await api.get("/vr", params={"action": "ChangePassword", "reply": "json",
+                                        "username": username, "password": password,
+                                        "new_password": "a-new-password-1"})
+    assert (await resp.json())["MyVoxapi"]["status"] == "success"
+    resp = await api.get("/v1/developer", headers=bearer)
+    assert resp.status == 401
+    assert "unknown, revoked or expired token" in (await resp.json())["message"]
+    assert (await api.get("/v1/developer", headers=basic(username, "a-new-password-1"))
+            ).status == 200

@@ -11,6 +11,8 @@ from ivr.recorder.store.delivery import (
 from ivr.recorder.store.developers import (
     claim_idempotency_key,
     delete_developer,
+    delete_token,
+    delete_tokens,
     developer_by_id,
     developer_by_token,
     developer_credentials,
@@ -18,6 +20,7 @@ from ivr.recorder.store.developers import (
     insert_token,
     release_idempotency_key,
     save_idempotent_response,
+    tokens_of,
     update_developer,
 )
 from ivr.recorder.store.numbers import (

@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from ivr.core.db import Conn
-from ivr.recorder.models import Developer
+from ivr.recorder.models import ApiToken, Developer
 from ivr.recorder.store.sql import _assignments
 
 
@@ -31,15 +31,48 @@ async def developer_credentials(conn: Conn, username: str) -> tuple[Developer, s
 
 
 async def developer_by_token(conn: Conn, digest: bytes) -> Developer | None:
+    """The developer of a token that is neither revoked nor expired; its last use is noted
+    at most once a minute (so a busy client costs no write per request)."""
     row = await conn.fetchrow(
-        "SELECT d.* FROM developer_tokens t JOIN developers d ON d.id = t.developer_id"
-        " WHERE t.token_hash = $1", digest)
-    return None if row is None else _developer(row)
+        "SELECT d.*, t.last_used_at > now() - interval '1 minute' AS fresh"
+        " FROM developer_tokens t JOIN developers d ON d.id = t.developer_id"
+        " WHERE t.token_hash = $1 AND t.expires_at > now()", digest)
+    if row is None:
+        return None
+    if not row["fresh"]:
+        await conn.execute("UPDATE developer_tokens SET last_used_at = now()"
+                           " WHERE token_hash = $1", digest)
+    return _developer(row)
 
 
-async def insert_token(conn: Conn, developer_id: int, digest: bytes) -> None:
-    await conn.execute("INSERT INTO developer_tokens (token_hash, developer_id) VALUES ($1, $2)",
-                       digest, developer_id)
+async def insert_token(conn: Conn, developer_id: int, digest: bytes, name: str,
+                       lifetime_seconds: float) -> None:
+    await conn.execute(
+        "INSERT INTO developer_tokens (token_hash, developer_id, name, expires_at)"
+        " VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
+        digest, developer_id, name, float(lifetime_seconds))
+
+
+async def tokens_of(conn: Conn, developer_id: int) -> list[ApiToken]:
+    """The developer's tokens still in force, newest first; expired ones are swept here."""
+    await conn.execute("DELETE FROM developer_tokens WHERE developer_id = $1"
+                       " AND expires_at <= now()", developer_id)
+    rows = await conn.fetch(
+        "SELECT id, name, created_at, expires_at, last_used_at FROM developer_tokens"
+        " WHERE developer_id = $1 ORDER BY created_at DESC, id DESC", developer_id)
+    return [ApiToken(**dict(r)) for r in rows]
+
+
+async def delete_token(conn: Conn, developer_id: int, token_id: int) -> bool:
+    done = await conn.fetchval("DELETE FROM developer_tokens WHERE developer_id = $1"
+                               " AND id = $2 RETURNING 1", developer_id, token_id)
+    return bool(done)
+
+
+async def delete_tokens(conn: Conn, developer_id: int) -> int:
+    result = await conn.execute("DELETE FROM developer_tokens WHERE developer_id = $1",
+                                developer_id)
+    return int(result.split()[-1])
 
 
 async def update_developer(conn: Conn, developer_id: int, changes: Mapping[str, Any]) -> Developer:
