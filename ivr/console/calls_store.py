@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
+from ivr.console import store
 from ivr.core.db import Conn
 
 # How a call ended, as the list filters it: `failed` wins over how the line was dropped.
@@ -46,16 +47,10 @@ class Filters:
 
 
 @dataclass(frozen=True, slots=True)
-class CallRow:
+class CallRow(store.CallRow):
+    """A call of the developer's: its `calls` row, how it ended, its session and recorder."""
+
     id: int
-    channel_id: str
-    direction: str
-    caller_id: str
-    dialed: str
-    flow: str
-    started_at: datetime
-    ended_at: datetime | None
-    outcome: str | None
     state: str
     failure_code: str | None
     failure_reason: str | None

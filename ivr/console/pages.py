@@ -85,7 +85,8 @@ async def signin_form(request: web.Request) -> web.StreamResponse:
         raise web.HTTPSeeOther(auth.next_path(request.query.get("next")))
     token = secrets.token_urlsafe(32)
     response = render.page(request, "signin.html", signin_token=token,
-                           next=auth.next_path(request.query.get("next")))
+                           next=auth.next_path(request.query.get("next")),
+                           signup_open=request.app[RECORDER].open_signup)
     auth.set_cookie(request, response, auth.SIGNIN_COOKIE, token, 3600)
     return response
 

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ivr.console import calls, dialer_auth, dialer_pages, live, pages, render, webhooks
+from ivr.console import (
+    account,
+    calls,
+    dialer_auth,
+    dialer_pages,
+    live,
+    pages,
+    render,
+    webhooks,
+)
 from ivr.console.pages import view
 
 KEY = r"{rk:[A-Za-z0-9_-]{1,64}}"
@@ -28,6 +37,12 @@ def add_routes(app: web.Application) -> None:
     r.add_get(p + "/signin", pages.signin_form)
     r.add_post(p + "/signin", pages.signin)
     r.add_post(p + "/signout", view(pages.signout))
+    r.add_get(p + "/signup", account.signup_form)
+    r.add_post(p + "/signup", account.signup)
+    r.add_get(p + "/account", view(account.account))
+    r.add_post(p + "/account/tokens", view(account.create_token))
+    r.add_post(p + r"/account/tokens/{token_id:[^/]{1,40}}/revoke", view(account.revoke_token))
+    r.add_post(p + "/account/password", view(account.change_password))
     r.add_get(p + "/recorders", view(pages.recorders))
     r.add_post(p + "/recorders", view(pages.create_recorder))
     rec = f"{p}/recorders/{KEY}"

@@ -38,8 +38,18 @@ async def delete_sign_in(conn: Conn, digest: bytes) -> None:
     await conn.execute("DELETE FROM console_sessions WHERE token_hash = $1", digest)
 
 
+async def delete_other_sign_ins(conn: Conn, developer_id: int, keep: bytes) -> int:
+    """Every other browser signed in as the developer is signed out (a new password)."""
+    result = await conn.execute(
+        "DELETE FROM console_sessions WHERE developer_id = $1 AND token_hash <> $2",
+        developer_id, keep)
+    return int(result.split()[-1])
+
+
 @dataclass(frozen=True, slots=True)
 class CallRow:
+    """A row of the engine's call log (`calls`); the console's call log adds to it."""
+
     channel_id: str
     direction: str
     caller_id: str
