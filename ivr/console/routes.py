@@ -9,6 +9,7 @@ from ivr.console import (
     calls,
     dialer_auth,
     dialer_pages,
+    error_log,
     live,
     pages,
     render,
@@ -73,6 +74,9 @@ def add_routes(app: web.Application) -> None:
     r.add_get(hook + "/events", view(webhooks.webhook_events))
     r.add_post(hook + "/retry", view(webhooks.retry))
     r.add_post(hook + "/redeliver", view(webhooks.redeliver))
+    r.add_get(p + "/errors", view(error_log.errors))
+    r.add_get(p + "/errors/codes", error_log.codes)
+    r.add_get(p + r"/errors/codes/{code:[^/]{1,60}}", error_log.code_page)
     r.add_get(p + "/operations", view(pages.operations))
     r.add_post(rec + r"/deliveries/{event_id:[0-9a-fA-F-]{36}}/retry",
                view(pages.retry_delivery))

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from ivr.console import calls, live, render, webhooks_store
 from ivr.console.auth import Console
+from ivr.console.error_codes import delivery_code
 from ivr.core.errors import Conflict, InvalidParameter, NotFound
 from ivr.core.web import POOL
 from ivr.delivery import attempts, outbox
@@ -99,6 +100,7 @@ async def webhook(request: web.Request, c: Console) -> web.StreamResponse:
     d = await _one(request, c, event_id)
     return render.page(
         request, "webhook.html", c, d=d, note=waiting_note(d),
+        code=delivery_code(d) if d["last_error"] and d["state"] != "delivered" else "",
         body=_text(d["body"], BODY_SHOWN), excerpt=lambda b: _text(b, attempts.BODY_EXCERPT),
         events=f"{P}/{event_id}/events" if d["state"] == "pending" else "",
         version=_version(d))

@@ -46,3 +46,15 @@ async def one(conn: Conn, developer_id: int, event_id: uuid.UUID) -> dict[str, A
               JOIN outbox x ON x.id = q.id
               LEFT JOIN outbox b ON b.event_id = q.blocked_by""", developer_id, event_id)
     return None if row is None else dict(row)
+
+
+async def failing(conn: Conn, developer_id: int, limit: int) -> list[dict[str, Any]]:
+    """The developer's deliveries that failed, or are being retried after a failed attempt,
+    newest first, each with when its last attempt started."""
+    rows = await conn.fetch(
+        f"""SELECT q.*, (SELECT max(a.started_at) FROM outbox_attempts a
+                          WHERE a.outbox_id = q.id) AS tried_at
+              FROM ({_ROWS} AND (o.state = 'failed' OR (o.state = 'pending'
+                    AND o.attempts > 0 AND coalesce(o.last_error, '') <> ''))) q
+             ORDER BY q.id DESC LIMIT $2""", developer_id, limit)
+    return [dict(r) for r in rows]

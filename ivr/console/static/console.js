@@ -363,6 +363,8 @@ function liveCall(section) {
     failure.hidden = !d.failure;
     if (d.failure) {
       document.getElementById("failure-code").textContent = d.failure.code;
+      document.getElementById("failure-help").href =
+        `/console/errors/codes/${encodeURIComponent(d.failure.code)}`;
       document.getElementById("failure-reason").textContent = d.failure.reason;
     }
     timeline.replaceChildren(...d.timeline.map((e) => {
