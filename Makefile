@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # Debian packages the project needs on the host (Asterisk itself lives in its own sid root).
 DEB_PACKAGES := debootstrap ffmpeg lame sox espeak-ng baresip-core chromium chromium-driver wrk
 
-.PHONY: run test lint asterisk asterisk-down db prompts bench setup deps venv lock clean
+.PHONY: run test lint asterisk asterisk-down db prompts bench faults setup deps venv lock clean
 
 run: setup asterisk db
 	$(IVR) serve --banner
@@ -34,6 +34,11 @@ db: setup
 # event routing, media. Prints a table; JSON in bench/results/. About 20 minutes.
 bench: setup
 	$(PY) -m bench.run --more $(BENCH_ARGS)
+
+# The fault run (bench/faults.py, docs/reliability.md): one fault at a time in a steady load of
+# recording calls; prints a table, JSON in bench/results/. About 5 minutes.
+faults: setup
+	$(PY) -m bench.run --faults $(BENCH_ARGS)
 
 # Regenerate the default prompt set's audio from prompts/*/prompts.tsv (deterministic output).
 prompts: venv

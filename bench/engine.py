@@ -25,6 +25,8 @@ class EngineProcess:
         self.env = {**os.environ, "IVR_DATABASE_URL": database_url, "IVR_DATA_DIR": str(data_dir)}
         self.base_url = base_url
         self.log = log
+        self.proc: asyncio.subprocess.Process
+        self._extra: dict[str, str] = {}
 
     async def migrate(self) -> None:
         proc = await asyncio.create_subprocess_exec(
@@ -35,26 +37,49 @@ class EngineProcess:
             raise RuntimeError(f"ivr migrate failed: {out.decode(errors='replace')[-2000:]}")
 
     @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[int]:
-        """Start `ivr serve`, wait until /healthz says it is connected to ARI, yield its pid;
-        stop it with SIGTERM (calls in progress drain) afterwards."""
+    async def running(self, **env: str) -> AsyncIterator[int]:
+        """Start `ivr serve` (with `env` on top of its settings), wait until /healthz says it
+        is connected to ARI, yield its pid; stop it with SIGTERM (calls in progress drain)
+        afterwards. `restart` replaces it meanwhile (the fault run)."""
+        self._extra = env
+        await self._start()
+        try:
+            yield self.proc.pid
+        finally:
+            await self.stop()
+
+    async def _start(self) -> None:
         # A session of its own, as a service has: its CPU claim (IVR_NICE, under autogroup
         # scheduling a claim for the whole session) then covers the engine, not the bench.
         with self.log.open("ab") as out:
-            proc = await asyncio.create_subprocess_exec(
-                *IVR, "serve", env=self.env, cwd=REPO_ROOT, stdin=asyncio.subprocess.DEVNULL,
-                stdout=out, stderr=out, start_new_session=True)
-        try:
-            await self._wait_ready(proc)
-            yield proc.pid
-        finally:
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(proc.wait(), 40)
-                except TimeoutError:
-                    proc.kill()
-                    await proc.wait()
+            self.proc = await asyncio.create_subprocess_exec(
+                *IVR, "serve", env={**self.env, **self._extra}, cwd=REPO_ROOT,
+                stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
+                start_new_session=True)
+        await self._wait_ready(self.proc)
+
+    async def stop(self, grace: float = 40) -> None:
+        proc = self.proc
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), grace)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+    async def restart(self, *, kill: bool) -> float:
+        """SIGKILL (a crash) or SIGTERM (a deploy's graceful stop) and start again; returns
+        the seconds until the new one was healthy."""
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        if kill:
+            self.proc.kill()
+            await self.proc.wait()
+        else:
+            await self.stop()
+        await self._start()
+        return round(loop.time() - began, 1)
 
     async def _wait_ready(self, proc: asyncio.subprocess.Process) -> None:
         async with aiohttp.ClientSession() as http:

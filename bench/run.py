@@ -30,7 +30,7 @@ import orjson
 from aiohttp import web
 
 import ivr.app  # noqa: F401  (first: the recorder package imports in this order)
-from bench import api, calls, events, media
+from bench import api, calls, events, faults, media
 from bench.engine import EngineProcess
 from ivr.cli import asterisk_config
 from ivr.core import db
@@ -122,6 +122,8 @@ async def main(args: argparse.Namespace) -> int:
     say(f"machine: {out['machine']}")
     lock_path = settings.asterisk_root.parent / "engine-tests.lock"
 
+    if args.faults:
+        skip |= {"media", "events"}
     say("media: WAV -> MP3 ...")
     out["media"] = None if "media" in skip else await asyncio.to_thread(media.run, SPEECH)
     say("events: ARI event routing ...")
@@ -157,18 +159,25 @@ async def main(args: argparse.Namespace) -> int:
                     engine, settings.public_url, database, data_dir, speech_url, speech_s,
                     number, vr, say)
                 out["speech_seconds"] = round(speech_s, 2)
-                out["load"] = [] if "calls" in skip else await run_steps(load, args, t0, settings)
-                if "api" not in skip:
-                    out["api"] = await run_api(load, vr, database_url, lock_path)
+                if args.faults:
+                    say("faults: one at a time, in a steady load ...")
+                    out["faults"] = await faults.run(
+                        load, database_url, settings.ari_url, args.fault_calls, 3_000_000, say,
+                        tuple(args.fault_list.split(",")))
+                else:
+                    out["load"] = [] if "calls" in skip else await run_steps(
+                        load, args, t0, settings)
+                    if "api" not in skip:
+                        out["api"] = await run_api(load, vr, database_url, lock_path)
     finally:
         await pool.close()
         await db.drop_database(database_url)
         shutil.rmtree(data_dir, ignore_errors=True)
     out["seconds"] = round(time.monotonic() - t0)
-    path = RESULTS / f"bench-{stamp}.json"
+    path = RESULTS / f"{'faults' if args.faults else 'bench'}-{stamp}.json"
     path.write_bytes(orjson.dumps(out, option=orjson.OPT_INDENT_2))
     print()
-    print(table(out))
+    print(faults.table(out["faults"]) if args.faults else table(out))
     say(f"\nresults: {path.relative_to(REPO_ROOT)} ({out['seconds']} s)")
     return 0
 
@@ -307,6 +316,12 @@ def cli() -> int:
     parser.add_argument("--systems", default="baseline,engine",
                         help="which load systems to step (development: engine alone); "
                              "`loaded` (with engine) always runs the control")
+    parser.add_argument("--faults", action="store_true",
+                        help="the fault run (bench/faults.py) instead of the load steps")
+    parser.add_argument("--fault-list", default=",".join(faults.FAULTS),
+                        help="which faults (the fault run), comma-separated")
+    parser.add_argument("--fault-calls", type=int, default=20,
+                        help="calls in progress when each fault strikes (the fault run)")
     parser.add_argument("--no-control", dest="control", action="store_false",
                         help="no control step where the engine falls short of the baseline")
     args = parser.parse_args()

@@ -33,3 +33,20 @@ async def test_lines_logged_for_a_call_carry_its_id(caplog: pytest.LogCaptureFix
         "[other-channel] named by itself",
         "not about a call",
     ]
+
+
+def test_asyncpg_refilling_its_pool_while_the_database_is_down_is_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import ivr.core.db  # noqa: F401  (installs the filter)
+
+    caplog.set_level(logging.WARNING, logger="asyncpg.pool")
+    try:
+        raise ConnectionRefusedError("connect call failed")
+    except ConnectionRefusedError:
+        logging.getLogger("asyncpg.pool").warning(
+            "Failed to restore the pool connection floor; retrying", exc_info=True)
+    (record,) = caplog.records
+    assert record.exc_info is None
+    assert record.getMessage() == ("Failed to restore the pool connection floor; retrying: "
+                                   "ConnectionRefusedError: connect call failed")

@@ -21,6 +21,23 @@ T = TypeVar("T")
 # A connection or a pool's proxy for one: both answer the same calls, so the stores take either.
 Conn: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
 
+
+
+class _OneLine(logging.Filter):
+    """asyncpg logs a traceback each time it fails to refill the pool while the database is
+    down (every second or so): one line, with the reason, says the same."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            record.msg = f"{record.getMessage()}: {type(exc).__name__}: {exc}"
+            record.args = None
+            record.exc_info = None
+        return True
+
+
+logging.getLogger("asyncpg.pool").addFilter(_OneLine())
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 # Any constant works; it only has to be the same in every process that migrates this database.
 _MIGRATION_LOCK = 0x1F0_0001

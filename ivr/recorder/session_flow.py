@@ -43,6 +43,9 @@ DIGIT_TIMEOUT = 8.0
 # shortest kept (by Asterisk's clock); a take near the line waits for its length to be read.
 MENU_EARLY_MARGIN = 0.5
 INTER_DIGIT_TIMEOUT = 4.0
+# How long the conversation waits for a database answer it can go on without (a slow or
+# restarting database); the change itself still commits, later, in order.
+DATABASE_WAIT = 1.0
 CALLER_ID = re.compile(r"^\+?[0-9]{2,15}$")
 
 
@@ -84,6 +87,9 @@ class Visit:
         # between the key and the next announcement. Changes made through the API until the
         # caller ends the take are seen; later ones from the recording after.
         self.upcoming: asyncio.Task[list[Recording]] | None = None
+        # The list as last read: what the caller goes on with while the database does not
+        # answer (an outage), rather than silence until it does.
+        self.known: list[Recording] | None = None
 
     def look_ahead(self, task: asyncio.Task[list[Recording]]) -> None:
         self.forget_upcoming()
@@ -99,9 +105,18 @@ class Visit:
                          ) -> list[Recording]:
         task, self.upcoming = self.upcoming, None
         if task is not None:
+            if self.known is not None:
+                await asyncio.wait([task], timeout=DATABASE_WAIT)
+                if not task.done():
+                    log.warning("the database is slow: going on with the recordings as read")
+                    task.cancel()
+                    task.add_done_callback(_retrieved)
+                    return self.known
             with contextlib.suppress(Exception):
-                return await task
-        return await read()
+                self.known = await task
+                return self.known
+        self.known = await read()
+        return self.known
 
 
 class SessionFlow:
@@ -214,7 +229,7 @@ class SessionFlow:
             try:
                 result = await live.finished()
             finally:
-                started = await asyncio.shield(starting)
+                started = await self._started(starting)
             menu_said = result.followed is not None
             if menu_said and (not started or result.hung_up):
                 call.hush()
@@ -315,6 +330,16 @@ class SessionFlow:
                 prompt = []
                 continue
             return await self._leave(call, recorder, session, recording)
+
+    async def _started(self, starting: asyncio.Task[bool]) -> bool:
+        """Whether the take counts (False: the recording left the session meanwhile). A
+        database that does not answer in time is no reason to keep the caller waiting: the
+        take is taken as started, and the change commits behind, in order."""
+        await asyncio.wait([starting], timeout=DATABASE_WAIT)
+        if not starting.done():
+            log.warning("the database is slow: the take's start commits behind")
+            return True
+        return starting.result()
 
     async def _leave(self, call: Call, recorder: Recorder, session: Session,
                      recording: Recording) -> Outcome:
