@@ -96,6 +96,13 @@ class CallHungUp(IvrError):
     error_id = "call_hung_up"
 
 
+class CallLost(CallHungUp):
+    """The call's channel vanished while the engine could not see it (its link to Asterisk was
+    down, or Asterisk restarted): not known to be the caller's doing, so the session says so."""
+
+    error_id = "call_lost"
+
+
 # A failure's reason is kept short: it is shown in lists and sent in events.
 _REASON_LIMIT = 300
 

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, Protocol
 
-from ivr.core.errors import CallHungUp, failure_of
+from ivr.core.errors import CallHungUp, CallLost, failure_of
 from ivr.media import quality
 from ivr.recorder.errors import LimitReached
 from ivr.recorder.models import Recorder, Recording, Session
@@ -160,7 +160,11 @@ class SessionFlow:
                     break
                 idle = idle + 1 if outcome is Outcome.SKIPPED else 0
             await self._say(call, recorder, *farewell)
-        except CallHungUp:
+        except CallHungUp as exc:
+            if getattr(call, "lost", False):  # not the caller's doing: the session says so
+                await self._note_failure(call, session, exc if isinstance(exc, CallLost) else
+                                         CallLost(f"channel {call.id} vanished while the "
+                                                  "engine could not see it"))
             raise
         except Exception as exc:
             call.hush()  # nothing more of the session: the runner apologises

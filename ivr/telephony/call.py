@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ParamSpec, TypeVar
 
-from ivr.core.errors import CallHungUp
+from ivr.core.errors import CallHungUp, CallLost
 from ivr.telephony import latency
 from ivr.telephony.events import Event, Sink
 from ivr.telephony.playback import Playback, QueuedPlayback, Said, Speaker, retrieve
@@ -55,6 +55,7 @@ class Call:
         self.dialed: str = (channel.get("dialplan") or {}).get("exten", "")
         self.args = args
         self.hangup_cause: int | None = None
+        self.lost = False  # the channel vanished while the engine could not see it
         self._loop = asyncio.get_running_loop()
         self._gone = self._loop.create_future()
         self._digits: deque[str] = deque()
@@ -95,16 +96,22 @@ class Call:
 
     def _check(self) -> None:
         if self._gone.done():
-            raise CallHungUp(f"channel {self.id} hung up")
+            raise self._gone_error()
 
-    def mark_gone(self, why: str = "hangup") -> None:
+    def _gone_error(self) -> CallHungUp:
+        if self.lost:
+            return CallLost(f"channel {self.id} vanished while the engine could not see it")
+        return CallHungUp(f"channel {self.id} hung up")
+
+    def mark_gone(self, why: str = "hangup", *, lost: bool = False) -> None:
         """The channel is gone: fail every step waiting on it (recordings get a grace period
-        to report their partial audio)."""
+        to report their partial audio). `lost`: it vanished unseen (CallLost)."""
         if self._gone.done():
             return
         log.debug("[%s] gone (%s)", self.id, why)
+        self.lost = lost
         self._gone.set_result(why)
-        exc = CallHungUp(f"channel {self.id} hung up")
+        exc = self._gone_error()
         self._speaker.gone(exc)
         waiting: list[asyncio.Future[Any]] = list(self._playbacks.values())
         if self._digit_waiter is not None:
@@ -212,7 +219,7 @@ class Call:
         """Run one ARI request for this channel; a channel that is gone becomes CallHungUp."""
         if self._gone.done():
             coro.close()
-            raise CallHungUp(f"channel {self.id} hung up")
+            raise self._gone_error()
         try:
             return await coro
         except AriHttpError as exc:

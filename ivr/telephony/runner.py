@@ -183,7 +183,7 @@ class CallRunner:
         live = {c["id"] for c in channels}
         for call in list(self.calls.values()):
             if call.id not in live:
-                call.mark_gone("vanished while events were down")
+                call.mark_gone("vanished while events were down", lost=True)
         orphans = []
         for channel in channels:
             if channel["id"] in self.router or not self._in_our_app(channel):
