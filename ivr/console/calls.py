@@ -147,9 +147,9 @@ async def calls_events(request: web.Request, c: Console) -> web.StreamResponse:
 
 # --- one call ---------------------------------------------------------------------------------
 def _entry(at: datetime, order: int, kind: str, text: str, detail: str = "",
-           state: str = "") -> tuple[datetime, int, dict[str, Any]]:
+           state: str = "", url: str = "") -> tuple[datetime, int, dict[str, Any]]:
     return at, order, {"at": at.isoformat(), "kind": kind, "text": text, "detail": detail,
-                       "state": state}
+                       "state": state, "url": url}
 
 
 def _take_detail(t: TakeRow) -> str:
@@ -202,7 +202,8 @@ def timeline(c: CallRow, takes: list[TakeRow], refused: list[datetime],
                        _take_detail(t), t.status) for t in takes]
     entries += [_entry(d["created_at"], 4, "webhook",
                        f"{'Callback' if d['kind'] == 'callback' else 'Upload'} "
-                       f"{d['event_type']}", detail, d["state"])
+                       f"{d['event_type']}", detail, d["state"],
+                       f"{P}/webhooks/{d['event_id']}")
                 for d, detail in zip(deliveries, _delivery_details(deliveries), strict=True)]
     now = datetime.now(UTC)
     if c.failure_code:

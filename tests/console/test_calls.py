@@ -193,6 +193,12 @@ async def test_a_failed_call_shows_why(
                                         ".innerText")
         assert receiver.got, "the receiver was called"
         await b.screenshot("console-call-failed")
+        # The first callback's link leads to the inspector: the receiver's answer in full.
+        await b.get(await b.js("return document.querySelector("
+                               "'#call-timeline li.webhook a.inspect').pathname"))
+        assert await b.text("#attempts li:first-child .a-status") == "HTTP 500"
+        assert await b.text("#attempts li:first-child .a-body") == "receiver broke"
+        assert await b.text("#webhook-code") == "delivery_server_error"
 
     # The list: filtered by state and by number; a bad filter keeps what was typed.
     await b.get("/console/calls?state=failed")

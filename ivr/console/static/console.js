@@ -374,6 +374,11 @@ function liveCall(section) {
       time.dateTime = e.at;
       li.append(time, " ", el("span", e.text, "what"));
       if (e.state) li.append(" ", el("span", e.state, `state ${e.state}`));
+      if (e.url) {
+        const link = el("a", "requests and answers", "small inspect");
+        link.href = e.url;
+        li.append(" ", link);
+      }
       if (e.detail) li.append(el("div", e.detail, "detail small"));
       return li;
     }));
