@@ -4,12 +4,8 @@ transfer, forward, and the 409s when nothing is bridged."""
 
 from __future__ import annotations
 
-import array
 import asyncio
-import io
-import math
 import secrets
-import wave
 
 import pytest
 
@@ -17,18 +13,10 @@ from ivr.telephony.call import Call
 from ivr.telephony.events import Event
 from ivr.telephony.rest import AriClient
 from tests.callcontrol.conftest import NewApp, Webhooks
+from tests.helpers.audio import loudness
 from tests.telephony_harness import CALLER_APP, Caller, Engine, wav_seconds
 
 pytestmark = pytest.mark.asterisk
-
-
-def loudness(wav: bytes, start: float, end: float) -> int:
-    """RMS of the [start, end) seconds of a 16-bit WAV."""
-    with wave.open(io.BytesIO(wav)) as w:
-        rate = w.getframerate()
-        w.setpos(int(start * rate))
-        samples = array.array("h", w.readframes(int((end - start) * rate)))
-    return int(math.sqrt(sum(x * x for x in samples) / max(len(samples), 1)))
 
 
 async def hear(caller: Caller, ari: AriClient, channel_id: str, name: str,

@@ -11,7 +11,7 @@ import pytest
 
 from ivr.telephony.call import Call
 from tests.callcontrol.conftest import NewApp, Webhooks
-from tests.callcontrol.test_bridge import loudness
+from tests.helpers.audio import loudness
 from tests.telephony_harness import Caller, Engine, wav_seconds
 
 pytestmark = pytest.mark.asterisk

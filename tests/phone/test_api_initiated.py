@@ -12,6 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pydub import AudioSegment
 
+from tests.helpers.audio import audio
 from tests.phone.conftest import (
     StatusWatch,
     recordings_of,
@@ -26,12 +27,6 @@ pytestmark = pytest.mark.asterisk
 
 FOX, FOX_S = "speech-fox.wav", 4.27
 SHORT, SHORT_S = "speech-short.wav", 1.71
-
-
-async def audio(api: TestClient, url: str) -> bytes:
-    resp = await api.get(url[url.index("/", url.index("//") + 2):])
-    assert resp.status == 200, url
-    return await resp.read()
 
 
 async def test_full_session_with_listen_and_rerecord(

@@ -5,7 +5,6 @@ ends the session."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import signal
 from typing import Any
 
@@ -13,28 +12,12 @@ import asyncpg
 import pytest
 
 from ivr.settings import Settings
-from tests.conftest import free_port, start_serve
+from tests.conftest import free_port
+from tests.helpers.serve import serve, wait_for
 from tests.phone.conftest import recordings_of, start_session
 from tests.telephony_harness import Caller
 
 pytestmark = pytest.mark.asterisk
-
-
-async def serve(settings: Settings, app: str, port: int) -> asyncio.subprocess.Process:
-    return await start_serve(
-        dataclasses.replace(settings, http_port=port, public_url=f"http://127.0.0.1:{port}"),
-        IVR_ARI_APP=app)
-
-
-async def wait_for(pool: asyncpg.Pool, query: str, *args: Any, timeout: float = 30) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        value = await pool.fetchval(query, *args)
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for: {query}")
 
 
 async def test_a_take_survives_the_engine_being_killed(

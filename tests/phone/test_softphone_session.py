@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from tests.helpers.audio import audio
 from tests.phone.conftest import recordings_of, start_session
-from tests.phone.test_api_initiated import audio
 from tests.telephony_harness import DATA, Engine, wav_seconds
 
 pytestmark = pytest.mark.asterisk
