@@ -53,6 +53,17 @@ class Net:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
+def free_subnet(pid: int) -> str:
+    """10.A.B for a test's /30 links (.0, .4, .8, ...): one no route of this machine uses yet."""
+    routes = ip("-4", "route", "show", "table", "all")
+    for step in range(250):
+        n = pid + step
+        octets = f"10.{200 + n % 50}.{(n // 50) % 250}"
+        if f"{octets}." not in routes:
+            return octets
+    raise RuntimeError("no free 10.x.y.0/24 for the namespace links")
+
+
 def asterisk_up(ns: str, env: dict[str, str], **replace: str | bool) -> None:
     """`provision.up()` for the settings `env` with AsteriskConfig fields replaced (instance,
     conf_dir, dialplan_dir, media_host), run inside namespace `ns`. Raises with its output on

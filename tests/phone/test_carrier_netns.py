@@ -46,7 +46,7 @@ from ivr.provision import asterisk as provision
 from ivr.provision.trunks import apply
 from ivr.provision.trunks.model import Trunk, build
 from ivr.settings import REPO_ROOT, Network, Settings
-from tests.helpers.netns import Net, asterisk_up, invite, ip
+from tests.helpers.netns import Net, asterisk_up, free_subnet, invite, ip
 from tests.phone.conftest import recordings_of, start_session
 from tests.phone.test_api_initiated import audio
 from tests.telephony_harness import Caller, calls_from, wav_seconds
@@ -158,17 +158,6 @@ def _env(base: Settings, **extra: str) -> dict[str, str]:
             "IVR_SOFTPHONE_PASSWORD": secrets.token_urlsafe(12), **extra}
 
 
-def _free_subnet(pid: int) -> str:
-    """10.A.B for the three /30 links: one no route of this machine uses yet."""
-    routes = ip("-4", "route", "show", "table", "all")
-    for step in range(250):
-        n = pid + step
-        octets = f"10.{200 + n % 50}.{(n // 50) % 250}"
-        if f"{octets}." not in routes:
-            return octets
-    raise RuntimeError("no free 10.x.y.0/24 for the namespace links")
-
-
 def _free_port(address: str) -> int:
     with socket.socket() as s:
         s.bind((address, 0))
@@ -184,7 +173,7 @@ def site(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> I
     net = Net(f"{pid % 100000}")
     started: list[provision.AsteriskConfig] = []
     try:
-        octets = _free_subnet(pid)
+        octets = free_subnet(pid)
         media, carrier = net.namespace("media"), net.namespace("carrier")
         net.link(None, f"{octets}.1", media, f"{octets}.2")  # engine <-> media (ARI, prompts)
         net.link(None, f"{octets}.5", carrier, f"{octets}.6")  # test <-> carrier (its ARI)
