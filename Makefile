@@ -4,8 +4,10 @@ PYTHON ?= python3.11
 VENV := .venv
 IVR := $(VENV)/bin/ivr
 PY := $(VENV)/bin/python
-# Debian packages the project needs on the host (Asterisk itself lives in its own sid root).
-DEB_PACKAGES := debootstrap ffmpeg lame sox espeak-ng baresip-core chromium chromium-driver wrk
+# Debian packages the project needs on the host (Asterisk itself lives in its own sid root;
+# podman and runc build and run the container stack in tests/test_packaging.py).
+DEB_PACKAGES := debootstrap ffmpeg lame sox espeak-ng baresip-core chromium chromium-driver wrk \
+	podman runc
 
 .PHONY: run test lint asterisk asterisk-down db prompts bench faults setup deps venv lock clean
 

@@ -3,8 +3,8 @@
 No Docker engine runs on these machines, so Asterisk lives in a Debian sid root file system
 (debootstrap, provision/chroot.py) kept in a cache folder outside git, and runs chrooted as its
 own user (provision/asterisk_run.py): root here may lack CAP_DAC_OVERRIDE, and Asterisk running
-as root then cannot read its 0640 files. Where Docker runs, operators use
-asterisk-conf/Dockerfile with the same configuration.
+as root then cannot read its 0640 files. In a container (asterisk-conf/Dockerfile,
+compose.yaml), provision/container.py writes the same configuration with the same code.
 
 The configuration is the repo's asterisk-conf/ and dialplan/, copied into ROOT/etc/asterisk on
 every start, plus generated include files holding what comes from settings (ARI user, softphone

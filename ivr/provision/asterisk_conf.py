@@ -105,7 +105,7 @@ def generated(cfg: AsteriskConfig) -> dict[str, str]:
         raise ProvisionError(f"softphone user {user!r} is taken by asterisk-conf/pjsip.conf")
     password = check("softphone password", cfg.softphone_password, secret=True)
     http = check("engine HTTP URL", cfg.engine_http_url, secret=True)
-    # asterisk-conf/docker-entrypoint.sh writes the same files (loopback defaults only).
+    # The container (provision/container.py) writes these very files at its start.
     return {
         "http_bind.conf": _http_bind(net, net.ari_bind[1], f"/{cfg.etc}"),
         "ari_users.conf": (
