@@ -22,10 +22,10 @@ from ivr.recorder.session_flow import (
     INTER_DIGIT_TIMEOUT,
     PIN_TRIES,
     SessionFlow,
-    Visit,
     is_quiet,
 )
 from ivr.recorder.takes import parse_take_name
+from ivr.recorder.visit import Visit
 from ivr.telephony.call import Call, Said
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,6 @@ import contextlib
 import enum
 import logging
 import re
-from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, Protocol
 
@@ -30,6 +29,7 @@ from ivr.recorder.takes import (
     take_name,
     wav_duration_ms,
 )
+from ivr.recorder.visit import DATABASE_WAIT, Visit
 from ivr.telephony.call import Call, RecordingResult, Said
 
 log = logging.getLogger(__name__)
@@ -43,9 +43,6 @@ DIGIT_TIMEOUT = 8.0
 # shortest kept (by Asterisk's clock); a take near the line waits for its length to be read.
 MENU_EARLY_MARGIN = 0.5
 INTER_DIGIT_TIMEOUT = 4.0
-# How long the conversation waits for a database answer it can go on without (a slow or
-# restarting database); the change itself still commits, later, in order.
-DATABASE_WAIT = 1.0
 CALLER_ID = re.compile(r"^\+?[0-9]{2,15}$")
 
 
@@ -68,55 +65,6 @@ def is_quiet(recorder: Recorder, session: Session) -> bool:
     in single statements (RecorderPhone's `quiet`). Read when the caller is identified: a
     callback URL set during the call applies from the next call."""
     return not (session.callback_url or recorder.callback_url)
-
-
-def _retrieved(task: asyncio.Task[list[Recording]]) -> None:
-    if not task.cancelled():
-        task.exception()  # seen: a look-ahead nobody waits for fails quietly
-
-
-class Visit:
-    """One caller's visit to a session: whether the session knows the caller is in (it is
-    ended when the call is), and its recordings read ahead."""
-
-    def __init__(self, called: bool = False) -> None:
-        self.called = called
-        # The session's recordings, read when the caller ended a take (while the review menu
-        # plays): what comes next is known by the time the caller keeps the take, so no
-        # database round trip (which waits for a pooled connection on a busy machine) sits
-        # between the key and the next announcement. Changes made through the API until the
-        # caller ends the take are seen; later ones from the recording after.
-        self.upcoming: asyncio.Task[list[Recording]] | None = None
-        # The list as last read: what the caller goes on with while the database does not
-        # answer (an outage), rather than silence until it does.
-        self.known: list[Recording] | None = None
-
-    def look_ahead(self, task: asyncio.Task[list[Recording]]) -> None:
-        self.forget_upcoming()
-        self.upcoming = task
-
-    def forget_upcoming(self) -> None:
-        task, self.upcoming = self.upcoming, None
-        if task is not None:
-            task.cancel()
-            task.add_done_callback(_retrieved)
-
-    async def recordings(self, read: Callable[[], Awaitable[list[Recording]]]
-                         ) -> list[Recording]:
-        task, self.upcoming = self.upcoming, None
-        if task is not None:
-            if self.known is not None:
-                await asyncio.wait([task], timeout=DATABASE_WAIT)
-                if not task.done():
-                    log.warning("the database is slow: going on with the recordings as read")
-                    task.cancel()
-                    task.add_done_callback(_retrieved)
-                    return self.known
-            with contextlib.suppress(Exception):
-                self.known = await task
-                return self.known
-        self.known = await read()
-        return self.known
 
 
 class SessionFlow:
