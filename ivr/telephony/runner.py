@@ -54,7 +54,7 @@ class CallRunner:
         self._choose = choose
         self._call_log = call_log
         # What a caller hears when the flow fails on our side, before the hang-up (media URI).
-        self._apology = apology
+        self.apology = apology
         self.router = Router(self._on_unrouted)
         self.calls: dict[str, Call] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -93,79 +93,13 @@ class CallRunner:
             pass
 
     async def _run(self, call: Call, route: Route | None = None) -> None:
-        for_call(call.id)
-        outcome = "completed"
-        failure: tuple[str, str] | None = None
-        route_name = ""
         try:
-            if route is None:
-                route = await self._choose(call)
-            route_name = route.name
-            log.info("call from %s to %s -> %s", call.caller_id or "anonymous",
-                     call.dialed, route.name)
-            if self._call_log is not None:
-                await self._call_log.started(call.id, "inbound", call.caller_id, call.dialed,
-                                             route.name)
-            await route.flow(call)
-            await call.heard()  # what the flow said last (its goodbye) before the hang-up
-        except CallHungUp:
-            outcome = "caller hung up"
-        except asyncio.CancelledError:
-            outcome = "cancelled"
-            raise
-        except Exception as exc:
-            outcome = "error"
-            failure = failure_of(exc)
-            log.exception("flow %s failed", route_name)
-            await self._apologise(call)
+            await run_call(call, self._choose if route is None else route, self._call_log,
+                           self.apology)
         finally:
-            await self._written(call)
-            try:
-                async with asyncio.timeout(5):
-                    await asyncio.shield(self._finish(call, outcome, failure))
-            except (TimeoutError, asyncio.CancelledError):
-                log.warning("clean-up did not finish in time")
-            finally:
-                self.router.unregister(call.id)
-                self.calls.pop(call.id, None)
-                self.finished += 1
-
-    async def _written(self, call: Call) -> None:
-        """The flow's state changes still running behind the call finish (a database outage
-        may hold them up to the pool's patience) before the call's record is closed."""
-        try:
-            async with asyncio.timeout(_WRITE_BEHIND_GRACE):
-                await asyncio.shield(call.written())
-        except CallHungUp:
-            pass
-        except (TimeoutError, asyncio.CancelledError):
-            log.warning("state changes still running after the call")
-        except Exception as exc:
-            log.warning("a state change failed after the flow: %s", exc)
-
-    async def _apologise(self, call: Call) -> None:
-        """Never silence then a hang-up: the caller hears that it is our fault, not theirs."""
-        call.hush()  # what the failed flow still had to say
-        if self._apology is None:
-            return
-        try:
-            async with asyncio.timeout(10):
-                await call.play(self._apology)
-        except CallHungUp:
-            pass
-        except Exception as exc:  # the flow's failure may be Asterisk's
-            log.warning("the apology could not be played: %s", exc)
-
-    async def _finish(self, call: Call, outcome: str,
-                      failure: tuple[str, str] | None = None) -> None:
-        try:
-            await call.hangup()
-        except Exception as exc:
-            log.warning("hangup failed: %s", exc)
-        if self._call_log is not None:
-            await self._call_log.ended(call.id, outcome, failure)
-        await call.wait_gone(2)  # so its last events still route to it
-        log.info("call ended: %s", outcome)
+            self.router.unregister(call.id)
+            self.calls.pop(call.id, None)
+            self.finished += 1
 
     # --- resynchronisation --------------------------------------------------------------
     async def resync(self) -> None:
@@ -264,3 +198,81 @@ class CallRunner:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=10)
+
+
+async def run_call(call: Call, route: Route | Choose, call_log: CallLog | None,
+                   apology: str | None) -> None:
+    """One call's run, whichever face brought it (ARI here, FastAGI in agi_server.py): the
+    route (or `route(call)` chooses it), the call log's row, the flow, an apology when the flow
+    fails on our side, its state changes drained, then always the hang-up."""
+    for_call(call.id)
+    outcome = "completed"
+    failure: tuple[str, str] | None = None
+    route_name = ""
+    try:
+        if not isinstance(route, Route):
+            route = await route(call)
+        route_name = route.name
+        log.info("call from %s to %s -> %s", call.caller_id or "anonymous",
+                 call.dialed, route.name)
+        if call_log is not None:
+            await call_log.started(call.id, "inbound", call.caller_id, call.dialed, route.name)
+        await route.flow(call)
+        await call.heard()  # what the flow said last (its goodbye) before the hang-up
+    except CallHungUp:
+        outcome = "caller hung up"
+    except asyncio.CancelledError:
+        outcome = "cancelled"
+        raise
+    except Exception as exc:
+        outcome = "error"
+        failure = failure_of(exc)
+        log.exception("flow %s failed", route_name)
+        await _apologise(call, apology)
+    finally:
+        await _written(call)
+        try:
+            async with asyncio.timeout(5):
+                await asyncio.shield(_finish(call, call_log, outcome, failure))
+        except (TimeoutError, asyncio.CancelledError):
+            log.warning("clean-up did not finish in time")
+
+
+async def _written(call: Call) -> None:
+    """The flow's state changes still running behind the call finish (a database outage
+    may hold them up to the pool's patience) before the call's record is closed."""
+    try:
+        async with asyncio.timeout(_WRITE_BEHIND_GRACE):
+            await asyncio.shield(call.written())
+    except CallHungUp:
+        pass
+    except (TimeoutError, asyncio.CancelledError):
+        log.warning("state changes still running after the call")
+    except Exception as exc:
+        log.warning("a state change failed after the flow: %s", exc)
+
+
+async def _apologise(call: Call, apology: str | None) -> None:
+    """Never silence then a hang-up: the caller hears that it is our fault, not theirs."""
+    call.hush()  # what the failed flow still had to say
+    if apology is None:
+        return
+    try:
+        async with asyncio.timeout(10):
+            await call.play(apology)
+    except CallHungUp:
+        pass
+    except Exception as exc:  # the flow's failure may be Asterisk's
+        log.warning("the apology could not be played: %s", exc)
+
+
+async def _finish(call: Call, call_log: CallLog | None, outcome: str,
+                  failure: tuple[str, str] | None = None) -> None:
+    try:
+        await call.hangup()
+    except Exception as exc:
+        log.warning("hangup failed: %s", exc)
+    if call_log is not None:
+        await call_log.ended(call.id, outcome, failure)
+    await call.wait_gone(2)  # so its last events still route to it
+    log.info("call ended: %s", outcome)
