@@ -26,7 +26,7 @@ from ivr.recorder.errors import NumberInUse
 from ivr.recorder.numbers import Numbers, dial_forms
 from ivr.recorder.phone import RecorderPhone
 from ivr.settings import REPO_ROOT, Settings
-from tests.recorder.conftest import Dev, Vr, as_list, fresh_number
+from tests.helpers.vr import Dev, Vr, as_list, fresh_number
 from tests.telephony_harness import Caller, Engine
 
 

@@ -16,12 +16,8 @@ from aiohttp import web
 
 from ivr.recorder.phone import RecorderPhone
 from tests.console.conftest import Browser, Dev, sign_in
-from tests.phone.conftest import (  # noqa: F401 (make_recorder is a fixture)
-    make_recorder,
-    start_session,
-    take,
-    when_recording,
-)
+from tests.helpers.phone import start_session, take, when_recording
+from tests.phone.conftest import make_recorder  # noqa: F401 (a fixture, shared)
 from tests.receiver import SignedReceiver, serving
 from tests.telephony_harness import Caller, Engine
 

@@ -15,7 +15,7 @@ from ivr.settings import REPO_ROOT, Settings
 from tests.console.conftest import Browser, Dev, sign_in
 from tests.console.test_pages import create_recorder
 from tests.console.test_webhooks import Receiver, receiver  # noqa: F401 (a fixture)
-from tests.phone.conftest import new_number
+from tests.helpers.phone import new_number
 
 CODES_SHOWN = ("return Array.from(document.querySelectorAll('#errors tbody tr'))"
                ".map(r => r.querySelector('.e-code').textContent)")

@@ -14,7 +14,7 @@ from ivr.recorder.service import RecorderService
 from ivr.settings import Settings
 from tests.console.conftest import Browser, Dev, sign_in
 from tests.console.test_pages import create_recorder
-from tests.phone.conftest import new_number, take, when_recording
+from tests.helpers.phone import new_number, take, when_recording
 from tests.telephony_harness import Caller, Engine
 
 pytestmark = pytest.mark.asterisk

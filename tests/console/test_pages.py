@@ -17,7 +17,7 @@ from ivr.delivery import outbox
 from ivr.recorder.service import RecorderService
 from ivr.settings import Settings
 from tests.console.conftest import Browser, Dev, sign_in
-from tests.phone.conftest import new_number
+from tests.helpers.phone import new_number
 
 
 def tone_wav(seconds: float = 0.5) -> bytes:

@@ -16,7 +16,7 @@ from aiohttp import web
 from ivr.settings import Settings
 from tests.console.conftest import Browser, Dev, sign_in
 from tests.console.test_pages import create_recorder
-from tests.phone.conftest import new_number
+from tests.helpers.phone import new_number
 
 ROWS = ("return Array.from(document.querySelectorAll('#webhooks tbody tr'))"
         ".map(r => r.querySelector('.w-event').textContent + ' ' +"

@@ -28,7 +28,7 @@ from ivr.recorder.models import take_path
 from ivr.recorder.phone import RecorderPhone, Take
 from ivr.recorder.service import RecorderService
 from ivr.settings import Settings
-from tests.recorder.conftest import Dev, Vr, fresh_number, parse
+from tests.helpers.vr import Dev, Vr, fresh_number, parse
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 

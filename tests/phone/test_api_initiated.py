@@ -13,14 +13,14 @@ from aiohttp.test_utils import TestClient
 from pydub import AudioSegment
 
 from tests.helpers.audio import audio
-from tests.phone.conftest import (
+from tests.helpers.phone import (
     StatusWatch,
     recordings_of,
     start_session,
     take,
     when_recording,
 )
-from tests.recorder.conftest import as_list
+from tests.helpers.vr import as_list
 from tests.telephony_harness import Caller, Engine, wav_seconds
 
 pytestmark = pytest.mark.asterisk

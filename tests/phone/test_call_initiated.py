@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.phone.conftest import recordings_of, take
-from tests.recorder.conftest import as_list
+from tests.helpers.phone import recordings_of, take
+from tests.helpers.vr import as_list
 from tests.telephony_harness import Caller, Engine
 
 pytestmark = pytest.mark.asterisk

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ivr.telephony.rest import AriClient
-from tests.phone.conftest import start_session, when_recording
+from tests.helpers.phone import start_session, when_recording
 from tests.telephony_harness import Caller, Engine
 
 pytestmark = pytest.mark.asterisk

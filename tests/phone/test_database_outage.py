@@ -13,8 +13,8 @@ import asyncpg
 import pytest
 
 from ivr.settings import Settings
+from tests.helpers.phone import recordings_of, start_session, when_recording
 from tests.helpers.tcp_proxy import CuttableProxy
-from tests.phone.conftest import recordings_of, start_session, when_recording
 from tests.telephony_harness import Caller, Engine
 
 pytestmark = pytest.mark.asterisk

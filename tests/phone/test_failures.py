@@ -18,7 +18,7 @@ import pytest
 from ivr.recorder.phone import RecorderPhone
 from ivr.settings import Settings
 from ivr.telephony.call import Call
-from tests.phone.conftest import recordings_of, start_session, take, when_recording
+from tests.helpers.phone import recordings_of, start_session, take, when_recording
 from tests.receiver import SignedReceiver, serving
 from tests.telephony_harness import Caller, Engine
 

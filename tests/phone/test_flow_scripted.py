@@ -20,8 +20,8 @@ from ivr.media.tts import EspeakTts
 from ivr.recorder.flow import RecorderFlow
 from ivr.recorder.takes import TakeStore
 from ivr.settings import Settings
+from tests.helpers.phone import recordings_of, start_session
 from tests.helpers.scripted_call import HANG_UP, ScriptedCall, Take
-from tests.phone.conftest import recordings_of, start_session
 
 DATA = Path(__file__).parent.parent / "data"
 FOX = Take.of(DATA / "speech-fox.wav")

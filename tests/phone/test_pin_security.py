@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from ivr.recorder.phone import PIN_FAILURES_PER_CALLER
-from tests.phone.conftest import recordings_of, start_session, take
+from tests.helpers.phone import recordings_of, start_session, take
 from tests.telephony_harness import Caller, Engine
 
 pytestmark = pytest.mark.asterisk

@@ -13,8 +13,8 @@ import pytest
 
 from ivr.settings import Settings
 from tests.conftest import free_port
+from tests.helpers.phone import recordings_of, start_session
 from tests.helpers.serve import serve, wait_for
-from tests.phone.conftest import recordings_of, start_session
 from tests.telephony_harness import Caller
 
 pytestmark = pytest.mark.asterisk

@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.helpers.audio import audio
-from tests.phone.conftest import recordings_of, start_session
+from tests.helpers.phone import recordings_of, start_session
 from tests.telephony_harness import DATA, Engine, wav_seconds
 
 pytestmark = pytest.mark.asterisk

@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 
 from ivr.telephony.rest import AriClient
-from tests.phone.conftest import (
+from tests.helpers.phone import (
     recordings_of,
     start_session,
     take,

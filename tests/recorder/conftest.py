@@ -1,98 +1,17 @@
-"""Recorder fixtures: a developer with a recorder on a configured number, and /vr helpers that
-parse either reply format into one shape."""
+"""Recorder fixtures: a developer with a recorder on a configured number (the /vr helpers
+they use are in tests/helpers/vr.py)."""
 
 from __future__ import annotations
 
-import secrets
-import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
-from ivr.core.keys import new_pin
 from ivr.recorder.service import RecorderService
+from tests.helpers.vr import Dev, Vr, as_list, fresh_number, make_dev, parse, xml_tree
 
-
-@dataclass
-class Dev:
-    username: str
-    password: str
-    recorder_key: str
-
-
-class Vr:
-    """Calls /vr as a given developer and returns the reply as (status, tree)."""
-
-    def __init__(self, api: TestClient, dev: Dev) -> None:
-        self.api, self.dev = api, dev
-
-    async def raw(self, action: str, reply: str = "xml", method: str = "GET",
-                  **params: Any) -> str:
-        data = {"action": action, "reply": reply, "username": self.dev.username,
-                "password": self.dev.password, "voice_recorder_key": self.dev.recorder_key}
-        data.update({k: v for k, v in params.items()})
-        data = {k: v for k, v in data.items() if v is not None}
-        if method == "GET":
-            resp = await self.api.get("/vr", params=data)
-        else:
-            resp = await self.api.post("/vr", data=data)
-        assert resp.status == 200
-        return await resp.text()
-
-    async def __call__(self, action: str, reply: str = "xml", **params: Any) -> dict[str, Any]:
-        text = await self.raw(action, reply, **params)
-        return parse(text, reply)
-
-    async def ok(self, action: str, reply: str = "xml", **params: Any) -> dict[str, Any]:
-        tree = await self(action, reply, **params)
-        assert tree["status"] == "success", tree
-        return tree
-
-    async def fail(self, action: str, code: int, reply: str = "xml",
-                   **params: Any) -> dict[str, Any]:
-        tree = await self(action, reply, **params)
-        assert tree["status"] == "failed", tree
-        assert int(tree["error_code"]) == code, tree
-        return tree
-
-
-def xml_tree(elem: ET.Element) -> Any:
-    """Children to a dict, a repeated name to a list, leaves to text."""
-    if len(elem) == 0:
-        return elem.text or ""
-    out: dict[str, Any] = {}
-    for child in elem:
-        value = xml_tree(child)
-        if child.tag not in out:
-            out[child.tag] = value
-        elif isinstance(out[child.tag], list):
-            out[child.tag].append(value)
-        else:
-            out[child.tag] = [out[child.tag], value]
-    return out
-
-
-def as_list(value: Any) -> list[Any]:
-    """XML has no arrays: one repeated element reads as an object, several as a list."""
-    return value if isinstance(value, list) else [value]
-
-
-def parse(text: str, reply: str) -> dict[str, Any]:
-    if reply == "json":
-        import orjson
-
-        doc = orjson.loads(text)
-        assert list(doc) == ["MyVoxapi"]
-        return dict(doc["MyVoxapi"])
-    root = ET.fromstring(text)
-    assert root.tag == "MyVoxapi"
-    tree = xml_tree(root)
-    out = dict(root.attrib)
-    if isinstance(tree, dict):
-        out.update(tree)
-    return out
+__all__ = ["Dev", "Vr", "as_list", "fresh_number", "make_dev", "parse", "xml_tree"]
 
 
 @pytest.fixture
@@ -100,24 +19,10 @@ async def service(pool: Any, settings: Any) -> RecorderService:
     return RecorderService(pool, settings.data_dir, open_signup=True)
 
 
-def fresh_number(area: str = "512") -> str:
-    """A valid US number (an exchange starting 2-9) that no other test is likely to have."""
-    return f"+1{area}{secrets.choice('23456789')}{new_pin(6)}"
-
-
 @pytest.fixture(scope="session")
 async def phone_number(pool: Any, settings: Any) -> str:
     service = RecorderService(pool, settings.data_dir, open_signup=True)
     return (await service.add_number(fresh_number(), None, "US", None)).number
-
-
-async def make_dev(api: TestClient, phone_number: str, **recorder: Any) -> Dev:
-    username = "dev" + secrets.token_hex(4)
-    password = secrets.token_urlsafe(12)
-    vr = Vr(api, Dev(username, password, ""))
-    await vr.ok("CreateDeveloper")
-    tree = await vr.ok("CreateVoiceRecorder", **recorder)
-    return Dev(username, password, tree["voice_recorder"]["voice_recorder_key"])
 
 
 @pytest.fixture

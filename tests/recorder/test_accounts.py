@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from ivr.core.web import POOL
 from ivr.recorder.models import take_path
-from tests.recorder.conftest import Dev, Vr, make_dev
+from tests.helpers.vr import Dev, Vr, make_dev
 
 
 def wav_bytes() -> bytes:

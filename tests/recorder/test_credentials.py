@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from tests.recorder.conftest import Vr, parse
+from tests.helpers.vr import Vr, parse
 
 LIST = {"access_password": "list-access-1", "update_password": "list-update-1",
         "delete_password": "list-delete-1"}

@@ -17,7 +17,7 @@ from ivr.recorder import store
 from ivr.recorder.phone import RecorderPhone
 from ivr.recorder.service import RecorderService
 from ivr.recorder.takes import TakeStore, judge
-from tests.recorder.conftest import Vr
+from tests.helpers.vr import Vr
 
 DEFAULTS = {"quality_check": True, "quality_keep_anyway": True,
             "quality_min_speech_seconds": 0.3, "quality_min_loudness_lufs": -40.0,

@@ -9,7 +9,7 @@ from aiohttp.test_utils import TestClient
 
 from ivr.recorder.phone import RecorderPhone
 from ivr.recorder.service import RecorderService
-from tests.recorder.conftest import Vr, as_list, make_dev
+from tests.helpers.vr import Vr, as_list, make_dev
 
 
 async def new_list(vr: Vr, **params: Any) -> str:

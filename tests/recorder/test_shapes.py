@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.helpers.vr import Vr
 from tests.recorder import samples
-from tests.recorder.conftest import Vr
 
 
 def shape(elem: ET.Element) -> list[tuple[str, Any]]:
