@@ -17,7 +17,7 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 
-from ivr import __version__
+from ivr import __version__, agi
 from ivr.broadcast.rest import BROADCAST, Broadcast
 from ivr.broadcast.rest import add_routes as add_broadcast_routes
 from ivr.callcontrol.media import SpokenMedia
@@ -169,9 +169,12 @@ async def telephony(
     events = EventStreams(session, settings.ari_ws_url, runner.apps, runner.router.dispatch,
                           runner.resync)
     events.start()
+    agi_server = None
     try:
+        agi_server = await agi.start(settings, recorder, PgCallLog(pool), runner.apology)
         yield Telephony(session, ari, events, runner)
     finally:
+        await agi.stop(agi_server, settings.shutdown_grace)
         await runner.drain(0)
         await events.stop()
         await session.close()

@@ -301,6 +301,7 @@ class Settings:
     dialer_app: str = "ivr-dialer"  # the Stasis app of a stand-alone `ivr dialer run`
     dialer_max_queued: int = 1_000_000  # queued calls at most (more: "server too busy")
     dev_number: str = ""  # E.164; `ivr db up` adds it for voice recorders ("" none)
+    agi_listen: tuple[str, int] | None = None  # IVR_AGI_LISTEN: the FastAGI server (docs/agi.md)
     network: Network = field(default_factory=Network)  # addresses and ARI's TLS
 
     def __repr__(self) -> str:  # secrets never reach a log line through repr()
@@ -406,6 +407,8 @@ class Settings:
             dialer_max_queued=_int("IVR_DIALER_MAX_QUEUED",
                                    get("IVR_DIALER_MAX_QUEUED", "1000000"), 1, 10**9),
             dev_number=_phone("IVR_DEV_NUMBER", env.get("IVR_DEV_NUMBER", "")),
+            agi_listen=_bind("IVR_AGI_LISTEN", env["IVR_AGI_LISTEN"]) if env.get(
+                "IVR_AGI_LISTEN") else None,
             network=network,
         )
 

@@ -37,16 +37,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def start_serve(settings: Settings, **env: str) -> asyncio.subprocess.Process:
+async def start_serve(settings: Settings, log_to: Path | None = None,
+                      **env: str) -> asyncio.subprocess.Process:
     """`ivr serve` as its own process on `settings` (database, port, data) plus `env`;
-    returns once /healthz answers 200 (database and ARI connected)."""
+    returns once /healthz answers 200 (database and ARI connected). `log_to`: a file for
+    its output (default: none kept)."""
     full = {**os.environ, "IVR_DATABASE_URL": settings.database_url,
             "IVR_HTTP_PORT": str(settings.http_port), "IVR_PUBLIC_URL": settings.public_url,
             "IVR_DATA_DIR": str(settings.data_dir), "IVR_PROMPTS_DIR": str(settings.prompts_dir),
-            **env}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ivr", "serve", cwd=REPO_ROOT, env=full,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+            "IVR_AGI_LISTEN": "", **env}
+    out = log_to.open("ab") if log_to is not None else asyncio.subprocess.DEVNULL
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ivr", "serve", cwd=REPO_ROOT, env=full, stdout=out,
+            stderr=asyncio.subprocess.STDOUT)
+    finally:
+        if log_to is not None:
+            out.close()  # type: ignore[union-attr]
     url = f"http://127.0.0.1:{settings.http_port}/healthz"
     async with aiohttp.ClientSession() as http:
         for _ in range(150):
@@ -116,6 +123,7 @@ def settings(
         data_dir=Path(tmp_path_factory.mktemp("data")),
         prompts_dir=short_prompts(Path(tmp_path_factory.mktemp("prompts"))),
         shutdown_grace=5.0,
+        agi_listen=None,  # a FastAGI port of its own where a test asks for one (test_agi.py)
     )
 
 

@@ -328,11 +328,14 @@ class Caller:
 
     async def dial(
         self, number: str, caller_id: str = "5551234567", timeout: float = 15,
-        app: str | None = None,
+        app: str | None = None, context: str | None = None,
+        variables: dict[str, str] | None = None,
     ) -> CallerLeg:
         """Call `number` through the inbound dialplan; returns once the engine answers. With
         `app`, the call goes to that Stasis app instead of the configured one (through the
-        `ivr-app-direct` context), for a second engine such as an `ivr serve` under test."""
+        `ivr-app-direct` context), for a second engine such as an `ivr serve` under test. With
+        `context`, through that dialplan context instead (`ivr-agi`: FastAGI), with the
+        channel variables `variables`."""
         channel_id = f"{CALLER_PREFIX}{secrets.token_hex(6)}"
         call = Call(self.ari, {"id": channel_id}, [])
         loop = asyncio.get_running_loop()
@@ -348,10 +351,11 @@ class Caller:
         self.router.register(channel_id, sink)
         leg = CallerLeg(call, answered, self)
         self.legs.append(leg)
-        context = "ivr-inbound" if app is None else "ivr-app-direct"
+        context = context or ("ivr-inbound" if app is None else "ivr-app-direct")
+        variables = {**(variables or {}), **({"IVR_TARGET_APP": app} if app else {})}
         await self.ari.originate(
             channel_id, f"Local/{number}@{context}", app=CALLER_APP, caller_id=caller_id,
-            timeout=int(timeout), variables={"IVR_TARGET_APP": app} if app else None,
+            timeout=int(timeout), variables=variables or None,
         )
         try:
             await asyncio.wait_for(asyncio.shield(answered), timeout)

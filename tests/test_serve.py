@@ -42,6 +42,7 @@ async def served(settings: Settings, asterisk: object) -> AsyncIterator[Served]:
         "IVR_ARI_APP": app,
         "IVR_DATA_DIR": str(settings.data_dir),
         "IVR_SHUTDOWN_GRACE": "20",
+        "IVR_AGI_LISTEN": "",  # .env's FastAGI port may be a running `make run`'s
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "ivr", "serve", cwd=REPO_ROOT, env=env,
