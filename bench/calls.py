@@ -37,7 +37,7 @@ import asyncpg
 from bench import procstat
 from bench.engine import EngineProcess
 from ivr.core.errors import IvrError
-from ivr.recorder.models import take_path
+from ivr.recorder.models import ORIGINAL, take_path
 from ivr.telephony.rest import AriClient, AriHttpError
 
 TAKES = 2
@@ -375,7 +375,11 @@ class Load:
             " ORDER BY t.id", session_keys)  # each session's takes in the order recorded
         by_session: dict[str, list[float]] = {k: [] for k in session_keys}
         for row in rows:
-            path = take_path(self.data_dir, row["play_key"], row["take_number"], "wav")
+            # The take as recorded (a kept take is trimmed for listening: what the caller said
+            # reached the engine is what counts here).
+            path = take_path(self.data_dir, row["play_key"], row["take_number"], ORIGINAL)
+            if not path.exists():
+                path = take_path(self.data_dir, row["play_key"], row["take_number"], "wav")
             try:
                 seconds = wav_seconds(await asyncio.to_thread(path.read_bytes))
             except (OSError, wave.Error, EOFError):

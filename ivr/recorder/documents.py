@@ -200,9 +200,11 @@ def recorder_node(v: Recorder, generated: Generated | None = None) -> Node:
              ("quality_min_loudness_lufs", v.quality_min_loudness_lufs),
              ("quality_max_clipped_ratio", v.quality_max_clipped_ratio),
              ("quality_min_snr_db", v.quality_min_snr_db),
+             ("trim_silence", v.trim_silence),
              ("phone_number_list", [Many("phone_number_info",
                                          [number_node(n) for n in v.phone_numbers])]),
              ("date_created", v.created_at), ("last_updated", v.updated_at)]
+    _opt(node, "normalize_lufs", v.normalize_lufs)
     for secret in ("recorder_password", "callback_secret"):
         if generated is not None and secret in generated.passwords:
             node.append((secret, generated.passwords[secret]))

@@ -179,9 +179,10 @@ def recorder_values(p: Params) -> dict[str, Any]:
         "upload_auth_header": p.text("upload_auth_header", max_len=4100),
         "link_ttl_seconds": p.integer("link_ttl_seconds", 60, 604800),
         **{name: p.decimal(name, lo, hi) for name, (lo, hi) in QUALITY_LIMITS.items()},
+        "normalize_lufs": p.decimal("normalize_lufs", -40.0, -6.0),
     })
     for flag in ("password_required", "touchtone_prompt", "quality_check",
-                 "quality_keep_anyway"):
+                 "quality_keep_anyway", "trim_silence"):
         if p.given(flag):
             values[flag] = p.boolean(flag, False)
     for name in ("audio_format", "storage", "initiation", "identification", "lookup_mode",

@@ -62,6 +62,10 @@ def is_random_password_request(value: str) -> bool:
     return len(value) >= 3 and set(value) == {"?"}
 
 
+# A processed take's audio as recorded, beside it (take-N.original.wav).
+ORIGINAL = "original.wav"
+
+
 def take_path(data_dir: Path, play_key: str, take_number: int, ext: str) -> Path:
     """Where a take's audio lives in local storage. Every take keeps its own files, so
     accepting one never overwrites another; a recording serves its accepted take."""
@@ -139,6 +143,10 @@ class Recorder:
     quality_min_loudness_lufs: float = -40.0
     quality_max_clipped_ratio: float = 0.01
     quality_min_snr_db: float = 12.0
+    # Kept takes processed for listening (quality.process): the ends' silence trimmed, the
+    # loudness brought to normalize_lufs (None: left as recorded); the original kept beside.
+    trim_silence: bool = True
+    normalize_lufs: float | None = -16.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -192,6 +192,11 @@ SCHEMAS: dict[str, Any] = {
         "quality_max_clipped_ratio": {"type": "number", "minimum": 0, "maximum": 1,
                                       "default": 0.01},
         "quality_min_snr_db": {"type": "number", "minimum": 0, "maximum": 60, "default": 12},
+        "trim_silence": {"type": "boolean", "default": True,
+                         "description": "kept takes lose the silence at both ends"},
+        "normalize_lufs": {"type": "number", "nullable": True, "minimum": -40, "maximum": -6,
+                           "default": -16, "description": "kept takes brought to this "
+                           "loudness without clipping; null leaves them as recorded"},
         "callback_url": _SN, "callback_format": {"enum": ["xml", "json"]},
         "callback_secret": {"type": "string", "description": "16+ characters, or '???' for a "
                             "random one (returned once)"},
@@ -207,7 +212,7 @@ SCHEMAS: dict[str, Any] = {
         "max_take_seconds": _I, "silence_seconds": _I, "min_take_seconds": _I,
         "quality_check": _B, "quality_keep_anyway": _B, "quality_min_speech_seconds": _N,
         "quality_min_loudness_lufs": _N, "quality_max_clipped_ratio": _N,
-        "quality_min_snr_db": _N,
+        "quality_min_snr_db": _N, "trim_silence": _B, "normalize_lufs": _N,
         "phone_number_list": {"type": "array", "items": _ref("PhoneNumber")},
         "date_created": _T, "last_updated": _T, "recorder_password": _S,
         "callback_url": _S, "callback_format": _S, "callback_secret": _S,

@@ -17,7 +17,7 @@ import asyncpg
 
 from ivr.recorder import events, store
 from ivr.recorder.events import RecorderEvents
-from ivr.recorder.models import take_path
+from ivr.recorder.models import ORIGINAL, take_path
 
 
 class AudioRetention:
@@ -33,7 +33,7 @@ class AudioRetention:
             if not rows:
                 return 0, 0
             paths = [take_path(self.data_dir, r["play_key"], r["take_number"], ext)
-                     for r in rows for ext in ("wav", "mp3")]
+                     for r in rows for ext in ("wav", "mp3", ORIGINAL)]
             deleted = await asyncio.to_thread(_delete, paths)
             accepted = sorted({(r["recording_id"], r["recorder_id"]) for r in rows
                                if r["accepted"]})

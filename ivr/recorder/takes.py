@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import io
 import logging
 import os
@@ -18,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ivr.core.errors import TelephonyError
-from ivr.media import quality
-from ivr.recorder.models import Recorder, Recording, take_path
+from ivr.media import processing, quality
+from ivr.recorder.models import ORIGINAL, Recorder, Recording, take_path
 from ivr.recorder.phone import RecorderPhone, Take
 from ivr.telephony.rest import AriClient
 
@@ -71,6 +72,21 @@ def wav_duration_ms(data: bytes) -> int:
             return round(w.getnframes() * 1000 / w.getframerate())
     except (wave.Error, EOFError):
         return 0
+
+
+def _process_file(wav: Path, original: Path, figures: dict[str, Any], trim: bool,
+                  target_lufs: float | None) -> int | None:
+    """Process `wav` in place, its first version moved to `original` (done once: a take
+    accepted again after a restart is not processed twice). The new duration, or None."""
+    if original.exists():
+        return None
+    data = wav.read_bytes()
+    processed = processing.process(data, figures, trim=trim, target_lufs=target_lufs)
+    if processed is None:
+        return None
+    os.link(wav, original)  # the recorded take stays, under its own name, before any change
+    _write_atomically(wav, processed)
+    return wav_duration_ms(processed)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -149,6 +165,7 @@ class TakeStore:
                      kept_on_hangup: bool = False, quiet: bool = False) -> bool:
         has_mp3 = recorder.audio_format in ("mp3", "both")
         has_wav = recorder.audio_format in ("wav", "both")
+        stored = await self._processed(recorder, recording, stored)
         if has_mp3:
             mp3 = take_path(self.data_dir, recording.play_key, stored.take.number, "mp3")
             await self.to_mp3(stored.wav, mp3)
@@ -161,6 +178,21 @@ class TakeStore:
                  stored.duration_ms / 1000, ", caller hung up" if kept_on_hangup else "")
         await self.forget(ari, stored.name)
         return kept
+
+    async def _processed(self, recorder: Recorder, recording: Recording,
+                         stored: StoredTake) -> StoredTake:
+        """The take ready for listening (media/processing.py), as the recorder asks; the take
+        as recorded stays beside it (take-N.original.wav). Off the event loop."""
+        if not stored.quality or not (recorder.trim_silence or
+                                      recorder.normalize_lufs is not None):
+            return stored
+        original = take_path(self.data_dir, recording.play_key, stored.take.number, ORIGINAL)
+        duration_ms = await asyncio.to_thread(
+            _process_file, stored.wav, original, stored.quality, recorder.trim_silence,
+            recorder.normalize_lufs)
+        if duration_ms is None:
+            return stored
+        return dataclasses.replace(stored, duration_ms=duration_ms)
 
     async def discard(self, ari: AriClient, stored: StoredTake) -> None:
         await self.phone.discard_take(stored.take, stored.duration_ms)

@@ -15,11 +15,14 @@ import pytest
 from ivr.app import recorder_phone
 from ivr.core.errors import CallHungUp
 from ivr.media.prompts import PromptCatalog
+from ivr.media.quality import analyse
 from ivr.media.transcode import wav_to_mp3
 from ivr.media.tts import EspeakTts
 from ivr.recorder.flow import RecorderFlow
+from ivr.recorder.models import ORIGINAL, take_path
 from ivr.recorder.takes import TakeStore
 from ivr.settings import Settings
+from tests.helpers.audio import padded
 from tests.helpers.phone import recordings_of, start_session
 from tests.helpers.scripted_call import HANG_UP, ScriptedCall, Take
 
@@ -113,3 +116,24 @@ async def test_a_take_too_short_is_asked_again_and_three_wrong_pins_end_the_call
 
     call = await converse(flow, rec.number, ["1#", "2#", "3#"])
     assert call.names()[-2:] == ["too_many_attempts", "goodbye"], call.names()
+
+
+async def test_a_kept_take_is_trimmed_and_normalised_with_the_original_beside_it(
+    flow: RecorderFlow, make_recorder: Any, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    rec = await make_recorder()  # trim_silence and normalize_lufs -16: the defaults
+    s = await start_session(rec, [None])
+    recorded = padded(1.5, 1.5, gain_db=-10)
+    await converse(flow, rec.number, [s["pin"] + "#", Take(recorded), "9"])
+    row = await pool.fetchrow(
+        "SELECT r.play_key, t.take_number, t.length_seconds FROM recordings r"
+        " JOIN takes t ON t.id = r.accepted_take_id WHERE r.recording_key = $1", s["keys"][0])
+    wav = take_path(settings.data_dir, row["play_key"], row["take_number"], "wav")
+    original = take_path(settings.data_dir, row["play_key"], row["take_number"], ORIGINAL)
+    assert original.read_bytes() == recorded
+    before, after = analyse(recorded), analyse(wav.read_bytes())
+    assert before is not None and after is not None
+    assert after.duration_seconds < before.duration_seconds - 2
+    assert after.loudness_lufs is not None and before.loudness_lufs is not None
+    assert after.loudness_lufs > before.loudness_lufs + 3
+    assert row["length_seconds"] == round(after.duration_seconds)

@@ -21,6 +21,7 @@ RECORDER_FIELDS = (
     "callback_url", "callback_secret", "callback_format", "upload_method", "upload_auth_header",
     "link_ttl_seconds", "quality_check", "quality_keep_anyway", "quality_min_speech_seconds",
     "quality_min_loudness_lufs", "quality_max_clipped_ratio", "quality_min_snr_db",
+    "trim_silence", "normalize_lufs",
 )
 
 
@@ -67,6 +68,7 @@ def _recorder_of(row: asyncpg.Record) -> Recorder:
         quality_min_loudness_lufs=row["quality_min_loudness_lufs"],
         quality_max_clipped_ratio=row["quality_max_clipped_ratio"],
         quality_min_snr_db=row["quality_min_snr_db"],
+        trim_silence=row["trim_silence"], normalize_lufs=row["normalize_lufs"],
     )
 
 
