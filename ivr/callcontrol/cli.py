@@ -21,7 +21,7 @@ def cmd_voiceapp_create(settings: Settings, args: argparse.Namespace) -> int:
             made = await control.create_application(
                 webhook_url=args.webhook, numbers=args.number or [],
                 shared_numbers=args.shared_number, name=args.name,
-                greeting=args.greeting, accept_timeout=args.accept_timeout)
+                greeting=args.greeting, accept_timeout=args.accept_timeout, trunk=args.trunk)
         finally:
             await control.close()
             await pool.close()
@@ -48,4 +48,6 @@ def register(sub: Any) -> None:
     p.add_argument("--greeting", help="prompt played before the incomingcall event")
     p.add_argument("--accept-timeout", type=int, default=10,
                    help="seconds an incoming call waits for /accept (default 10)")
+    p.add_argument("--trunk", help="the carrier trunk (`ivr trunk add NAME`) its calls out and "
+                   "second legs leave by (default: the loopback trunk)")
     p.set_defaults(func=cmd_voiceapp_create)

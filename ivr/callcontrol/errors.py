@@ -112,3 +112,12 @@ class CallFailed(VoiceError):
     error_id = "call_failed"
     http_status = 500
     result = 500
+
+
+class TrunkDown(CallFailed):
+    """The carrier trunk a call leaves by is down (its OPTIONS go unanswered) or missing from
+    Asterisk: the call is not placed (the `disconnected` event's cause is "trunk down")."""
+
+    error_id = "trunk_down"
+    http_status = 503
+    result = 503

@@ -18,7 +18,7 @@ import logging
 
 from ivr.callcontrol.errors import CallStateMismatch, RecordingFailed
 from ivr.callcontrol.live_bridge import BridgePart
-from ivr.callcontrol.live_call import Leg
+from ivr.callcontrol.live_call import TRUNK_DOWN, Leg
 from ivr.callcontrol.models import PlayRequest
 from ivr.core.errors import CallHungUp, IvrError
 from ivr.telephony import amd
@@ -155,7 +155,8 @@ class LiveCall(BridgePart):
         for key in self._registered:
             self.tel.router.unregister(key)
         cause = self.cause or plain_name(self.call.hangup_cause)
-        final = "failed" if self.state == "initiated" and cause == "failed" else "disconnected"
+        final = ("failed" if self.state == "initiated" and cause in ("failed", TRUNK_DOWN)
+                 else "disconnected")
         self.emit("disconnected", channel_id=self.call.id, cause=cause,
                   change=self._state_change(final, cause))
         self._outbox.put_nowait(None)

@@ -8,8 +8,14 @@ import logging
 import uuid
 from typing import Any
 
-from ivr.callcontrol.errors import CallFailed, CallStateMismatch, RequestPending
-from ivr.callcontrol.live_call import RECORDING_EVENTS, Bridge, Leg
+from ivr.callcontrol.errors import CallFailed, CallStateMismatch, RequestPending, TrunkDown
+from ivr.callcontrol.live_call import (
+    RECORDING_EVENTS,
+    TRUNK_DOWN,
+    Bridge,
+    Leg,
+    trunk_endpoint,
+)
 from ivr.callcontrol.live_play import PlayPart
 from ivr.callcontrol.models import Destination
 from ivr.core.errors import CallHungUp, IvrError
@@ -51,7 +57,7 @@ class BridgePart(PlayPart):
         bridge = self.check_bridged()
         if bridge.dialing is not None:
             raise RequestPending("A transfer is already in progress", 408)
-        leg = Leg(self.tel, f"ccl-{uuid.uuid4().hex}", destination)
+        leg = Leg(self.tel, f"ccl-{uuid.uuid4().hex}", destination, trunk_endpoint(self.app))
         bridge.dialing = leg
         self.spawn(self._dial_into_bridge(bridge, destination, caller_id, timeout, leg),
                    "transfer")
@@ -64,7 +70,7 @@ class BridgePart(PlayPart):
             raise RequestPending("A transfer is already in progress", 408)
         old = bridge.peer
         bridge.peer = None
-        leg = Leg(self.tel, f"ccl-{uuid.uuid4().hex}", destination)
+        leg = Leg(self.tel, f"ccl-{uuid.uuid4().hex}", destination, trunk_endpoint(self.app))
         bridge.dialing = leg
         if old is not None:
             await old.hangup()
@@ -73,7 +79,7 @@ class BridgePart(PlayPart):
 
     async def _dial_into_bridge(self, bridge: Bridge, destination: Destination, caller_id: str,
                                 timeout: int, leg: Leg | None) -> None:
-        leg = leg or Leg(self.tel, f"ccl-{uuid.uuid4().hex}", destination)
+        leg = leg or Leg(self.tel, f"ccl-{uuid.uuid4().hex}", destination, trunk_endpoint(self.app))
         bridge.dialing = leg
         to: dict[str, Any] = {"to": destination.value}
         try:
@@ -81,7 +87,8 @@ class BridgePart(PlayPart):
         except IvrError as exc:
             log.info("[%s] dialling %s failed: %s", self.call.id, destination.value, exc.message)
             bridge.dialing = None
-            self.emit("bridge_failed", **to, cause="failed")
+            self.emit("bridge_failed", **to,
+                      cause=TRUNK_DOWN if isinstance(exc, TrunkDown) else "failed")
             await self._drop_bridge_if_alone(bridge)
             return
         try:

@@ -18,7 +18,7 @@ import asyncpg
 
 from ivr.callcontrol import webhooks
 from ivr.callcontrol.asr import Recognizer
-from ivr.callcontrol.errors import CallFailed, CallStateMismatch
+from ivr.callcontrol.errors import CallFailed, CallStateMismatch, TrunkDown
 from ivr.callcontrol.models import Application, Destination, timestamp
 from ivr.callcontrol.store import CallControlStore
 from ivr.callcontrol.webhooks import Change, Outgoing
@@ -29,6 +29,8 @@ from ivr.telephony.causes import plain_name
 from ivr.telephony.events import Event, Router
 from ivr.telephony.leg import DialledLeg, NotInStasis
 from ivr.telephony.rest import AriClient
+from ivr.telephony.trunk_health import PREFIX as TRUNK_PREFIX
+from ivr.telephony.trunk_health import trunk_states
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +48,46 @@ class Telephony:
     trunk: str  # PJSIP endpoint numbers are dialled through
 
 
+TRUNK_DOWN = "trunk down"  # the cause of a call not placed because its trunk is down
+
+
+def trunk_endpoint(app: Application) -> str | None:
+    """The pjsip endpoint an application's calls leave by (None: the engine's default)."""
+    return f"{TRUNK_PREFIX}{app.trunk}" if app.trunk else None
+
+
 class Leg(DialledLeg):
     """A leg call control dials (an outbound call, a connect's or transfer's second leg):
-    registered with the router before it exists, unregistered once destroyed."""
+    registered with the router before it exists, unregistered once destroyed. It leaves by
+    `trunk` (a pjsip endpoint), by default the engine's."""
 
-    def __init__(self, tel: Telephony, channel_id: str, destination: Destination) -> None:
+    def __init__(self, tel: Telephony, channel_id: str, destination: Destination,
+                 trunk: str | None = None) -> None:
         super().__init__(tel.ari, channel_id)
         self.tel = tel
         self.destination = destination
+        self.trunk = trunk or tel.trunk
 
     def endpoint(self) -> str:
         if self.destination.is_sip:
-            return f"PJSIP/{self.tel.trunk}/{self.destination.value}"
-        return f"PJSIP/{self.destination.value}@{self.tel.trunk}"
+            return f"PJSIP/{self.trunk}/{self.destination.value}"
+        return f"PJSIP/{self.destination.value}@{self.trunk}"
+
+    async def check_trunk(self) -> None:
+        """A carrier trunk must be known to Asterisk and not offline (its OPTIONS unanswered):
+        otherwise TrunkDown, before any channel exists. `unknown` (no OPTIONS answered yet)
+        and an ARI that does not say are given the benefit of the doubt."""
+        if not self.trunk.startswith(TRUNK_PREFIX):
+            return
+        name = self.trunk[len(TRUNK_PREFIX):]
+        states = await trunk_states(self.tel.ari)
+        if states is None:
+            return
+        state = states.get(name)
+        if state is None:
+            raise TrunkDown(f"trunk {name} is not configured on Asterisk (`ivr trunk apply`)")
+        if state == "offline":
+            raise TrunkDown(f"trunk {name} is down: the carrier does not answer (offline)")
 
     def ended(self, cause: int | None) -> None:
         self.call.hangup_cause = cause
@@ -78,6 +107,7 @@ class Leg(DialledLeg):
         return True
 
     async def dial(self, caller_id: str, timeout: int) -> None:
+        await self.check_trunk()
         self.tel.router.register(self.id, self.sink)
         try:
             try:

@@ -43,6 +43,7 @@ class Application:
     greeting: str | None
     accept_timeout: int
     numbers: tuple[str, ...]
+    trunk: str | None = None  # the carrier trunk its calls leave by (None: the default)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,9 +29,10 @@ from ivr.callcontrol.errors import (
     NotAuthenticated,
     NumberNotFound,
     RecordingNotFound,
+    TrunkDown,
 )
 from ivr.callcontrol.live import LiveCall
-from ivr.callcontrol.live_call import Leg, LiveCallState, Telephony
+from ivr.callcontrol.live_call import TRUNK_DOWN, Leg, LiveCallState, Telephony, trunk_endpoint
 from ivr.callcontrol.media import CoreSoundMedia, CoreSounds, MediaSource
 from ivr.callcontrol.models import (
     NUMBER_RE,
@@ -48,6 +49,8 @@ from ivr.core.errors import Conflict, IvrError, Unavailable
 from ivr.core.keys import new_pin
 from ivr.core.passwords import burn_time, hash_password, verify_password
 from ivr.media.transcode import wav_to_mp3
+from ivr.provision.trunks import store as trunks
+from ivr.provision.trunks.model import NAME as TRUNK_NAME
 from ivr.telephony.call import Call
 from ivr.telephony.events import Router
 from ivr.telephony.rest import AriClient, AriHttpError
@@ -106,9 +109,11 @@ class CallControl:
     async def create_application(
         self, *, webhook_url: str, numbers: list[str], shared_numbers: list[str] | None = None,
         name: str = "", greeting: str | None = None, accept_timeout: int = 10,
+        trunk: str | None = None,
     ) -> NewApplication:
         """Dedicated `numbers` route straight to the application; on `shared_numbers` the
-        caller keys the PIN drawn here (returned once) first."""
+        caller keys the PIN drawn here (returned once) first. Its calls out leave by `trunk`
+        (an `ivr trunk` name), by default the engine's."""
         shared = sorted(set(shared_numbers or []))
         if not URL_RE.match(webhook_url):
             raise BadRequest("webhook_url", "'webhook_url' must be an http or https URL")
@@ -121,6 +126,14 @@ class CallControl:
             raise BadRequest("greeting", "'greeting' must be a prompt name")
         if not 1 <= accept_timeout <= 120:
             raise BadRequest("accept_timeout", "'accept_timeout' must be 1 to 120 seconds")
+        if trunk is not None:
+            if not TRUNK_NAME.fullmatch(trunk):
+                raise BadRequest("trunk", "'trunk' must be the name of a trunk")
+            try:
+                await trunks.get(self.store.pool, trunk)
+            except IvrError:
+                raise BadRequest("trunk", f"no trunk {trunk!r} (`ivr trunk list` shows them)"
+                                 ) from None
         app_id = secrets.token_hex(12)
         app_key = secrets.token_urlsafe(32)
         secret = secrets.token_urlsafe(32)
@@ -129,7 +142,7 @@ class CallControl:
                 app_id=app_id, app_key_hash=await hash_password(app_key), webhook_secret=secret,
                 name=name, webhook_url=webhook_url, greeting=greeting,
                 accept_timeout=accept_timeout, numbers=sorted(set(numbers)),
-                shared_numbers=shared, new_pin=lambda: new_pin(SHARED_PIN_LENGTH),
+                shared_numbers=shared, new_pin=lambda: new_pin(SHARED_PIN_LENGTH), trunk=trunk,
             )
         except NumberTaken:
             raise Conflict("a number is already routed to another application") from None
@@ -253,13 +266,19 @@ class CallControl:
         media = None
         if request.action_on_connect is not None:
             media = await self.media.resolve(request.action_on_connect.media, self.sounds)
-        leg = Leg(tel, f"ccv-{uuid.uuid4().hex}", request.to)
+        leg = Leg(tel, f"ccv-{uuid.uuid4().hex}", request.to, trunk_endpoint(app))
         live = await self._register(
             app, leg.call, "outbound", request.from_number, request.to.value, "initiated",
             owner_ref=request.owner_ref, event_url=request.event_url,
         )
         try:
             await leg.dial(request.from_number, request.timeout)
+        except TrunkDown as exc:
+            log.warning("outbound call %s for application %s: %s", live.voice_id, app.app_id,
+                        exc.message)
+            live.cause = TRUNK_DOWN
+            await live.finish()
+            raise
         except IvrError as exc:
             live.cause = "failed"
             await live.finish()

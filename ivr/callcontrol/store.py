@@ -13,7 +13,7 @@ from ivr.callcontrol.webhooks import Outgoing
 from ivr.core.db import Conn
 
 _APP_COLUMNS = """a.id, a.app_id, a.name, a.webhook_url, a.webhook_secret, a.greeting,
-    a.accept_timeout,
+    a.accept_timeout, a.trunk,
     COALESCE((SELECT array_agg(n.number ORDER BY n.number) FROM cc_numbers n
               WHERE n.application_id = a.id), '{}') AS numbers"""
 
@@ -27,6 +27,7 @@ def _application(row: asyncpg.Record) -> Application:
         id=row["id"], app_id=row["app_id"], name=row["name"], webhook_url=row["webhook_url"],
         webhook_secret=row["webhook_secret"], greeting=row["greeting"],
         accept_timeout=row["accept_timeout"], numbers=tuple(row["numbers"]),
+        trunk=row["trunk"],
     )
 
 
@@ -38,7 +39,7 @@ class CallControlStore:
     async def insert_application(
         self, *, app_id: str, app_key_hash: str, webhook_secret: str, name: str,
         webhook_url: str, greeting: str | None, accept_timeout: int, numbers: list[str],
-        shared_numbers: list[str], new_pin: Callable[[], str],
+        shared_numbers: list[str], new_pin: Callable[[], str], trunk: str | None = None,
     ) -> dict[str, str]:
         """Writes the application with its dedicated and shared numbers; returns the PIN drawn
         for it on each shared number. NumberTaken (nothing written) when a dedicated number is
@@ -46,10 +47,10 @@ class CallControlStore:
         async with self.pool.acquire() as conn, conn.transaction():
             app_pk: int = await conn.fetchval(
                 """INSERT INTO cc_applications (app_id, app_key_hash, webhook_secret, name,
-                       webhook_url, greeting, accept_timeout)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id""",
+                       webhook_url, greeting, accept_timeout, trunk)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id""",
                 app_id, app_key_hash, webhook_secret, name, webhook_url, greeting,
-                accept_timeout,
+                accept_timeout, trunk,
             )
             pins: dict[str, str] = {}
             try:

@@ -14,8 +14,9 @@ registers, the call crosses the namespaces into the recorder flow, the caller ke
 records a take that is saved, and the SDP each side sent carries the namespace addresses (a
 trunk change mid-call keeps the call). Unknown DIDs (with a 00 prefix, in the To header) are
 answered "not in service"; /healthz and /metrics report the trunk; a call out by the trunk
-passes the carrier's challenge with our caller id; the carrier cut off shows as the trunk
-offline, and back online; a restarted carrier still reaches us, and a restarted media Asterisk
+passes the carrier's challenge with our caller id, and so does a call-control application's
+call given that trunk; the carrier cut off shows as the trunk offline (that application's call
+out then fails at once, cause "trunk down" in its webhook), and back online; a restarted carrier still reaches us, and a restarted media Asterisk
 keeps its trunk. Namespaces and both Asterisks are set up once for the module (about 45 s in
 all) and removed after it; a part that cannot start fails the test."""
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import audioop
+import contextlib
 import dataclasses
 import os
 import re
@@ -40,15 +42,23 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from ivr.app import TELEPHONY, Telephony, create_app
+from ivr.app import CALLCONTROL, TELEPHONY, Telephony, create_app
+from ivr.callcontrol.errors import TrunkDown
+from ivr.callcontrol.live import LiveCall
+from ivr.callcontrol.models import Application, Destination, OutboundRequest
 from ivr.cli import asterisk_config
+from ivr.core.errors import InvalidParameter, IvrError
 from ivr.provision import asterisk as provision
 from ivr.provision.trunks import apply
+from ivr.provision.trunks import store as trunks
 from ivr.provision.trunks.model import Trunk, build
 from ivr.settings import REPO_ROOT, Network, Settings
+from tests.callcontrol.conftest import Webhooks
 from tests.helpers.netns import Net, asterisk_up, free_subnet, invite, ip
 from tests.phone.conftest import recordings_of, start_session
 from tests.phone.test_api_initiated import audio
+from tests.receiver import serving
+from tests.recorder.conftest import fresh_number
 from tests.telephony_harness import Caller, calls_from, wav_seconds
 
 pytestmark = pytest.mark.asterisk
@@ -221,7 +231,7 @@ def _tear_down(net: Net, started: list[provision.AsteriskConfig]) -> None:
 
 
 @pytest.fixture(scope="module")
-async def netns_engine(site: Site, settings: Settings) -> AsyncIterator[Telephony]:
+async def netns_app(site: Site, settings: Settings) -> AsyncIterator[web.Application]:
     """The engine, on the root namespace's end of the media link: ARI over it, prompts served
     on it, and an Asterisk root it cannot read (no shared file system: takes come over ARI)."""
     env = site.media_env
@@ -236,9 +246,35 @@ async def netns_engine(site: Site, settings: Settings) -> AsyncIterator[Telephon
     await web.TCPSite(runner, site.addr(1), ours.http_port).start()
     try:
         await app[TELEPHONY].events.wait_connected(10)
-        yield app[TELEPHONY]
+        yield app
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture(scope="module")
+def netns_engine(netns_app: web.Application) -> Telephony:
+    return netns_app[TELEPHONY]
+
+
+@pytest.fixture(scope="module")
+async def voice_app(netns_app: web.Application, site: Site, pool: asyncpg.Pool
+                    ) -> AsyncIterator[tuple[Application, Webhooks]]:
+    """A call-control application whose calls leave by trunk acme, and its webhook receiver."""
+    with contextlib.suppress(InvalidParameter):  # the trunk, as `ivr trunk add` stores it
+        await trunks.add(pool, site.trunk)
+    hooks = Webhooks()
+    async with serving(hooks, "/hook") as base:
+        control = netns_app[CALLCONTROL]
+        made = await control.create_application(
+            webhook_url=f"{base}/hook", numbers=[fresh_number("737")], trunk="acme")
+        hooks.secrets.append(made.webhook_secret)
+        yield await control.authenticate(made.app_id, made.app_key), hooks
+
+
+async def _call_out(netns_app: web.Application, app: Application, to: str) -> LiveCall:
+    return await netns_app[CALLCONTROL].originate(app, OutboundRequest(
+        from_number=app.numbers[0], to=Destination(to, is_sip=False), name=None,
+        owner_ref=None, event_url=None, action_on_connect=None, timeout=15))
 
 
 @pytest.fixture(scope="module")
@@ -407,10 +443,30 @@ async def test_a_call_out_by_the_trunk(site: Site, netns_engine: Telephony) -> N
     assert "LAST_DIALLED=+15125550123" in shown, shown
 
 
-async def test_the_carrier_goes_away_and_comes_back(
-    site: Site, netns_engine: Telephony, carrier_caller: Caller, pool: asyncpg.Pool,
+async def test_call_control_leaves_by_the_applications_trunk(
+    site: Site, netns_app: web.Application, voice_app: tuple[Application, Webhooks],
 ) -> None:
-    """The carrier unreachable: the engine reports the trunk down (OPTIONS unanswered), and up
+    """An application given trunk acme: its outbound call leaves by the carrier, with the
+    application's number as the caller id."""
+    app, _ = voice_app
+    live = await _call_out(netns_app, app, "+15125550124")
+
+    async def seen() -> str | None:
+        shown = await asyncio.to_thread(provision.cli, site.carrier_cfg, "dialplan show globals")
+        return shown if "LAST_DIALLED=+15125550124" in shown else None
+
+    shown = await _until(seen, "the carrier did not get the call-control call")
+    assert f"LAST_FROM={app.numbers[0]}" in shown, shown
+    with contextlib.suppress(IvrError):
+        await live.hangup()
+
+
+async def test_the_carrier_goes_away_and_comes_back(
+    site: Site, netns_app: web.Application, netns_engine: Telephony, carrier_caller: Caller,
+    pool: asyncpg.Pool, voice_app: tuple[Application, Webhooks],
+) -> None:
+    """The carrier unreachable: the engine reports the trunk down (OPTIONS unanswered), and a
+    call-control call out by it fails at once with the cause "trunk down" in its webhook; up
     again once it answers; restarted, it still reaches our DID (it keeps our registration)."""
     base = site.media_env["IVR_PUBLIC_URL"]
     media_end = f"v{site.net.tag}2b"  # the media namespace's end of the SIP link
@@ -425,6 +481,20 @@ async def test_the_carrier_goes_away_and_comes_back(
     ip("netns", "exec", media_ns, "ip", "link", "set", media_end, "down")
     try:
         await _until(lambda: trunk("offline"), "/healthz did not report the trunk down")
+        app, hooks = voice_app
+        with pytest.raises(TrunkDown, match="trunk acme is down"):
+            await _call_out(netns_app, app, "+15125550125")
+
+        def ended() -> dict[str, Any] | None:
+            return next((e for e in hooks.events if e.get("to") == "+15125550125"
+                         and e.get("state") == "disconnected"), None)
+
+        await hooks.wait_until(lambda: ended() is not None, 10,
+                               lambda: f"no disconnected event: {hooks.events}")
+        assert (ended() or {}).get("cause") == "trunk down", hooks.events
+        row = await pool.fetchrow("SELECT state, cause FROM cc_calls WHERE to_number = $1",
+                                  "+15125550125")
+        assert row is not None and (row["state"], row["cause"]) == ("failed", "trunk down")
     finally:
         ip("netns", "exec", media_ns, "ip", "link", "set", media_end, "up")
     await _until(lambda: trunk("online"), "/healthz did not report the trunk back")
