@@ -16,9 +16,10 @@ trunk change mid-call keeps the call). Unknown DIDs (with a 00 prefix, in the To
 answered "not in service"; /healthz and /metrics report the trunk; a call out by the trunk
 passes the carrier's challenge with our caller id, and so does a call-control application's
 call given that trunk; the carrier cut off shows as the trunk offline (that application's call
-out then fails at once, cause "trunk down" in its webhook), and back online; a restarted carrier still reaches us, and a restarted media Asterisk
-keeps its trunk. Namespaces and both Asterisks are set up once for the module (about 45 s in
-all) and removed after it; a part that cannot start fails the test."""
+out then fails at once, cause "trunk down" in its webhook), and back online; a restarted
+carrier still reaches us, and a restarted media Asterisk keeps its trunk. Namespaces and both
+Asterisks are set up once for the module (about 45 s in all) and removed after it; a part that
+cannot start fails the test."""
 
 from __future__ import annotations
 
