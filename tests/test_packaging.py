@@ -83,6 +83,7 @@ def _rendered_digests(env: dict[str, str]) -> dict[str, str]:
 async def test_operator_stack_from_env(base_settings: Settings, tmp_path: Path) -> None:
     started = time.monotonic()
     containers.ensure_podman()
+    containers.remove_stale()
     cfg = asterisk_config(base_settings)
     provision.build_root(cfg, progress=lambda _: None)
     with ThreadPoolExecutor(2) as pool:  # imported once per machine (and per change of input)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -42,6 +41,7 @@ SID_EXCLUDE = ("./proc", "./dev", "./sys", "./run/*", "./tmp/*", "./etc/asterisk
                "./var/spool/asterisk*", "./var/lib/asterisk-*",
                "./var/lib/asterisk/astdb.sqlite3", "./usr/sbin/policy-rc.d")
 BOOKWORM = ("bookworm", "minbase")
+LABEL = "io.ivr.test-pid"  # on the containers and volumes a test makes: whose they are
 PACKAGES = ("podman", "runc")
 
 
@@ -218,7 +218,9 @@ class Stack:
 
     def up(self, name: str) -> None:
         svc = self.services[name]
-        cmd = [*PODMAN, "run", "-d", "--name", self.container(name), *RUN_FLAGS,
+        label = f"{LABEL}={os.getpid()}"
+        cmd = [*PODMAN, "run", "-d", "--name", self.container(name), "--label", label,
+               *RUN_FLAGS,
                "--network", svc.get("network_mode", "host")]
         env_file = svc.get("env_file")
         for path in [env_file] if isinstance(env_file, str) else env_file or []:
@@ -227,8 +229,12 @@ class Stack:
             cmd += ["-e", f"{key}={value}"]
         for volume in svc.get("volumes", []):
             source, _, target = volume.partition(":")
-            named = "/" not in source
-            cmd += ["-v", f"{self.project}_{source}:{target}" if named else volume]
+            if "/" in source:
+                cmd += ["-v", volume]
+                continue
+            run(["podman", "volume", "create", "--label", label, f"{self.project}_{source}"],
+                timeout=60, check=False)  # labelled, so that a later run can find a stale one
+            cmd += ["-v", f"{self.project}_{source}:{target}"]
         if svc.get("restart"):
             cmd += ["--restart", svc["restart"]]
         cmd.append(svc["image"])
@@ -257,7 +263,14 @@ class Stack:
         self.started.clear()
 
 
-def inspect_state(name: str) -> dict[str, Any]:
-    out = run([*PODMAN, "inspect", "--format", "{{json .State}}", name], timeout=30)
-    state: dict[str, Any] = json.loads(out)
-    return state
+def remove_stale() -> None:
+    """Containers and volumes of test runs whose process is gone (killed mid-test)."""
+    for kind, listing in (("container", ["ps", "-a"]), ("volume", ["volume", "ls"])):
+        out = run([*PODMAN, *listing, "--filter", f"label={LABEL}", "--format",
+                   f'{{{{.Name{"s" if kind == "container" else ""}}}}} '
+                   f'{{{{index .Labels "{LABEL}"}}}}'], timeout=60, check=False)
+        for line in out.splitlines():
+            name, _, pid = line.partition(" ")
+            if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                rm = ["rm", "-f"] if kind == "container" else ["volume", "rm", "-f"]
+                subprocess.run([*PODMAN, *rm, name], capture_output=True, timeout=120)
