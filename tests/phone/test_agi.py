@@ -18,7 +18,9 @@ from aiohttp.test_utils import TestClient
 
 from ivr.settings import Settings
 from tests.conftest import free_port, start_serve
-from tests.phone.conftest import recordings_of, start_session
+from tests.helpers.audio import audio
+from tests.helpers.phone import recordings_of, start_session
+from tests.helpers.serve import wait_for
 from tests.telephony_harness import Caller, CallerLeg, wav_seconds
 
 pytestmark = pytest.mark.asterisk
@@ -57,9 +59,7 @@ async def agi_engine(settings: Settings, asterisk: object,
 
 async def seconds_of(api: TestClient, url: str) -> float:
     """The stored take's length, read back through the API's audio link."""
-    resp = await api.get(url[url.index("/", url.index("//") + 2):])
-    assert resp.status == 200, url
-    return wav_seconds(await resp.read())
+    return wav_seconds(await audio(api, url))
 
 
 async def session_id(pool: asyncpg.Pool, key: str) -> int:
@@ -87,12 +87,7 @@ async def take(agi: AgiEngine, pool: asyncpg.Pool, leg: CallerLeg, sid: int, see
     name = await new_take(agi, sid, seen)
     await leg.say(speech)
     await leg.press("#")
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 10
-    while not await pool.fetchval("SELECT 1 FROM takes WHERE asterisk_name = $1", name):
-        assert loop.time() < deadline, f"take {name} was not stored: " + \
-            agi.log.read_text()[-3000:]
-        await asyncio.sleep(0.02)
+    await wait_for(pool, "SELECT 1 FROM takes WHERE asterisk_name = $1", name, timeout=10)
     await asyncio.sleep(0.2)
     if then:
         await leg.press(then)
