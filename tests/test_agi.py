@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from ivr.core.errors import CallHungUp
+from ivr.telephony import latency
 from ivr.telephony.agi import parse_reply
 from ivr.telephony.agi_call import AgiCall
 from ivr.telephony.agi_server import AgiServer
@@ -82,6 +83,11 @@ async def test_barge_in_and_keys_kept(served: Callable[..., Any]) -> None:
         got.append(await call.next_digit(5))  # kept from the prompt, which went on
         got.append(await call.next_digit(2.5))
 
+    def prompts_after_keys() -> float:
+        return next(s.value for m in latency.KEYPRESS_TO_PROMPT.collect() for s in m.samples
+                    if s.name.endswith("_count"))
+
+    before = prompts_after_keys()
     server = await served(flow)
     asterisk = Asterisk(["200 result=49 endpos=100", "200 result=50 endpos=800",
                          "200 result=0 endpos=9000", "200 result=0", "200 result=1"])
@@ -93,6 +99,7 @@ async def test_barge_in_and_keys_kept(served: Callable[..., Any]) -> None:
         f'STREAM FILE "http://127.0.0.1:8080/p.wav?v=1" {keys}',
         f'STREAM FILE "http://127.0.0.1:8080/p.wav?v=1" {keys} 800',
         "WAIT FOR DIGIT 2500", "HANGUP"]
+    assert prompts_after_keys() == before + 1  # the key on "welcome", then the next prompt
 
 
 async def test_a_hang_up_mid_command_ends_the_flow(served: Callable[..., Any]) -> None:

@@ -25,13 +25,17 @@ from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import Any, ParamSpec, TypeVar, cast
 
 from ivr.core.errors import CallHungUp
+from ivr.telephony import latency
 from ivr.telephony.agi import AgiChannel, AgiError, Reply, quote
 from ivr.telephony.agi_media import (
     ASTERISK_SPOOL,
     FORMAT,
     KEYS,
+    AgiLiveTake,
     AgiTakes,
+    Batch,
     command_for,
+    end,
     recording_seconds,
 )
 from ivr.telephony.playback import Playback, Said
@@ -43,37 +47,12 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-class _Batch:
-    """What one `say()` queued."""
-
-    __slots__ = ("barge_in", "ended", "failed", "key", "lazy", "media")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, media: Sequence[str],
-                 barge_in: bool, lazy: bool = False) -> None:
-        self.media = list(media)
-        self.barge_in = barge_in
-        self.lazy = lazy  # played by the flow's next step only, not at once
-        self.ended: asyncio.Future[None] = loop.create_future()
-        self.key: str | None = None  # the key that stopped it
-        self.failed = False
-
-
-def _end(batch: _Batch, exc: BaseException | None = None) -> None:
-    if batch.ended.done():
-        return
-    if exc is None:
-        batch.ended.set_result(None)
-    else:
-        batch.ended.set_exception(exc)
-        batch.ended.exception()  # whoever waits gets it; nobody waiting is no error
-
-
 class AgiSaid:
     """What `say` returns: awaiting it (or `heard()`) plays the queue up to it."""
 
     __slots__ = ("_batch", "_call")
 
-    def __init__(self, call: AgiCall, batch: _Batch) -> None:
+    def __init__(self, call: AgiCall, batch: Batch) -> None:
         self._call = call
         self._batch = batch
 
@@ -82,15 +61,6 @@ class AgiSaid:
 
     def __await__(self) -> Generator[Any, None, None]:
         return self.heard().__await__()
-
-
-class AgiLiveTake:
-    def __init__(self, name: str, task: asyncio.Task[RecordingResult]) -> None:
-        self.name = name
-        self._task = task
-
-    async def finished(self) -> RecordingResult:
-        return await asyncio.shield(self._task)
 
 
 def _known(value: str | None) -> str:
@@ -115,10 +85,13 @@ class AgiCall:
         self._loop = asyncio.get_running_loop()
         self._gone: asyncio.Future[str] = self._loop.create_future()
         self._digits: deque[str] = deque()
-        self._queue: deque[_Batch] = deque()
-        self._playing: _Batch | None = None
+        self._queue: deque[Batch] = deque()
+        self._playing: Batch | None = None
         self._speaking = asyncio.Lock()
         self._driver: asyncio.Task[None] | None = None
+        # When the last key arrived that no prompt has followed yet (0: none), for the key
+        # press -> next prompt histogram (latency.py), as on ARI.
+        self._key_at = 0.0
         self._ids = itertools.count(1)
         self._writes = WriteBehind()
 
@@ -146,7 +119,7 @@ class AgiCall:
         self._gone.set_result(why)
         exc = CallHungUp(f"channel {self.id} hung up")
         for batch in [*self._queue, *([self._playing] if self._playing else [])]:
-            _end(batch, exc)
+            end(batch, exc)
         self._queue.clear()
 
     def _check(self) -> None:
@@ -184,7 +157,7 @@ class AgiCall:
         self._check()
         for medium in media:
             command_for(medium)  # a medium AGI cannot play fails here, not later
-        batch = _Batch(self._loop, media, barge_in, lazy)
+        batch = Batch(self._loop, media, barge_in, lazy)
         self._queue.append(batch)
         if not lazy and (self._driver is None or self._driver.done()):
             self._driver = self._loop.create_task(self._drive())
@@ -203,7 +176,7 @@ class AgiCall:
     def hush(self) -> None:
         """Drop everything said and not yet played (a prompt playing now plays out)."""
         for batch in [*self._queue, *([self._playing] if self._playing else [])]:
-            _end(batch)
+            end(batch)
         self._queue.clear()
 
     async def heard(self) -> None:
@@ -214,9 +187,9 @@ class AgiCall:
         """A key: every barge-in prompt said and not yet heard stops."""
         for batch in [*([self._playing] if self._playing else []), *self._queue]:
             if batch.barge_in:
-                _end(batch)
+                end(batch)
 
-    async def _play_through(self, target: _Batch | None, eager: bool = False) -> None:
+    async def _play_through(self, target: Batch | None, eager: bool = False) -> None:
         """Play the queue in order, up to `target` (None: all of it; `eager`: up to a lazy
         batch)."""
         async with self._speaking:
@@ -230,21 +203,24 @@ class AgiCall:
                 try:
                     await self._play_batch(batch)
                 except CallHungUp as exc:
-                    _end(batch, exc)
+                    end(batch, exc)
                     raise
                 finally:
                     self._playing = None
-                _end(batch)
+                end(batch)
         if target is not None:
             await asyncio.shield(target.ended)
         self._check()
 
-    async def _play_batch(self, batch: _Batch) -> None:
+    async def _play_batch(self, batch: Batch) -> None:
         for medium in batch.media:
             if batch.ended.done():
                 return
             command, resumable = command_for(medium)
             offset = 0
+            if self._key_at:
+                latency.prompted(self._key_at)
+                self._key_at = 0.0
             while True:
                 tail = f" {offset}" if resumable and offset else ""
                 try:
@@ -259,6 +235,7 @@ class AgiCall:
                 if reply.result == 0:
                     break
                 key = chr(reply.result)
+                self._key_at = latency.now()
                 self._digits.append(key)
                 if batch.barge_in:
                     batch.key = key
@@ -269,7 +246,7 @@ class AgiCall:
                     break
                 offset = reply.endpos
 
-    async def _failed(self, batch: _Batch, medium: str) -> None:
+    async def _failed(self, batch: Batch, medium: str) -> None:
         """A command answered -1: the caller hung up, or Asterisk could not play it (no such
         file, a URL it could not fetch): then it is skipped, as ARI skips a failed playback."""
         if not self.gone:
@@ -320,7 +297,10 @@ class AgiCall:
         if reply.result < 0:
             self.mark_gone("WAIT FOR DIGIT failed")
             raise CallHungUp(f"channel {self.id} hung up")
-        return chr(reply.result) if reply.result else None
+        if not reply.result:
+            return None
+        self._key_at = latency.now()
+        return chr(reply.result)
 
     async def collect_digits(self, max_digits: int, timeout: float = 5.0,
                              terminators: str = "#",
@@ -399,6 +379,8 @@ class AgiCall:
         failed = ended in ("randomerror", "writefile") or (
             reply is not None and reply.result < 0 and not hung_up)
         followed = None
+        if ended == "dtmf":
+            self._key_at = latency.now()
         if ended == "dtmf" and reply is not None and chr(reply.result) in terminate_on \
                 and follow and (seconds or 0) >= follow_after and not hung_up:
             followed = self._say(follow, barge_in=True, lazy=True)

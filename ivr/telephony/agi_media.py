@@ -1,17 +1,19 @@
-"""What AGI plays and records: a medium as the AGI command that plays it (`command_for`), and
-the recording spool Asterisk writes AGI takes in (`AgiTakes`, what a take store uses of
-`call.ari`)."""
+"""What AGI plays and records: a medium as the AGI command that plays it (`command_for`), what
+one `say()` queued (`Batch`), a take in progress (`AgiLiveTake`), and the recording spool
+Asterisk writes AGI takes in (`AgiTakes`, what a take store uses of `call.ari`)."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 import wave
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ivr.core.errors import TelephonyError
 from ivr.telephony.agi import AgiError, quote
+from ivr.telephony.recording import RecordingResult
 
 KEYS = "0123456789*#"
 # Where Asterisk writes recordings (its astspooldir), as Asterisk sees the path.
@@ -73,3 +75,37 @@ def recording_seconds(path: Path) -> float | None:
             return w.getnframes() / float(w.getframerate())
     except (OSError, EOFError, wave.Error):
         return None
+
+
+class Batch:
+    """What one `say()` queued."""
+
+    __slots__ = ("barge_in", "ended", "failed", "key", "lazy", "media")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, media: Sequence[str],
+                 barge_in: bool, lazy: bool = False) -> None:
+        self.media = list(media)
+        self.barge_in = barge_in
+        self.lazy = lazy  # played by the flow's next step only, not at once
+        self.ended: asyncio.Future[None] = loop.create_future()
+        self.key: str | None = None  # the key that stopped it
+        self.failed = False
+
+
+def end(batch: Batch, exc: BaseException | None = None) -> None:
+    if batch.ended.done():
+        return
+    if exc is None:
+        batch.ended.set_result(None)
+    else:
+        batch.ended.set_exception(exc)
+        batch.ended.exception()  # whoever waits gets it; nobody waiting is no error
+
+
+class AgiLiveTake:
+    def __init__(self, name: str, task: asyncio.Task[RecordingResult]) -> None:
+        self.name = name
+        self._task = task
+
+    async def finished(self) -> RecordingResult:
+        return await asyncio.shield(self._task)
