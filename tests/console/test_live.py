@@ -102,8 +102,13 @@ async def test_live_session_with_a_real_call(
     assert float(drawn) == pytest.approx(FOX_S, abs=1.0), drawn
     takes = await b.js("return Array.from(document.querySelectorAll('tr.take')).map(t =>"
                        " Array.from(t.cells).map(c => c.textContent.trim()).join(' ').trim())")
-    assert len(takes) == 1 and re.fullmatch(r"#1 accepted [0-9.]+ s", takes[0]), takes
+    assert len(takes) == 1 and re.fullmatch(r"#1 accepted [0-9.]+ s +ok", takes[0]), takes
     assert float(takes[0].split()[2]) == pytest.approx(FOX_S, abs=1.0), takes
+    # The take's quality: its verdict as a badge and its figures beside the player.
+    assert await b.text(".take-quality .quality") == "ok"
+    assert re.fullmatch(r"speech [0-9.]+ s · -?[0-9.]+ LUFS · peak -?[0-9.]+ dBTP · clipped "
+                        r"[0-9.]+ % · SNR [0-9.]+ dB", await b.text(".take-quality small")), \
+        await b.text(".take-quality small")
     played = await b.js("const a = document.querySelector('audio.recording-audio');"
                         "return a.play().then(() => new Promise(r => setTimeout(r, 400)))"
                         ".then(() => a.currentTime)")
