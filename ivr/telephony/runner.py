@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ivr.core.errors import CallHungUp, failure_of
+from ivr.core.errors import CallHungUp, CallLost, failure_of
 from ivr.core.logs import for_call
 from ivr.telephony.call import Call
 from ivr.telephony.call_log import CallLog
@@ -219,6 +219,9 @@ async def run_call(call: Call, route: Route | Choose, call_log: CallLog | None,
             await call_log.started(call.id, "inbound", call.caller_id, call.dialed, route.name)
         await route.flow(call)
         await call.heard()  # what the flow said last (its goodbye) before the hang-up
+    except CallLost as exc:  # not known to be the caller's doing: the record says so
+        outcome = "lost"
+        failure = failure_of(exc)
     except CallHungUp:
         outcome = "caller hung up"
     except asyncio.CancelledError:

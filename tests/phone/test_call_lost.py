@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import asyncpg
 import pytest
 
 from ivr.telephony.rest import AriClient
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.asterisk
 
 
 async def test_a_call_vanishing_unseen_leaves_its_session_marked_lost(
-    engine: Engine, caller: Caller, make_recorder: Any, ari: AriClient
+    engine: Engine, caller: Caller, make_recorder: Any, ari: AriClient, pool: asyncpg.Pool
 ) -> None:
     rec = await make_recorder()
     s = await start_session(rec, [None], caller_id="5557774001")
@@ -37,3 +38,13 @@ async def test_a_call_vanishing_unseen_leaves_its_session_marked_lost(
     assert status["session_state"] == "ended", status
     assert status["failure_code"] == "call_lost", status
     assert "vanished" in status["failure_reason"]
+    row = None
+    for _ in range(50):  # the call's record, closed by the runner after the flow
+        row = await pool.fetchrow("SELECT outcome, failure_code FROM calls WHERE channel_id = $1",
+                                  leg.id + ";2")
+        if row is not None and row["outcome"] is not None:
+            break
+        await asyncio.sleep(0.1)
+    # Closed by the resynchronisation that found the channel gone, or by the runner after.
+    assert row is not None and row["outcome"] == "lost"
+    assert row["failure_code"] in (None, "call_lost")
