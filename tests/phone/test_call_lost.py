@@ -48,3 +48,8 @@ async def test_a_call_vanishing_unseen_leaves_its_session_marked_lost(
     # Closed by the resynchronisation that found the channel gone, or by the runner after.
     assert row is not None and row["outcome"] == "lost"
     assert row["failure_code"] in (None, "call_lost")
+    for _ in range(100):  # every app's socket back before the next test's calls
+        if engine.tel.events.connected:
+            break
+        await asyncio.sleep(0.05)
+    assert engine.tel.events.connected
