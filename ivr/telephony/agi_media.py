@@ -13,6 +13,7 @@ from typing import Any
 
 from ivr.core.errors import TelephonyError
 from ivr.telephony.agi import AgiError, quote
+from ivr.telephony.playback import settle
 from ivr.telephony.recording import RecordingResult
 
 KEYS = "0123456789*#"
@@ -93,13 +94,7 @@ class Batch:
 
 
 def end(batch: Batch, exc: BaseException | None = None) -> None:
-    if batch.ended.done():
-        return
-    if exc is None:
-        batch.ended.set_result(None)
-    else:
-        batch.ended.set_exception(exc)
-        batch.ended.exception()  # whoever waits gets it; nobody waiting is no error
+    settle(batch.ended, exc)
 
 
 class AgiLiveTake:

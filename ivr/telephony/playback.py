@@ -122,14 +122,19 @@ class Said:
         return self.heard().__await__()
 
 
-def _end(batch: _Batch, exc: BaseException | None = None) -> None:
-    if batch.ended.done():
+def settle(ended: asyncio.Future[None], exc: BaseException | None = None) -> None:
+    """End what waits on `ended` (with `exc`), once."""
+    if ended.done():
         return
     if exc is None:
-        batch.ended.set_result(None)
+        ended.set_result(None)
     else:
-        batch.ended.set_exception(exc)
-        batch.ended.exception()  # whoever waits gets it; nobody waiting is no error
+        ended.set_exception(exc)
+        ended.exception()  # whoever waits gets it; nobody waiting is no error
+
+
+def _end(batch: _Batch, exc: BaseException | None = None) -> None:
+    settle(batch.ended, exc)
 
 
 class Speaker:
