@@ -45,4 +45,5 @@ def test_path_placeholders_are_swagger_names() -> None:
     for name, op in OPS.items():
         for placeholder in re.findall(r"{(\w+)}", op.path):
             assert placeholder in ("channelId", "bridgeId", "playbackId", "recordingName",
-                                   "snoopId", "applicationName", "tech"), name
+                                   "snoopId", "applicationName", "tech", "configClass",
+                                   "objectType", "id"), name

@@ -19,8 +19,9 @@ from ivr.settings import REPO_ROOT, Network, Settings
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # Section names asterisk-conf/pjsip.conf uses: no softphone account may take one.
-RESERVED = frozenset({"global", "transport-udp", "endpoint-defaults", "softphone-endpoint",
-                      "softphone-aor", "ivr-loopback", "loadgen", "loadgen-out"})
+RESERVED = frozenset({"global", "transport-udp", "transport-ws", "endpoint-defaults",
+                      "softphone-endpoint", "softphone-aor", "ivr-loopback", "loadgen",
+                      "loadgen-out"})
 HEAD = "; Generated from the IVR_* settings; not kept in git.\n"
 # In generated/ next to the other files: the chroot's Asterisk cannot read the host's paths.
 TLS_CERT, TLS_KEY = "ari-tls.crt", "ari-tls.key"

@@ -108,6 +108,12 @@ OPS: dict[str, Op] = {
     "get_stored_recording_file": _op("GET", "/recordings/stored/{recordingName}/file"),
     "delete_stored_recording": _op("DELETE", "/recordings/stored/{recordingName}"),
     "list_sounds": _op("GET", "/sounds", "lang", "format"),
+    # Objects pushed into Asterisk's memory (sorcery.conf maps them), e.g. the console phone's
+    # WebRTC credentials (telephony/webrtc.py).
+    "put_config_object": _op("PUT", "/asterisk/config/dynamic/{configClass}/{objectType}/{id}",
+                             body="fields"),
+    "delete_config_object": _op("DELETE",
+                                "/asterisk/config/dynamic/{configClass}/{objectType}/{id}"),
 }
 
 
