@@ -30,7 +30,8 @@ from ivr.campaigns.web import add_routes as add_campaign_routes
 from ivr.console.routes import add_routes as add_console_routes
 from ivr.core import db
 from ivr.core.errors import Unavailable
-from ivr.core.web import POOL, SETTINGS, error_middleware, json_response
+from ivr.core.throttle import Limits, Throttle
+from ivr.core.web import POOL, SETTINGS, THROTTLE, error_middleware, json_response
 from ivr.delivery import metrics as delivery_metrics
 from ivr.delivery import outbox
 from ivr.delivery.retention import RetentionJob
@@ -273,18 +274,19 @@ def create_app(
         await db.prepare_database(settings.database_url)
         pool = await db.create_pool(settings.database_url, max_size=settings.db_pool_size)
         app[POOL] = pool
-        app[RECORDER] = recorder_service(settings, pool)
+        app[THROTTLE] = throttle = Throttle(pool, Limits.of(settings.security))
+        app[RECORDER] = recorder_service(settings, pool, throttle)
         app[CALLCONTROL] = callcontrol = CallControl(
             pool, media=SpokenMedia.for_settings(settings.data_dir, settings.public_url,
-                                                 settings.prompts_dir))
+                                                 settings.prompts_dir), throttle=throttle)
         app[DELIVERY] = delivery = delivery_for(settings, pool)
         delivery.worker.start()
         delivery.retention.start()
         delivery.expiry.start()
         app[BROADCAST] = broadcast = Broadcast(
-            settings, Accounts(pool), Dialer(pool, settings, load_hooks(settings)))
+            settings, Accounts(pool, throttle), Dialer(pool, settings, load_hooks(settings)))
         app[CAMPAIGNS] = Campaigns(pool, Dialer(pool, settings, load_hooks(settings)),
-                                   settings.data_dir, settings.public_url)
+                                   settings.data_dir, settings.public_url, throttle)
         try:
             if with_telephony:
                 async with telephony(settings, pool, route_override, callcontrol) as tel:

@@ -124,6 +124,12 @@ def settings(
         prompts_dir=short_prompts(Path(tmp_path_factory.mktemp("prompts"))),
         shutdown_grace=5.0,
         agi_listen=None,  # a FastAGI port of its own where a test asks for one (test_agi.py)
+        open_signup=True,  # tests make their developers over the API
+        # The development relaxations, set on purpose: the suite's receivers listen on
+        # loopback, and every test's client is 127.0.0.1 (one address's failures add up over
+        # the whole suite). tests/security/ checks the defaults on an app of their own.
+        security=dataclasses.replace(base_settings.security, allow_private_urls=True,
+                                     auth_address_failures=10**9),
     )
 
 

@@ -25,7 +25,7 @@ from ivr.broadcast.audio import fetch_audio
 from ivr.broadcast.errors import BroadcastError, err
 from ivr.broadcast.postbacks import call_data
 from ivr.broadcast.validate import VOICES, Request, check
-from ivr.core.errors import IvrError, Unavailable
+from ivr.core.errors import IvrError, Throttled, Unavailable
 from ivr.core.web import json_response
 from ivr.dialer import store
 from ivr.dialer.accounts import Accounts
@@ -134,6 +134,8 @@ async def authenticate(request: web.Request) -> Account:
         raise BroadcastError(-50, "Not authorized", 401)
     try:
         return await request.app[BROADCAST].accounts.authenticate(account_id, secret)
+    except Throttled as exc:
+        raise BroadcastError(-50, f"Not authorized: {exc.message}", 429) from None
     except IvrError:
         raise BroadcastError(-50, "Not authorized", 401) from None
 

@@ -47,7 +47,8 @@ from ivr.callcontrol.onconnect import bridge_on_answer
 from ivr.callcontrol.store import CallControlStore, NumberTaken
 from ivr.core.errors import Conflict, IvrError, Unavailable
 from ivr.core.keys import new_pin
-from ivr.core.passwords import burn_time, hash_password, verify_password
+from ivr.core.passwords import hash_password
+from ivr.core.throttle import Throttle
 from ivr.media.transcode import wav_to_mp3
 from ivr.provision.trunks import store as trunks
 from ivr.provision.trunks.model import NAME as TRUNK_NAME
@@ -81,8 +82,10 @@ class NewApplication:
 
 class CallControl:
     def __init__(self, pool: asyncpg.Pool, *, media: MediaSource | None = None,
-                 trunk: str = DEFAULT_TRUNK, recognizer: Recognizer | None = None) -> None:
+                 trunk: str = DEFAULT_TRUNK, recognizer: Recognizer | None = None,
+                 throttle: Throttle | None = None) -> None:
         self.store = CallControlStore(pool)
+        self.throttle = throttle or Throttle(pool)
         self.recognizer = recognizer if recognizer is not None else default_recognizer()
         self.media: MediaSource = media or CoreSoundMedia()
         self.trunk = trunk
@@ -151,13 +154,10 @@ class CallControl:
 
     async def authenticate(self, app_id: str, app_key: str) -> Application:
         found = await self.store.application_by_app_id(app_id) if app_id.isalnum() else None
-        if found is None:
-            await burn_time(app_key)
+        stored = None if found is None else found[1]
+        if not await self.throttle.verify(f"app:{app_id}", stored, app_key) or found is None:
             raise NotAuthenticated("Unknown application or wrong key")
-        app, key_hash = found
-        if not await verify_password(key_hash, app_key):
-            raise NotAuthenticated("Unknown application or wrong key")
-        return app
+        return found[0]
 
     # --- inbound ------------------------------------------------------------------------
     async def route_for(self, call: Call) -> Route | None:

@@ -37,6 +37,8 @@ from ivr.campaigns.models import (
 )
 from ivr.campaigns.sounds import SoundStore
 from ivr.core.errors import InvalidParameter
+from ivr.core.throttle import Throttle
+from ivr.dialer.accounts import Accounts
 from ivr.dialer.models import AMD_MODES, Account, Content, Destination, JobSpec
 from ivr.dialer.service import Dialer
 
@@ -78,9 +80,10 @@ def _menu(row: asyncpg.Record) -> Menu:
 
 class Campaigns:
     def __init__(self, pool: asyncpg.Pool, dialer: Dialer, data_dir: Path,
-                 public_url: str) -> None:
+                 public_url: str, throttle: Throttle | None = None) -> None:
         self.pool = pool
         self.dialer = dialer
+        self.accounts = Accounts(pool, throttle)  # who posts a document
         self.sounds = SoundStore(data_dir)
         self.audio = PromptAudio(data_dir, public_url, self.sounds)
 

@@ -23,7 +23,7 @@ from ivr.campaigns import errors as e
 from ivr.campaigns import render, xmldoc
 from ivr.campaigns.errors import CampaignError
 from ivr.campaigns.service import Campaigns
-from ivr.core.errors import IvrError, Unauthorized, Unavailable
+from ivr.core.errors import IvrError, Throttled, Unauthorized, Unavailable
 from ivr.dialer.accounts import Accounts
 from ivr.dialer.models import Account
 
@@ -71,6 +71,8 @@ async def authenticate(request: web.Request, accounts: Accounts) -> Account:
     account_id, secret = credentials(request)
     try:
         return await accounts.authenticate(account_id, secret)
+    except Throttled as exc:
+        raise CampaignError(e.UNAUTHORIZED, f"Not authorized: {exc.message}") from None
     except Unauthorized:
         raise CampaignError(e.UNAUTHORIZED, "Not authorized: unknown account or wrong "
                             "secret") from None
@@ -94,7 +96,7 @@ async def read_body(request: web.Request, limit: int = xmldoc.MAX_BODY) -> bytes
 async def ivrapi(request: web.Request) -> web.StreamResponse:
     campaigns = request.app[CAMPAIGNS]
     try:
-        account = await authenticate(request, Accounts(campaigns.pool))
+        account = await authenticate(request, campaigns.accounts)
         command = xmldoc.parse(await read_body(request))
         return xml_response(await campaigns.handle(account, command))
     except CampaignError as exc:

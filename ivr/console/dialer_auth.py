@@ -19,7 +19,7 @@ from aiohttp import web
 
 from ivr.console import auth, dialer_store
 from ivr.core import keys
-from ivr.core.web import POOL, SETTINGS
+from ivr.core.web import POOL, SETTINGS, THROTTLE
 from ivr.dialer.accounts import Accounts
 from ivr.dialer.kinds import load_hooks
 from ivr.dialer.models import Account
@@ -49,7 +49,8 @@ def setup(app: web.Application) -> None:
     async def build(app: web.Application) -> None:
         # After the app's resources context (it runs first), so the pool exists.
         pool, settings = app[POOL], app[SETTINGS]
-        app[PARTS] = Parts(Accounts(pool), Dialer(pool, settings, load_hooks(settings)))
+        app[PARTS] = Parts(Accounts(pool, app[THROTTLE]),
+                           Dialer(pool, settings, load_hooks(settings)))
 
     app.on_startup.append(build)
 

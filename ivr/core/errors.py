@@ -51,6 +51,14 @@ class Unauthorized(IvrError):
     http_status = 401
 
 
+class Throttled(Unauthorized):
+    """Refused without looking at the password: too many failures for this account or from
+    this address (ivr/core/throttle.py). `retry_after`: seconds until the lock ends."""
+
+    error_id = "too_many_attempts"
+    http_status = 429
+
+
 class Forbidden(IvrError):
     error_id = "forbidden"
     http_status = 403
@@ -120,3 +128,4 @@ def failure_of(exc: BaseException) -> tuple[str, str]:
     else:
         code, reason = "internal_error", f"{type(exc).__name__}: {exc}"
     return code, reason[:_REASON_LIMIT]
+

@@ -11,6 +11,7 @@ import orjson
 from aiohttp import web
 
 from ivr.core.errors import IvrError
+from ivr.core.throttle import CLIENT, Throttle
 from ivr.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 # app.py sets them.
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
+THROTTLE = web.AppKey("throttle", Throttle)  # failed password checks (core/throttle.py)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -31,14 +33,28 @@ def json_response(
     )
 
 
+def client_address(request: web.Request) -> str | None:
+    """The client's address as throttles and logs see it: the socket's peer, never a header
+    a client could write itself."""
+    return request.remote
+
+
+def retry_after(exc: IvrError) -> dict[str, str] | None:
+    """A Retry-After header for a refusal that says when to come back (Throttled)."""
+    seconds = exc.extra.get("retry_after")
+    return {"Retry-After": str(seconds)} if isinstance(seconds, int) else None
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """IvrError -> its HTTP status and `{"error", "message", ...}`; anything unexpected -> 500
-    without internals. Faces with their own error format (MyVox) answer before this."""
+    without internals. Faces with their own error format (MyVox) answer before this. It also
+    notes the client's address for the throttle (core/throttle.py)."""
+    CLIENT.set(client_address(request))
     try:
         return await handler(request)
     except IvrError as exc:
-        return json_response(exc.as_dict(), exc.http_status)
+        return json_response(exc.as_dict(), exc.http_status, retry_after(exc))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

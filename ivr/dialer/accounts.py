@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 
-from ivr.core.passwords import burn_time, hash_password, verify_password
+from ivr.core.passwords import hash_password
+from ivr.core.throttle import Throttle
 from ivr.dialer.errors import InvalidJob, NotAuthenticated
 from ivr.dialer.models import Account
 
@@ -87,8 +88,9 @@ def check_timezone(name: str) -> str:
 
 
 class Accounts:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, throttle: Throttle | None = None) -> None:
         self.pool = pool
+        self.throttle = throttle or Throttle(pool)
 
     async def create(self, *, name: str = "", timezone: str = "UTC",
                      hours: tuple[int, int] = (0, 1440),
@@ -117,10 +119,8 @@ class Accounts:
             row = await self.pool.fetchrow(
                 f"SELECT {_COLUMNS}, secret_hash FROM dialer_accounts WHERE account_id = $1",
                 account_id)
-        if row is None:
-            await burn_time(secret)
-            raise NotAuthenticated("unknown account or wrong secret")
-        if not await verify_password(row["secret_hash"], secret):
+        stored = None if row is None else row["secret_hash"]
+        if not await self.throttle.verify(f"dialer:{account_id}", stored, secret) or row is None:
             raise NotAuthenticated("unknown account or wrong secret")
         return account_of(row)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import web
 
+from ivr.core.throttle import Throttle
 from ivr.core.web import SETTINGS
 from ivr.delivery.links import AudioLinks
 from ivr.recorder.service import RecorderService
@@ -14,12 +15,13 @@ from ivr.settings import Settings
 RECORDER = web.AppKey("recorder", RecorderService)
 
 
-def recorder_service(settings: Settings, pool: asyncpg.Pool) -> RecorderService:
+def recorder_service(settings: Settings, pool: asyncpg.Pool,
+                     throttle: Throttle | None = None) -> RecorderService:
     """The service as the web faces use it: events carry absolute audio URLs and retry for as
     long as the settings say."""
     return RecorderService(pool, settings.data_dir, open_signup=settings.open_signup,
                            public_url=settings.public_url,
-                           retry_for=settings.delivery_retry_for)
+                           retry_for=settings.delivery_retry_for, throttle=throttle)
 
 
 def base_url(request: web.Request) -> str:

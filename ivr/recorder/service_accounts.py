@@ -12,7 +12,8 @@ import asyncpg
 from ivr.core import keys
 from ivr.core.db import Conn
 from ivr.core.errors import InvalidParameter, NotFound, Unauthorized
-from ivr.core.passwords import burn_time, hash_password, verify_password
+from ivr.core.passwords import hash_password
+from ivr.core.throttle import Throttle
 from ivr.delivery.outbox import DEFAULT_RETRY_FOR
 from ivr.recorder import events, numbers, store
 from ivr.recorder.errors import MailNotConfigured, SignupClosed, UsernameTaken
@@ -25,8 +26,10 @@ MAX_TOKEN_DAYS = 365
 
 class AccountOps:
     def __init__(self, pool: asyncpg.Pool, data_dir: Path, *, open_signup: bool,
-                 public_url: str = "", retry_for: float = DEFAULT_RETRY_FOR) -> None:
+                 public_url: str = "", retry_for: float = DEFAULT_RETRY_FOR,
+                 throttle: Throttle | None = None) -> None:
         self.pool = pool
+        self.throttle = throttle or Throttle(pool)
         self.data_dir = data_dir
         self.open_signup = open_signup
         # Events carry recordings as the API shows them: links need the public URL.
@@ -55,13 +58,12 @@ class AccountOps:
     async def authenticate(self, username: str, password: str) -> Developer:
         async with self.pool.acquire() as conn:
             found = await store.developer_credentials(conn, username)
-        if found is None:
-            await burn_time(password)
+        # One count per developer name, whichever face (/vr, /v1, the console) is used.
+        stored = None if found is None else found[1]
+        if not await self.throttle.verify(f"developer:{username}", stored, password) \
+                or found is None:
             raise Unauthorized("authentication failed: unknown username or wrong password")
-        developer, password_hash = found
-        if not await verify_password(password_hash, password):
-            raise Unauthorized("authentication failed: unknown username or wrong password")
-        return developer
+        return found[0]
 
     async def authenticate_token(self, token: str) -> Developer:
         async with self.pool.acquire() as conn:

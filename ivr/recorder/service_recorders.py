@@ -34,7 +34,6 @@ from ivr.recorder.rules import (
     check_keyable,
     check_prompt_name,
     check_violation,
-    password_allows,
     recorder_fields,
     set_callback_secret,
 )
@@ -194,11 +193,14 @@ class RecorderOps(AccountOps):
                 None if value is None else await self._new_password_hash(name, value, generated))
         return changes
 
-    @staticmethod
-    async def _require(supplied: Supplied, row: Any, target: str, role: str) -> None:
+    async def _require(self, supplied: Supplied, row: Any, target: str, role: str) -> None:
         """The row's (a list's or a recording's) password for the role, checked against the
-        value given for that object and role."""
-        if not await password_allows(row[f"{role}_password_hash"],
-                              as_asset_passwords(supplied).of(target, role)):
+        value given for that object and role; failures count per object (core/throttle)."""
+        stored = row[f"{role}_password_hash"]
+        given = as_asset_passwords(supplied).of(target, role)
+        if stored is None:
+            return
+        if given is None or not await self.throttle.verify(f"{target}:{row['id']}", stored,
+                                                            given):
             raise AssetPasswordRequired(f"the {OBJECT_NAMES[target]}'s {role} password is "
                                         "required for this command")
