@@ -41,7 +41,7 @@ def process(data: bytes, figures: dict[str, Any], *, trim: bool,
                                         - PAD_SECONDS)
         samples = samples[int(start * rate):max(int(start * rate) + 1, int(end * rate))]
     if target_lufs is not None:
-        samples = samples * 10 ** (_gain_db(samples, rate, target_lufs) / 20)
+        samples = samples * 10 ** (_gain_db(samples, rate, target_lufs, figures) / 20)
     out = io.BytesIO()
     with wave.open(out, "wb") as w:
         w.setnchannels(1)
@@ -51,10 +51,18 @@ def process(data: bytes, figures: dict[str, Any], *, trim: bool,
     return out.getvalue()
 
 
-def _gain_db(samples: np.ndarray, rate: int, target_lufs: float) -> float:
+def _gain_db(samples: np.ndarray, rate: int, target_lufs: float,
+             figures: dict[str, Any]) -> float:
     loudness = _loudness(samples, rate)
     if loudness is None:
         return 0.0
-    peak = _true_peak(samples)
-    headroom = PEAK_CEILING_DBTP - (20 * math.log10(peak) if peak > 0 else -120.0)
-    return min(target_lufs - loudness, headroom)
+    # The analysis's true peak: trimming only removes samples, so the trimmed take peaks no
+    # higher, and the ceiling holds without oversampling the take a second time (the figure is
+    # rounded to 0.1 dB: half a step more keeps it a ceiling).
+    peak_db = figures.get("true_peak_dbfs")
+    if peak_db is not None:
+        peak_db = float(peak_db) + 0.05
+    else:
+        peak = _true_peak(samples)
+        peak_db = 20 * math.log10(peak) if peak > 0 else -120.0
+    return min(target_lufs - loudness, PEAK_CEILING_DBTP - float(peak_db))

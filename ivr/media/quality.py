@@ -112,16 +112,52 @@ _TRUE_PEAK_CONTEXT = 64  # samples either side: resample_poly's filter reaches ~
 
 
 @lru_cache(maxsize=8)
-def _meter(rate: int) -> Any:
+def _k_weighting(rate: int) -> tuple[np.ndarray, float]:
+    """BS.1770's K-weighting at `rate` as second-order sections: pyloudnorm's two biquads (its
+    coefficients, designed for any rate) and their gain."""
     import pyloudnorm
-    return pyloudnorm.Meter(rate)
+    stages = list(pyloudnorm.Meter(rate)._filters.values())
+    sos = np.array([np.concatenate([s.b / s.a[0], s.a / s.a[0]]) for s in stages])
+    return sos, float(np.prod([s.passband_gain for s in stages]))
 
 
 def _loudness(x: np.ndarray, rate: int) -> float | None:
+    """Integrated loudness (BS.1770-4, mono): the K-weighted mean square over 400 ms blocks
+    with 75 % overlap, gated at -70 LUFS and then 10 LU under the gated mean. pyloudnorm's
+    Meter gives the same figure block by block in Python; this takes all blocks at once."""
+    from scipy.signal import sosfilt
     if len(x) < rate * 0.4:  # shorter than one BS.1770 block: pad with silence
         x = np.concatenate([x, np.zeros(int(rate * 0.4) - len(x) + 1)])
-    value = float(_meter(rate).integrated_loudness(x))
-    return None if not math.isfinite(value) else round(value, 1)
+    sos, gain = _k_weighting(rate)
+    y = gain * sosfilt(sos, x)
+    count = int(np.round((len(x) / rate - 0.4) / 0.1)) + 1
+    block = np.arange(count)
+    lower = (0.4 * (block * 0.25) * rate).astype(np.int64)  # pyloudnorm's bounds, exactly
+    upper = (0.4 * (block * 0.25 + 1) * rate).astype(np.int64)
+    energy = np.concatenate([[0.0], np.cumsum(y * y)])
+    z = (energy[np.minimum(upper, len(y))] - energy[lower]) / (0.4 * rate)
+    with np.errstate(divide="ignore"):
+        blocks = -0.691 + 10 * np.log10(np.maximum(z, 0.0))
+    gated = z[blocks >= -70.0]
+    if not len(gated):
+        return None
+    relative = -0.691 + 10 * math.log10(float(np.mean(gated))) - 10.0
+    kept = z[(blocks > relative) & (blocks > -70.0)]
+    if not len(kept) or float(np.mean(kept)) <= 0:
+        return None
+    return round(-0.691 + 10 * math.log10(float(np.mean(kept))), 1)
+
+
+@lru_cache(maxsize=1)
+def _oversampling_filter() -> np.ndarray:
+    # What resample_poly(x, 4, 1) designs on every call; designed once, it costs nothing.
+    from scipy.signal import firwin
+    return firwin(2 * 10 * 4 + 1, 1 / 4, window=("kaiser", 5.0))
+
+
+def _oversampled_peak(x: np.ndarray) -> float:
+    from scipy.signal import resample_poly
+    return float(np.max(np.abs(resample_poly(x, 4, 1, window=_oversampling_filter()))))
 
 
 def _true_peak(x: np.ndarray) -> float:
@@ -131,16 +167,15 @@ def _true_peak(x: np.ndarray) -> float:
     the whole take: the same figure for a fraction of the work."""
     if not len(x):
         return 0.0
-    from scipy.signal import resample_poly
     near = np.flatnonzero(np.abs(x) >= np.max(np.abs(x)) / _TRUE_PEAK_HEADROOM)
     if len(near) > len(x) // 8:  # loud throughout: the whole take, once
-        return float(np.max(np.abs(resample_poly(x, 4, 1))))
+        return _oversampled_peak(x)
     breaks = np.flatnonzero(np.diff(near) > 2 * _TRUE_PEAK_CONTEXT) + 1
     best = 0.0
     for group in np.split(near, breaks):
         lo = max(0, int(group[0]) - _TRUE_PEAK_CONTEXT)
         hi = min(len(x), int(group[-1]) + _TRUE_PEAK_CONTEXT + 1)
-        best = max(best, float(np.max(np.abs(resample_poly(x[lo:hi], 4, 1)))))
+        best = max(best, _oversampled_peak(x[lo:hi]))
     return best
 
 

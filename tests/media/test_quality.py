@@ -133,3 +133,21 @@ def test_every_verdict_but_ok_has_a_prompt_saying_it() -> None:
     for v in VERDICTS:
         if v != "ok":
             assert (PROMPTS_DIR / "en" / f"quality_{v}.wav").is_file()
+
+
+def test_the_loudness_is_pyloudnorms(audio: dict[str, bytes]) -> None:
+    """All blocks at once give the figure pyloudnorm's Meter gives block by block."""
+    import numpy as np
+    import pyloudnorm
+
+    from ivr.media.quality import _loudness, read_wav
+
+    for name, data in audio.items():
+        read = read_wav(data)
+        assert read is not None
+        x, rate = read
+        if len(x) < rate * 0.4:
+            x = np.concatenate([x, np.zeros(int(rate * 0.4) - len(x) + 1)])
+        reference = float(pyloudnorm.Meter(rate).integrated_loudness(x))
+        expected = round(reference, 1) if np.isfinite(reference) else None
+        assert _loudness(x, rate) == expected, name
