@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from prometheus_client import Counter
 
 from ivr.core.errors import TelephonyError
 from ivr.telephony.ari_tls import tls_failure
@@ -116,6 +117,12 @@ OPS: dict[str, Op] = {
                                 "/asterisk/config/dynamic/{configClass}/{objectType}/{id}"),
 }
 
+# Requests sent, by operation (/metrics): what calls cost Asterisk, and which requests grew when
+# they cost more (the bench reports them per call).
+ARI_REQUESTS = Counter("ivr_ari_requests", "ARI requests sent by this process, by operation",
+                       ["operation"])
+_SENT = {name: ARI_REQUESTS.labels(name) for name in OPS}
+
 
 class AriHttpError(TelephonyError):
     """Asterisk answered an ARI request with an error status."""
@@ -157,6 +164,7 @@ class AriClient:
         raw: bool = False,
     ) -> Any:
         op = OPS[name]
+        _SENT[name].inc()
         pairs = list(params.items() if isinstance(params, Mapping) else params or ())
         query = [(k, _query_value(v)) for k, v in pairs if v is not None]
         unknown = {k for k, _ in query} - op.params
