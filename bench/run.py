@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import os
 import platform
@@ -131,7 +132,9 @@ async def main(args: argparse.Namespace) -> int:
 
     say("Asterisk and PostgreSQL ...")
     async with calls.engine_lock(lock_path, say):
-        info = await asyncio.to_thread(provision.up, asterisk_config(settings), progress=say)
+        # The load generator pair is in the benchmark's configuration only (issue #20).
+        cfg = dataclasses.replace(asterisk_config(settings), loadgen=True)
+        info = await asyncio.to_thread(provision.up, cfg, progress=say)
     await asyncio.to_thread(ensure_server, settings.database_url, REPO_ROOT / ".local/postgres",
                             say)
     database = f"ivr_bench_{os.getpid()}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -265,60 +265,53 @@ class Network:
         return not all(_is_loopback(host) for host in hosts)
 
 
-def _countries(name: str, value: str) -> tuple[str, ...]:
-    codes = tuple(c.strip().upper() for c in value.split(",") if c.strip())
-    if not codes or any(len(c) != 2 or not c.isalpha() for c in codes):
-        raise ConfigError(f"{name} must be comma-separated two-letter country codes such as "
-                          f"US,CA, got {value!r}")
-    return codes
+_SRTP = ("optional", "required")
 
 
 @dataclass(frozen=True, slots=True)
-class Security:
-    """The HTTP edge's limits and guards (docs/security.md: HTTP API). The defaults are the
-    production ones; the development-only relaxations are settings of their own."""
+class Edge:
+    """The public SIP edge (docs/security.md): the fail2ban jail that bans SIP scanners and
+    password guessers, and SIP over TLS with SRTP for softphones and trunks. Off by default."""
 
-    allow_private_urls: bool = False  # IVR_ALLOW_PRIVATE_URLS: callbacks etc. to private nets
-    max_body: int = 1024**2  # IVR_MAX_BODY: bytes of a form or JSON request
-    max_upload: int = 16 * 1024**2  # IVR_MAX_UPLOAD: audio uploads, once authenticated
-    auth_free_failures: int = 5  # IVR_AUTH_FREE_FAILURES: per account before a lock
-    auth_address_failures: int = 30  # IVR_AUTH_ADDRESS_FAILURES: per client address
-    auth_lock_max: float = 60.0  # IVR_AUTH_LOCK_MAX: an account's longest lock (seconds)
-    auth_address_lock_max: float = 900.0  # IVR_AUTH_ADDRESS_LOCK_MAX: an address's
-    signup_per_hour: int = 5  # IVR_SIGNUP_PER_HOUR: new accounts per client address
-    max_recorders: int = 20  # IVR_MAX_RECORDERS: per developer
-    status_token: str = ""  # IVR_STATUS_TOKEN: /metrics, full /healthz ("": loopback only)
-    toll_countries: tuple[str, ...] = ("US",)  # IVR_TOLL_COUNTRIES: default destinations
-    toll_premium: bool = False  # IVR_TOLL_PREMIUM: premium-rate numbers allowed by default
-    toll_concurrent: int = 10  # IVR_TOLL_CONCURRENT: calls at once per account
-    toll_per_day: int = 1000  # IVR_TOLL_PER_DAY: calls per account per 24 h
+    ban: bool = False  # IVR_EDGE_BAN: `ivr asterisk up` starts the ban too (`ivr edge up`)
+    ban_maxretry: int = 5  # IVR_EDGE_BAN_MAXRETRY: failures from an address before its ban
+    ban_findtime: int = 600  # IVR_EDGE_BAN_FINDTIME: seconds those failures are counted over
+    ban_bantime: int = 3600  # IVR_EDGE_BAN_BANTIME: seconds a ban lasts
+    ban_ignore: tuple[str, ...] = ("127.0.0.0/8",)  # IVR_EDGE_BAN_IGNORE: never banned
+    tls: bool = False  # IVR_SIP_TLS: a TLS transport (a development certificate without one)
+    tls_cert: Path | None = None  # IVR_SIP_TLS_CERT: the operator's certificate (PEM)
+    tls_key: Path | None = None  # IVR_SIP_TLS_KEY: and its key
+    tls_port: int = 5061  # IVR_SIP_TLS_PORT: on IVR_SIP_BIND
+    srtp: str = "optional"  # IVR_SIP_SRTP: optional (SDES when offered) or required
 
     @classmethod
-    def from_mapping(cls, get: _Get) -> Security:
-        token = get("IVR_STATUS_TOKEN", "")
-        return cls(
-            allow_private_urls=_bool("IVR_ALLOW_PRIVATE_URLS",
-                                     get("IVR_ALLOW_PRIVATE_URLS", "false")),
-            max_body=_int("IVR_MAX_BODY", get("IVR_MAX_BODY", str(1024**2)), 4096, 1024**3),
-            max_upload=_int("IVR_MAX_UPLOAD", get("IVR_MAX_UPLOAD", str(16 * 1024**2)),
-                            4096, 1024**3),
-            auth_free_failures=_int("IVR_AUTH_FREE_FAILURES",
-                                    get("IVR_AUTH_FREE_FAILURES", "5"), 1, 10**6),
-            auth_address_failures=_int("IVR_AUTH_ADDRESS_FAILURES",
-                                       get("IVR_AUTH_ADDRESS_FAILURES", "30"), 1, 10**9),
-            auth_lock_max=_float("IVR_AUTH_LOCK_MAX", get("IVR_AUTH_LOCK_MAX", "60"), 1, 3600),
-            auth_address_lock_max=_float("IVR_AUTH_ADDRESS_LOCK_MAX",
-                                         get("IVR_AUTH_ADDRESS_LOCK_MAX", "900"), 1, 86400),
-            signup_per_hour=_int("IVR_SIGNUP_PER_HOUR", get("IVR_SIGNUP_PER_HOUR", "5"), 1,
-                                 10**9),
-            max_recorders=_int("IVR_MAX_RECORDERS", get("IVR_MAX_RECORDERS", "20"), 1, 10**6),
-            status_token=_secret("IVR_STATUS_TOKEN", token) if token else "",
-            toll_countries=_countries("IVR_TOLL_COUNTRIES", get("IVR_TOLL_COUNTRIES", "US")),
-            toll_premium=_bool("IVR_TOLL_PREMIUM", get("IVR_TOLL_PREMIUM", "false")),
-            toll_concurrent=_int("IVR_TOLL_CONCURRENT", get("IVR_TOLL_CONCURRENT", "10"), 1,
-                                 10**6),
-            toll_per_day=_int("IVR_TOLL_PER_DAY", get("IVR_TOLL_PER_DAY", "1000"), 1, 10**9),
-        )
+    def from_mapping(cls, get: _Get, net: Network) -> Edge:
+        cert = _path("IVR_SIP_TLS_CERT", get("IVR_SIP_TLS_CERT", ""))
+        key = _path("IVR_SIP_TLS_KEY", get("IVR_SIP_TLS_KEY", ""))
+        if (cert is None) != (key is None):
+            raise ConfigError("IVR_SIP_TLS_CERT and IVR_SIP_TLS_KEY go together: set both "
+                              "(the operator's certificate) or neither")
+        srtp = get("IVR_SIP_SRTP", "optional").strip().lower()
+        if srtp not in _SRTP:
+            raise ConfigError(f"IVR_SIP_SRTP must be optional or required, got {srtp!r}")
+        edge = cls(
+            ban=_bool("IVR_EDGE_BAN", get("IVR_EDGE_BAN", "false")),
+            ban_maxretry=_int("IVR_EDGE_BAN_MAXRETRY", get("IVR_EDGE_BAN_MAXRETRY", "5"), 1,
+                              1000),
+            ban_findtime=_int("IVR_EDGE_BAN_FINDTIME", get("IVR_EDGE_BAN_FINDTIME", "600"), 1,
+                              86400 * 7),
+            ban_bantime=_int("IVR_EDGE_BAN_BANTIME", get("IVR_EDGE_BAN_BANTIME", "3600"), 1,
+                             86400 * 365),
+            ban_ignore=_networks("IVR_EDGE_BAN_IGNORE",
+                                 get("IVR_EDGE_BAN_IGNORE", "127.0.0.0/8")),
+            tls=cert is not None or _bool("IVR_SIP_TLS", get("IVR_SIP_TLS", "false")),
+            tls_cert=cert, tls_key=key,
+            tls_port=_int("IVR_SIP_TLS_PORT", get("IVR_SIP_TLS_PORT", str(net.sip_port + 1)), 1,
+                          65535),
+            srtp=srtp)
+        if edge.tls and edge.tls_port == net.sip_port:
+            raise ConfigError("IVR_SIP_TLS_PORT must differ from IVR_SIP_PORT")
+        return edge
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,7 +352,7 @@ class Settings:
     dev_number: str = ""  # E.164; `ivr db up` adds it for voice recorders ("" none)
     agi_listen: tuple[str, int] | None = None  # IVR_AGI_LISTEN: the FastAGI server (docs/agi.md)
     network: Network = field(default_factory=Network)  # addresses and ARI's TLS
-    security: Security = field(default_factory=Security)  # the HTTP edge's guards
+    edge: Edge = field(default_factory=Edge)  # the SIP edge: bans, SIP TLS and SRTP
 
     def __repr__(self) -> str:  # secrets never reach a log line through repr()
         shown = []
@@ -369,8 +362,6 @@ class Settings:
                 value = "***"
             elif f.name == "database_url":
                 value = redact_url(value)
-            elif f.name == "security" and value.status_token:
-                value = replace(value, status_token="***")
             shown.append(f"{f.name}={value!r}")
         return f"Settings({', '.join(shown)})"
 
@@ -414,9 +405,6 @@ class Settings:
         level = get("IVR_LOG_LEVEL", "INFO").upper()
         if level not in _LOG_LEVELS:
             raise ConfigError(f"IVR_LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}")
-        public_url = _url("IVR_PUBLIC_URL",
-                          get("IVR_PUBLIC_URL", f"http://{http_host}:{http_port}"),
-                          ("http", "https"))
         return cls(
             database_url=_url(
                 "IVR_DATABASE_URL",
@@ -425,7 +413,11 @@ class Settings:
             ),
             http_host=http_host,
             http_port=http_port,
-            public_url=public_url,
+            public_url=_url(
+                "IVR_PUBLIC_URL",
+                get("IVR_PUBLIC_URL", f"http://{http_host}:{http_port}"),
+                ("http", "https"),
+            ),
             ari_url=ari_url,
             ari_user=_name("IVR_ARI_USER", get("IVR_ARI_USER", "ivr")),
             ari_password=ari_password,
@@ -439,9 +431,7 @@ class Settings:
             prompts_dir=Path(get("IVR_PROMPTS_DIR", str(REPO_ROOT / "prompts"))).resolve(),
             log_level=level,
             shutdown_grace=_float("IVR_SHUTDOWN_GRACE", get("IVR_SHUTDOWN_GRACE", "30"), 0, 3600),
-            # Open to anyone only where the service is for this machine (development).
-            open_signup=_bool("IVR_OPEN_SIGNUP", get("IVR_OPEN_SIGNUP", "true" if _is_loopback(
-                urlsplit(public_url).hostname or "") else "false")),
+            open_signup=_bool("IVR_OPEN_SIGNUP", get("IVR_OPEN_SIGNUP", "true")),
             delivery_retry_for=_float("IVR_DELIVERY_RETRY_FOR",
                                       get("IVR_DELIVERY_RETRY_FOR", "86400"), 1, 30 * 86400),
             delivery_backoff=_float("IVR_DELIVERY_BACKOFF", get("IVR_DELIVERY_BACKOFF", "2"),
@@ -470,7 +460,7 @@ class Settings:
             agi_listen=_bind("IVR_AGI_LISTEN", env["IVR_AGI_LISTEN"]) if env.get(
                 "IVR_AGI_LISTEN") else None,
             network=network,
-            security=Security.from_mapping(get),
+            edge=Edge.from_mapping(get, network),
         )
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ivr.cli import asterisk_config, engine_hints
-from ivr.core.errors import ProvisionError
+from ivr.core.errors import ConfigError, ProvisionError
 from ivr.provision.asterisk import AsteriskConfig
 from ivr.provision.asterisk_conf import digest, render
 from ivr.settings import REPO_ROOT, Settings
@@ -20,16 +20,19 @@ from ivr.settings import REPO_ROOT, Settings
 SECRETS = {"IVR_ARI_PASSWORD": "ari-pw-1234", "IVR_SOFTPHONE_PASSWORD": "sip-pw-1234"}
 STRONG = "Zq7-vN2pXr9LkT4wB6yH"
 HEAD = "; Generated from the IVR_* settings; not kept in git.\n"
-# What the code before address settings rendered for the defaults (and these secrets).
+# What the defaults render (and these secrets): the loopback trunk known by its source address
+# and port alone, no load generator (issue #20).
 BEFORE = {
     "generated/http_bind.conf": f"{HEAD}bindaddr = 127.0.0.1\nbindport = 8088\n",
     "generated/ari_users.conf": f"{HEAD}[ivr]\ntype = user\nread_only = no\n"
                                 "password_format = plain\npassword = ari-pw-1234\n",
     "generated/pjsip_local.conf": (
         f"{HEAD}[transport-udp]\ntype = transport\nprotocol = udp\nbind = 127.0.0.1:5060\n\n"
-        "; The loopback trunk and the load generator call this very Asterisk.\n"
+        "; The loopback trunk calls this very Asterisk, and is known by where its INVITEs "
+        "come from:\n; this Asterisk's own SIP address and port.\n"
         "[ivr-loopback]\ntype = aor\ncontact = sip:127.0.0.1:5060\n\n"
-        "[loadgen-out]\ntype = aor\ncontact = sip:127.0.0.1:5060\n"),
+        "[ivr-loopback]\ntype = identify\nendpoint = ivr-loopback\n"
+        "match = 127.0.0.1:5060\n"),
     "generated/pjsip_accounts.conf": (
         f"{HEAD}[softphone](softphone-endpoint)\nauth = softphone\naors = softphone\n\n"
         "[softphone]\ntype = auth\nauth_type = userpass\nusername = softphone\n"
@@ -73,10 +76,11 @@ def test_nat_addresses_ports_and_local_networks() -> None:
     assert ("bind = 10.0.0.5:5080\nexternal_signaling_address = 203.0.113.5\n"
             "external_media_address = 203.0.113.6\nlocal_net = 10.0.0.0/8\n"
             "local_net = 192.168.0.0/16\n") in local
-    assert local.count("contact = sip:10.0.0.5:5080\n") == 2
-    # Off loopback, only this Asterisk may use the names the loopback trunk goes by.
-    for name in ("ivr-loopback", "loadgen"):
-        assert f"[{name}](+)\ndeny = 0.0.0.0/0.0.0.0\npermit = 10.0.0.5/32\n" in local
+    assert "contact = sip:10.0.0.5:5080\n" in local
+    # Only this Asterisk's own SIP address and port are the loopback trunk; no user name is.
+    assert "[ivr-loopback]\ntype = identify\nendpoint = ivr-loopback\nmatch = 10.0.0.5:5080\n" \
+        in local
+    assert "[loadgen" not in local
     rtp = text(files, "rtp.conf")
     assert "rtpstart = 30000\nrtpend = 30999\n" in rtp and "= 10000" not in rtp
     pjsip = text(files, "pjsip.conf")
@@ -88,7 +92,7 @@ def test_nat_addresses_ports_and_local_networks() -> None:
 def test_a_wildcard_sip_bind_calls_itself_on_loopback() -> None:
     local = text(render(config(IVR_SIP_BIND="0.0.0.0")), "generated/pjsip_local.conf")
     assert "bind = 0.0.0.0:5060\n" in local and "contact = sip:127.0.0.1:5060\n" in local
-    assert "permit = 127.0.0.1/32\n" in local
+    assert "match = 127.0.0.1:5060\n" in local  # the source its INVITEs come back from
 
 
 def test_ari_over_tls_copies_the_certificate_in(tmp_path: Path) -> None:
@@ -171,3 +175,56 @@ def test_a_media_host_says_what_the_engine_host_needs(tmp_path: Path) -> None:
     assert "IVR_ARI_URL=https://media.internal:8089" in hints
     assert f"IVR_ARI_CERT_SHA256={printed}" in hints  # as openssl prints it: the same pin
     assert STRONG not in hints
+
+
+def test_the_load_generator_is_in_the_benchmarks_configuration_only() -> None:
+    """bench/run.py asks for it: its own transport (the SIP port + 2), and `loadgen` known by
+    that source address and port alone (issue #20: no From user names a trusted endpoint)."""
+    default = render(config())
+    assert "[loadgen" not in text(default, "pjsip.conf") + text(
+        default, "generated/pjsip_local.conf")
+    files = render(dataclasses.replace(config(IVR_SIP_BIND="0.0.0.0"), loadgen=True))
+    local = text(files, "generated/pjsip_local.conf")
+    assert "[transport-loadgen]\ntype = transport\nprotocol = udp\nbind = 127.0.0.1:5062\n" \
+        in local
+    assert "[loadgen-out](endpoint-defaults)\ntransport = transport-loadgen\n" in local
+    assert "[loadgen-out]\ntype = aor\ncontact = sip:127.0.0.1:5060\n" in local
+    assert "[loadgen](endpoint-defaults)\nidentify_by = ip\ntrust_id_inbound = yes\n" in local
+    assert "[loadgen]\ntype = identify\nendpoint = loadgen\nmatch = 127.0.0.1:5062\n" in local
+    pjsip = text(files, "pjsip.conf")
+    assert "identify_by = ip\nfrom_user = ivr-loopback\n" in pjsip
+    assert "endpoint_identifier_order = username,ip\n" in pjsip
+
+
+def test_sip_tls_with_the_operators_certificate_and_srtp(tmp_path: Path) -> None:
+    cert, key = tmp_path / "sip.crt", tmp_path / "sip.key"
+    cert.write_bytes(b"CERT")
+    key.write_bytes(b"KEY")
+    files = render(config(IVR_SIP_TLS_CERT=str(cert), IVR_SIP_TLS_KEY=str(key),
+                          IVR_SIP_TLS_PORT="5071", IVR_SIP_SRTP="required"))
+    local = text(files, "generated/pjsip_local.conf")
+    assert ("[transport-tls]\ntype = transport\nprotocol = tls\nbind = 127.0.0.1:5071\n"
+            "method = tlsv1_2\ncert_file = /etc/asterisk/generated/sip-tls.crt\n"
+            "priv_key_file = /etc/asterisk/generated/sip-tls.key\n") in local
+    assert files["generated/sip-tls.crt"] == b"CERT" and files["generated/sip-tls.key"] == b"KEY"
+    accounts = text(files, "generated/pjsip_accounts.conf")
+    assert "media_encryption = sdes\nmedia_encryption_optimistic = no\n" in accounts
+    with pytest.raises(ConfigError, match="IVR_SIP_TLS_CERT and IVR_SIP_TLS_KEY go together"):
+        config(IVR_SIP_TLS_CERT=str(cert))
+    with pytest.raises(ConfigError, match="IVR_SIP_SRTP must be optional or required"):
+        config(IVR_SIP_TLS="true", IVR_SIP_SRTP="sometimes")
+
+
+def test_sip_tls_without_a_certificate_makes_a_development_one(tmp_path: Path) -> None:
+    cfg = dataclasses.replace(config(IVR_SIP_TLS="true", IVR_SIP_BIND="10.0.0.5",
+                                     IVR_RTP_ADDRESS="10.0.0.5"),
+                              root=tmp_path / "root")
+    files = render(cfg)
+    made = tmp_path / "sip-tls" / "dev.crt"
+    assert files["generated/sip-tls.crt"] == made.read_bytes()
+    assert (tmp_path / "sip-tls" / "dev.key").stat().st_mode & 0o077 == 0
+    san = subprocess.run(["openssl", "x509", "-in", str(made), "-noout", "-ext",
+                          "subjectAltName"], capture_output=True, text=True, check=True).stdout
+    assert "IP Address:10.0.0.5" in san and "IP Address:127.0.0.1" in san
+    assert render(cfg)["generated/sip-tls.crt"] == files["generated/sip-tls.crt"]  # kept
+    assert "optimistic = yes" in text(files, "generated/pjsip_accounts.conf")

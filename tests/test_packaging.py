@@ -6,7 +6,7 @@ The stack runs in a network namespace of its own (compose.yaml's `network_mode` 
 IVR_COMPOSE_NETWORK, `ns:/run/netns/NAME` here), so its ports never meet the suite's: SIP, RTP,
 ARI and the API are bound to the namespace's end of a veth pair (the address settings), the
 database to its loopback. The call is Asterisk calling itself over real SIP on that address
-(the `loadgen-out` trunk) into the line check, which records the caller and plays the take
+(the `ivr-loopback` trunk) into the line check, which records the caller and plays the take
 back: seen from ARI's events. Asterisk's configuration in the container is checked to be byte
 for byte what `ivr asterisk up`'s renderer makes of the same .env.
 
@@ -135,15 +135,16 @@ async def test_operator_stack_from_env(base_settings: Settings, tmp_path: Path) 
 
 
 async def _call_line_check(http: aiohttp.ClientSession, ari: str, tag: str) -> None:
-    """PJSIP/9999@loadgen-out: out over SIP to the namespace address and back in (the loadgen
-    endpoint) to the engine's line check, which answers, records the caller (who speaks after
-    after the greeting; five seconds of silence end the take) and plays the take back."""
+    """PJSIP/9999@ivr-loopback: out over SIP to the namespace address and back in (the loopback
+    trunk, known by that address and port) to the engine's line check, which answers, records
+    the caller (who speaks after the greeting; five seconds of silence end the take) and plays
+    the take back."""
     app = f"pkg-watch-{tag}"
     ws_url = ari.replace("http", "ws", 1) + f"/events?app={app}&subscribeAll=true"
     events: list[dict[str, Any]] = []
     async with http.ws_connect(ws_url) as ws:
         async with http.post(f"{ari}/channels", params={
-                "endpoint": "PJSIP/9999@loadgen-out", "context": "ivr-loadgen-caller",
+                "endpoint": "PJSIP/9999@ivr-loopback", "context": "ivr-loadgen-caller",
                 "extension": "s", "priority": "1", "callerId": "pkg <15125550199>"},
                 json={"variables": {"LOADGEN_WAIT": "8", "LOADGEN_PLAY": "hello-world&hello-world",
                                     "LOADGEN_HOLD": "15"}}) as resp:

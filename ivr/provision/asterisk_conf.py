@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ivr.core.errors import ProvisionError
-from ivr.settings import REPO_ROOT, Network, Settings
+from ivr.settings import REPO_ROOT, Edge, Network, Settings
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # Section names asterisk-conf/pjsip.conf uses: no softphone account may take one.
@@ -25,7 +25,12 @@ RESERVED = frozenset({"global", "transport-udp", "transport-ws", "endpoint-defau
 HEAD = "; Generated from the IVR_* settings; not kept in git.\n"
 # In generated/ next to the other files: the chroot's Asterisk cannot read the host's paths.
 TLS_CERT, TLS_KEY = "ari-tls.crt", "ari-tls.key"
+SIP_TLS_CERT, SIP_TLS_KEY = "sip-tls.crt", "sip-tls.key"
+# What the system's CA bundle is called inside the sid root (package ca-certificates): a TLS
+# trunk's certificate is verified against it.
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 LOOPBACK = Network()  # the defaults: the shipped files as they are
+LOADGEN_PORT_OFFSET = 2  # the load generator's own transport: the SIP port + 2 (TLS has + 1)
 
 
 def check(name: str, value: str, *, secret: bool = False) -> str:
@@ -56,24 +61,66 @@ def _http_bind(net: Network, port: int, etc: str) -> str:
     return text
 
 
-def _pjsip_local(net: Network) -> str:
-    contact = f"sip:{reach(net.sip_bind)}:{net.sip_port}"
-    nat = "".join(
+def nat_lines(net: Network) -> str:
+    """A transport's NAT options (behind NAT: what to advertise, what is reached without)."""
+    return "".join(
         [f"external_signaling_address = {net.sip_external}\n" if net.sip_external else "",
          f"external_media_address = {net.rtp_external}\n" if net.rtp_external else "",
          *(f"local_net = {cidr}\n" for cidr in net.local_net)])
+
+
+def _pjsip_local(net: Network, *, loadgen: bool = False, tls: str = "") -> str:
+    own = reach(net.sip_bind)
+    contact = f"sip:{own}:{net.sip_port}"
     text = (f"{HEAD}[transport-udp]\ntype = transport\nprotocol = udp\n"
-            f"bind = {net.sip_bind}:{net.sip_port}\n{nat}\n")
-    if net.sip_bind != LOOPBACK.sip_bind:
-        # The loopback trunk and the load generator are told apart by the From user alone:
-        # off loopback only this Asterisk itself may use those names.
-        own = reach(net.sip_bind)
-        text += ("; Only this Asterisk calls its loopback trunk and load generator.\n"
-                 + "".join(f"[{name}](+)\ndeny = 0.0.0.0/0.0.0.0\npermit = {own}/32\n\n"
-                           for name in ("ivr-loopback", "loadgen")))
-    return (text + "; The loopback trunk and the load generator call this very Asterisk.\n"
-            f"[ivr-loopback]\ntype = aor\ncontact = {contact}\n\n"
-            f"[loadgen-out]\ntype = aor\ncontact = {contact}\n")
+            f"bind = {net.sip_bind}:{net.sip_port}\n{nat_lines(net)}\n{tls}")
+    text += ("; The loopback trunk calls this very Asterisk, and is known by where its INVITEs "
+             "come from:\n; this Asterisk's own SIP address and port.\n"
+             f"[ivr-loopback]\ntype = aor\ncontact = {contact}\n\n"
+             f"[ivr-loopback]\ntype = identify\nendpoint = ivr-loopback\n"
+             f"match = {own}:{net.sip_port}\n")
+    if loadgen:
+        text += _loadgen(own, net.sip_port)
+    return text
+
+
+def _tls_transport(net: Network, edge: Edge, etc: str) -> str:
+    """SIP over TLS (IVR_SIP_TLS*): softphones and carriers connect to it, and TLS trunks
+    leave by it (their carrier's certificate checked against the system's CAs)."""
+    if not edge.tls:
+        return ""
+    return ("; SIP over TLS (IVR_SIP_TLS*): the certificate and key are copied here.\n"
+            f"[transport-tls]\ntype = transport\nprotocol = tls\n"
+            f"bind = {net.sip_bind}:{edge.tls_port}\nmethod = tlsv1_2\n"
+            f"cert_file = {etc}/generated/{SIP_TLS_CERT}\n"
+            f"priv_key_file = {etc}/generated/{SIP_TLS_KEY}\n"
+            f"ca_list_file = {CA_BUNDLE}\nverify_server = yes\nverify_client = no\n"
+            f"{nat_lines(net)}\n")
+
+
+def media_encryption(edge: Edge) -> str:
+    """SRTP keyed by SDES (the keys travel in SDP, so only over TLS are they secret): offered
+    and taken when the phone offers it (optional) or demanded (required)."""
+    if not edge.tls:
+        return ""
+    optimistic = "yes" if edge.srtp == "optional" else "no"
+    return f"media_encryption = sdes\nmedia_encryption_optimistic = {optimistic}\n"
+
+
+def _loadgen(own: str, sip_port: int) -> str:
+    """The benchmark's load generator pair: `loadgen-out` sends from a transport of its own (the
+    SIP port + 2, on this host's own address) so that its calls come back in on `loadgen`, known
+    by that source alone, apart from the loopback trunk's."""
+    port = sip_port + LOADGEN_PORT_OFFSET
+    return (f"\n; The benchmark's load generator (bench/): out by [loadgen-out], back in on "
+            f"[loadgen].\n[transport-loadgen]\ntype = transport\nprotocol = udp\n"
+            f"bind = {own}:{port}\n\n"
+            "[loadgen-out](endpoint-defaults)\ntransport = transport-loadgen\n"
+            "aors = loadgen-out\nfrom_user = loadgen\n"
+            f"from_domain = {own}\nsend_pai = yes\ntrust_id_outbound = yes\n\n"
+            f"[loadgen-out]\ntype = aor\ncontact = sip:{own}:{sip_port}\n\n"
+            "[loadgen](endpoint-defaults)\nidentify_by = ip\ntrust_id_inbound = yes\n\n"
+            f"[loadgen]\ntype = identify\nendpoint = loadgen\nmatch = {own}:{port}\n")
 
 
 def generated(cfg: AsteriskConfig) -> dict[str, str]:
@@ -113,9 +160,11 @@ def generated(cfg: AsteriskConfig) -> dict[str, str]:
             f"{HEAD}[{ari_user}]\ntype = user\nread_only = no\npassword_format = plain\n"
             f"password = {ari_password}\n"
         ),
-        "pjsip_local.conf": _pjsip_local(net),
+        "pjsip_local.conf": _pjsip_local(net, loadgen=cfg.loadgen,
+                                         tls=_tls_transport(net, cfg.edge, f"/{cfg.etc}")),
         "pjsip_accounts.conf": (
-            f"{HEAD}[{user}](softphone-endpoint)\nauth = {user}\naors = {user}\n\n"
+            f"{HEAD}[{user}](softphone-endpoint)\nauth = {user}\naors = {user}\n"
+            f"{media_encryption(cfg.edge)}\n"
             f"[{user}]\ntype = auth\nauth_type = userpass\n"
             f"username = {user}\npassword = {password}\n\n"
             f"[{user}](softphone-aor)\n"
@@ -192,7 +241,26 @@ def render(cfg: AsteriskConfig) -> dict[str, bytes]:
             files[f"generated/{TLS_KEY}"] = net.ari_tls_key.read_bytes()
         except OSError as exc:
             raise ProvisionError(f"cannot read ARI's TLS certificate or key: {exc}") from exc
+    if cfg.edge.tls:
+        files.update(_sip_tls_files(cfg))
     return files
+
+
+def _sip_tls_files(cfg: AsteriskConfig) -> dict[str, bytes]:
+    """The SIP certificate and key: the operator's (IVR_SIP_TLS_CERT / _KEY), else the
+    development certificate made once in the state folder (`ivr edge cert`)."""
+    from ivr.provision.edge import cert
+
+    edge = cfg.edge
+    if edge.tls_cert is not None and edge.tls_key is not None:
+        paths = edge.tls_cert, edge.tls_key
+    else:
+        paths = cert.ensure_dev_cert(cfg)
+    try:
+        return {f"generated/{SIP_TLS_CERT}": paths[0].read_bytes(),
+                f"generated/{SIP_TLS_KEY}": paths[1].read_bytes()}
+    except OSError as exc:
+        raise ProvisionError(f"cannot read the SIP TLS certificate or key: {exc}") from exc
 
 
 def digest(files: dict[str, bytes]) -> str:
@@ -216,12 +284,16 @@ class AsteriskConfig:
     engine_http_url: str = "http://127.0.0.1:8080"  # IVR_HTTP in the dialplan
     debian_mirror: str = ""  # "" = the Debian mirror this machine's apt uses
     net: Network = field(default_factory=Network)  # addresses, ports, ARI TLS (loopback)
+    edge: Edge = field(default_factory=Edge)  # SIP TLS and SRTP; the ban (provision/edge)
     # "" is the root's own Asterisk (etc/asterisk); a name runs another one from the same root
     # with folders of its own (etc/asterisk-NAME, ...) and `asterisk -C`, e.g. in tests.
     instance: str = ""
     # `ivr asterisk up --role media`: the Asterisk of a host of its own, driven by an engine
     # elsewhere over IVR_ARI_URL (which then names this host as the engine sees it).
     media_host: bool = False
+    # The benchmark's load generator pair (bench/run.py sets it); no other configuration has
+    # it, so nothing reaches the dialplan as `loadgen` elsewhere.
+    loadgen: bool = False
 
     @property
     def state_dir(self) -> Path:
@@ -306,4 +378,5 @@ def from_settings(settings: Settings) -> AsteriskConfig:
         softphone_password=settings.softphone_password,
         engine_http_url=settings.public_url,
         net=settings.network,
+        edge=settings.edge,
     )

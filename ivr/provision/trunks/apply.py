@@ -65,7 +65,7 @@ def write(cfg: AsteriskConfig, text: str) -> bool:
 
 def apply(cfg: AsteriskConfig, trunks: list[Trunk], net: Network) -> Applied:
     """Write the trunks and, when Asterisk runs and the file changed, reload pjsip."""
-    changed = write(cfg, pjsip.render(trunks, net))
+    changed = write(cfg, pjsip.render(trunks, net, tls_listener=cfg.edge.tls))
     if not changed or _find_pid(cfg) is None:
         return Applied(changed, False)
     out = cli(cfg, RELOAD)
