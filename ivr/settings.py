@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -265,6 +265,62 @@ class Network:
         return not all(_is_loopback(host) for host in hosts)
 
 
+def _countries(name: str, value: str) -> tuple[str, ...]:
+    codes = tuple(c.strip().upper() for c in value.split(",") if c.strip())
+    if not codes or any(len(c) != 2 or not c.isalpha() for c in codes):
+        raise ConfigError(f"{name} must be comma-separated two-letter country codes such as "
+                          f"US,CA, got {value!r}")
+    return codes
+
+
+@dataclass(frozen=True, slots=True)
+class Security:
+    """The HTTP edge's limits and guards (docs/security.md: HTTP API). The defaults are the
+    production ones; the development-only relaxations are settings of their own."""
+
+    allow_private_urls: bool = False  # IVR_ALLOW_PRIVATE_URLS: callbacks etc. to private nets
+    max_body: int = 1024**2  # IVR_MAX_BODY: bytes of a form or JSON request
+    max_upload: int = 16 * 1024**2  # IVR_MAX_UPLOAD: audio uploads, once authenticated
+    auth_free_failures: int = 5  # IVR_AUTH_FREE_FAILURES: per account before a lock
+    auth_address_failures: int = 30  # IVR_AUTH_ADDRESS_FAILURES: per client address
+    auth_lock_max: float = 60.0  # IVR_AUTH_LOCK_MAX: an account's longest lock (seconds)
+    auth_address_lock_max: float = 900.0  # IVR_AUTH_ADDRESS_LOCK_MAX: an address's
+    signup_per_hour: int = 5  # IVR_SIGNUP_PER_HOUR: new accounts per client address
+    max_recorders: int = 20  # IVR_MAX_RECORDERS: per developer
+    status_token: str = ""  # IVR_STATUS_TOKEN: /metrics, full /healthz ("": loopback only)
+    toll_countries: tuple[str, ...] = ("US",)  # IVR_TOLL_COUNTRIES: default destinations
+    toll_premium: bool = False  # IVR_TOLL_PREMIUM: premium-rate numbers allowed by default
+    toll_concurrent: int = 10  # IVR_TOLL_CONCURRENT: calls at once per account
+    toll_per_day: int = 1000  # IVR_TOLL_PER_DAY: calls per account per 24 h
+
+    @classmethod
+    def from_mapping(cls, get: _Get) -> Security:
+        token = get("IVR_STATUS_TOKEN", "")
+        return cls(
+            allow_private_urls=_bool("IVR_ALLOW_PRIVATE_URLS",
+                                     get("IVR_ALLOW_PRIVATE_URLS", "false")),
+            max_body=_int("IVR_MAX_BODY", get("IVR_MAX_BODY", str(1024**2)), 4096, 1024**3),
+            max_upload=_int("IVR_MAX_UPLOAD", get("IVR_MAX_UPLOAD", str(16 * 1024**2)),
+                            4096, 1024**3),
+            auth_free_failures=_int("IVR_AUTH_FREE_FAILURES",
+                                    get("IVR_AUTH_FREE_FAILURES", "5"), 1, 10**6),
+            auth_address_failures=_int("IVR_AUTH_ADDRESS_FAILURES",
+                                       get("IVR_AUTH_ADDRESS_FAILURES", "30"), 1, 10**9),
+            auth_lock_max=_float("IVR_AUTH_LOCK_MAX", get("IVR_AUTH_LOCK_MAX", "60"), 1, 3600),
+            auth_address_lock_max=_float("IVR_AUTH_ADDRESS_LOCK_MAX",
+                                         get("IVR_AUTH_ADDRESS_LOCK_MAX", "900"), 1, 86400),
+            signup_per_hour=_int("IVR_SIGNUP_PER_HOUR", get("IVR_SIGNUP_PER_HOUR", "5"), 1,
+                                 10**9),
+            max_recorders=_int("IVR_MAX_RECORDERS", get("IVR_MAX_RECORDERS", "20"), 1, 10**6),
+            status_token=_secret("IVR_STATUS_TOKEN", token) if token else "",
+            toll_countries=_countries("IVR_TOLL_COUNTRIES", get("IVR_TOLL_COUNTRIES", "US")),
+            toll_premium=_bool("IVR_TOLL_PREMIUM", get("IVR_TOLL_PREMIUM", "false")),
+            toll_concurrent=_int("IVR_TOLL_CONCURRENT", get("IVR_TOLL_CONCURRENT", "10"), 1,
+                                 10**6),
+            toll_per_day=_int("IVR_TOLL_PER_DAY", get("IVR_TOLL_PER_DAY", "1000"), 1, 10**9),
+        )
+
+
 _SRTP = ("optional", "required")
 
 
@@ -353,6 +409,7 @@ class Settings:
     agi_listen: tuple[str, int] | None = None  # IVR_AGI_LISTEN: the FastAGI server (docs/agi.md)
     network: Network = field(default_factory=Network)  # addresses and ARI's TLS
     edge: Edge = field(default_factory=Edge)  # the SIP edge: bans, SIP TLS and SRTP
+    security: Security = field(default_factory=Security)  # the HTTP edge's guards
 
     def __repr__(self) -> str:  # secrets never reach a log line through repr()
         shown = []
@@ -362,6 +419,8 @@ class Settings:
                 value = "***"
             elif f.name == "database_url":
                 value = redact_url(value)
+            elif f.name == "security" and value.status_token:
+                value = replace(value, status_token="***")
             shown.append(f"{f.name}={value!r}")
         return f"Settings({', '.join(shown)})"
 
@@ -405,6 +464,9 @@ class Settings:
         level = get("IVR_LOG_LEVEL", "INFO").upper()
         if level not in _LOG_LEVELS:
             raise ConfigError(f"IVR_LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}")
+        public_url = _url("IVR_PUBLIC_URL",
+                          get("IVR_PUBLIC_URL", f"http://{http_host}:{http_port}"),
+                          ("http", "https"))
         return cls(
             database_url=_url(
                 "IVR_DATABASE_URL",
@@ -413,11 +475,7 @@ class Settings:
             ),
             http_host=http_host,
             http_port=http_port,
-            public_url=_url(
-                "IVR_PUBLIC_URL",
-                get("IVR_PUBLIC_URL", f"http://{http_host}:{http_port}"),
-                ("http", "https"),
-            ),
+            public_url=public_url,
             ari_url=ari_url,
             ari_user=_name("IVR_ARI_USER", get("IVR_ARI_USER", "ivr")),
             ari_password=ari_password,
@@ -431,7 +489,9 @@ class Settings:
             prompts_dir=Path(get("IVR_PROMPTS_DIR", str(REPO_ROOT / "prompts"))).resolve(),
             log_level=level,
             shutdown_grace=_float("IVR_SHUTDOWN_GRACE", get("IVR_SHUTDOWN_GRACE", "30"), 0, 3600),
-            open_signup=_bool("IVR_OPEN_SIGNUP", get("IVR_OPEN_SIGNUP", "true")),
+            # Open to anyone only where the service is for this machine (development).
+            open_signup=_bool("IVR_OPEN_SIGNUP", get("IVR_OPEN_SIGNUP", "true" if _is_loopback(
+                urlsplit(public_url).hostname or "") else "false")),
             delivery_retry_for=_float("IVR_DELIVERY_RETRY_FOR",
                                       get("IVR_DELIVERY_RETRY_FOR", "86400"), 1, 30 * 86400),
             delivery_backoff=_float("IVR_DELIVERY_BACKOFF", get("IVR_DELIVERY_BACKOFF", "2"),
@@ -461,6 +521,7 @@ class Settings:
                 "IVR_AGI_LISTEN") else None,
             network=network,
             edge=Edge.from_mapping(get, network),
+            security=Security.from_mapping(get),
         )
 
 
