@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ivr.media.quality import _loudness, _true_peak
+from ivr.media.quality import _true_peak
 
 PAD_SECONDS = 0.3  # of the silence trimmed, this much is kept at each end
 PEAK_CEILING_DBTP = -1.0  # normalising never lifts the true peak above this
@@ -53,16 +53,17 @@ def process(data: bytes, figures: dict[str, Any], *, trim: bool,
 
 def _gain_db(samples: np.ndarray, rate: int, target_lufs: float,
              figures: dict[str, Any]) -> float:
-    loudness = _loudness(samples, rate)
+    # The analysis's figures, not a second pass over the take: BS.1770's gates leave out the
+    # silence trimmed (within 0.2 LU of the trimmed take's own figure on every kind of take in
+    # tests/media), and trimming only removes samples, so the trimmed take peaks no higher. The
+    # peak figure is rounded to 0.1 dB: half a step more keeps the ceiling a ceiling.
+    loudness = figures.get("loudness_lufs")
     if loudness is None:
         return 0.0
-    # The analysis's true peak: trimming only removes samples, so the trimmed take peaks no
-    # higher, and the ceiling holds without oversampling the take a second time (the figure is
-    # rounded to 0.1 dB: half a step more keeps it a ceiling).
     peak_db = figures.get("true_peak_dbfs")
     if peak_db is not None:
         peak_db = float(peak_db) + 0.05
     else:
         peak = _true_peak(samples)
         peak_db = 20 * math.log10(peak) if peak > 0 else -120.0
-    return min(target_lufs - loudness, PEAK_CEILING_DBTP - float(peak_db))
+    return min(target_lufs - float(loudness), PEAK_CEILING_DBTP - float(peak_db))

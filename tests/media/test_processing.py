@@ -38,6 +38,17 @@ def test_a_quiet_take_is_brought_to_the_target_loudness() -> None:
     assert after["duration_seconds"] == pytest.approx(before["duration_seconds"], abs=0.01)
 
 
+def test_a_trimmed_take_is_brought_to_the_target_loudness_too() -> None:
+    """The gain comes from the analysis of the whole take: trimming its silence does not move
+    the loudness off the target."""
+    take = padded(1.5, 2.0, gain_db=-12)
+    out = process(take, figures(take), trim=True, target_lufs=-20.0)
+    assert out is not None
+    after = figures(out)
+    assert after["loudness_lufs"] == pytest.approx(-20.0, abs=0.3), after
+    assert after["leading_silence_seconds"] <= PAD_SECONDS + 0.05
+
+
 def test_normalising_never_lifts_the_true_peak_past_the_ceiling() -> None:
     take = padded(0.5, 0.5)
     out = process(take, figures(take), trim=False, target_lufs=-6.0)
