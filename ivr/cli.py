@@ -19,6 +19,7 @@ from ivr.core.errors import IvrError
 from ivr.dialer import cli as dialer_cli
 from ivr.provision.asterisk_conf import from_settings as asterisk_config
 from ivr.provision.asterisk_conf import reach
+from ivr.provision.edge import cli as edge_cli
 from ivr.provision.trunks import cli as trunks_cli
 from ivr.recorder import cli as recorder_cli
 from ivr.settings import REPO_ROOT, Settings, redact_url
@@ -155,9 +156,13 @@ def cmd_asterisk(settings: Settings, args: argparse.Namespace) -> int:
     if args.action == "up":
         info = asterisk.up(cfg)
         print(f"Asterisk is up: {info}")
+        if settings.edge.ban:  # IVR_EDGE_BAN: the ban comes up with the Asterisk it guards
+            print(edge_cli.cmd_up(settings))
         if cfg.media_host:
             print(engine_hints(settings))
     elif args.action == "down":
+        if settings.edge.ban:
+            edge_cli.cmd_down(settings)
         asterisk.down(cfg)
         print("Asterisk is down")
     elif args.action == "status":
@@ -235,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     campaigns_cli.register(sub)
     dialer_cli.register(sub)
     trunks_cli.register(sub)
+    edge_cli.register(sub)
     return parser
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ivr.core.errors import ProvisionError
+from ivr.provision import sip_cert
 from ivr.settings import REPO_ROOT, Edge, Network, Settings
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -249,13 +250,11 @@ def render(cfg: AsteriskConfig) -> dict[str, bytes]:
 def _sip_tls_files(cfg: AsteriskConfig) -> dict[str, bytes]:
     """The SIP certificate and key: the operator's (IVR_SIP_TLS_CERT / _KEY), else the
     development certificate made once in the state folder (`ivr edge cert`)."""
-    from ivr.provision.edge import cert
-
     edge = cfg.edge
     if edge.tls_cert is not None and edge.tls_key is not None:
         paths = edge.tls_cert, edge.tls_key
     else:
-        paths = cert.ensure_dev_cert(cfg)
+        paths = sip_cert.ensure_dev_cert(cfg.dev_cert, cfg.sip_hosts)
     try:
         return {f"generated/{SIP_TLS_CERT}": paths[0].read_bytes(),
                 f"generated/{SIP_TLS_KEY}": paths[1].read_bytes()}
@@ -298,6 +297,16 @@ class AsteriskConfig:
     @property
     def state_dir(self) -> Path:
         return self.root.parent
+
+    @property
+    def dev_cert(self) -> tuple[Path, Path]:
+        """The development SIP certificate and key (provision/sip_cert.py)."""
+        return sip_cert.dev_cert_paths(self.state_dir, self.instance)
+
+    @property
+    def sip_hosts(self) -> list[str]:
+        """The addresses phones reach this Asterisk's SIP by (the certificate names them)."""
+        return [h for h in (reach(self.net.sip_bind), self.net.sip_external) if h]
 
     @property
     def _stem(self) -> str:

@@ -61,7 +61,13 @@ class Softphone:
     written to `heard` when it stops, if given."""
 
     def __init__(self, user: str, password: str, speech: Path | None = None, *,
-                 repeat: bool = False, heard: Path | None = None, seconds: float = 30) -> None:
+                 repeat: bool = False, heard: Path | None = None, seconds: float = 30,
+                 server: str = ASTERISK_SIP, listen: str = "127.0.0.1", tls: bool = False,
+                 srtp: bool = False, cafile: Path | None = None) -> None:
+        # server: Asterisk's ADDRESS:PORT (its TLS port with `tls`); srtp: SDES SRTP demanded
+        # (mediaenc=srtp-mand); cafile: what signed Asterisk's certificate (checked with it).
+        self.server, self.listen, self.tls, self.srtp, self.cafile = (
+            server, listen, tls, srtp, cafile)
         self.user = user
         self.password = password
         self.speech = speech
@@ -70,7 +76,7 @@ class Softphone:
         self.dir = Path(tempfile.mkdtemp(prefix="baresip-"))
         self.heard = heard
         self.ctrl_port = _free_port()
-        self.sip_port = _free_sip_port()
+        self.sip_port = _free_sip_port(listen)
         self.proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -97,7 +103,7 @@ class Softphone:
             raise SoftphoneError(f"cannot read {self.speech}: {sox.stderr.strip()}")
         (self.dir / "config").write_text(
             f"""poll_method epoll
-sip_listen 127.0.0.1:{self.sip_port}
+sip_listen {self.listen}:{self.sip_port}
 audio_player aufile,/dev/null
 audio_source aufile,{mic}
 audio_alert aufile,/dev/null
@@ -112,13 +118,17 @@ module_app menu.so
 module_app ctrl_tcp.so
 ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}
 rtp_ports 30000-30999
-"""
+""" + ("module srtp.so\n" if self.srtp else "")
+            + (f"sip_cafile {self.cafile}\n" if self.cafile else "")
         )
         (self.dir / "accounts").write_text(
-            f"<sip:{self.user}@{ASTERISK_SIP}>;auth_pass={self.password};"
-            "regint=0;audio_codecs=PCMU\n"
+            f"<{self._uri(self.user)}>;auth_pass={self.password};"
+            "regint=0;audio_codecs=PCMU" + (";mediaenc=srtp-mand" if self.srtp else "") + "\n"
         )
         (self.dir / "accounts").chmod(0o600)
+
+    def _uri(self, user: str) -> str:
+        return f"sip:{user}@{self.server}" + (";transport=tls" if self.tls else "")
 
     async def start(self) -> None:
         if shutil.which("baresip") is None:
@@ -132,7 +142,7 @@ rtp_ports 30000-30999
                 break
             # A port it wanted was taken between our check and its bind (the machine's
             # other sockets come and go): again, on other ports.
-            self.ctrl_port, self.sip_port = _free_port(), _free_sip_port()
+            self.ctrl_port, self.sip_port = _free_port(), _free_sip_port(self.listen)
             self._write_config()
         raise SoftphoneError(f"baresip did not open its control port; log: {self.log()}")
 
@@ -191,7 +201,7 @@ rtp_ports 30000-30999
 
     async def dial(self, number: str, timeout: float = 15) -> None:
         """Call `number` on Asterisk; returns once the other side has answered."""
-        await self.command("dial", f"sip:{number}@{ASTERISK_SIP}")
+        await self.command("dial", self._uri(number))
         if not await self.wait_for("CALL_ESTABLISHED", timeout):
             closed = next((e for e in self.events if e.get("type") == "CALL_CLOSED"), None)
             why = f"it ended: {closed.get('param')}" if closed else f"not in {timeout:.0f} s"
@@ -239,22 +249,22 @@ rtp_ports 30000-30999
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _free_port() -> int:
+def _free_port(address: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((address, 0))
         return int(s.getsockname()[1])
 
 
-def _free_sip_port() -> int:
+def _free_sip_port(address: str = "127.0.0.1") -> int:
     """A port P for baresip's sip_listen: it binds UDP and TCP on P and TLS (TCP) on P + 1,
     and this baresip cannot be told to skip TLS, so all three must be free."""
     for _ in range(50):
-        port = _free_port()
+        port = _free_port(address)
         try:
             with socket.socket() as tcp_next, \
                     socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                tcp_next.bind(("127.0.0.1", port + 1))
-                udp.bind(("127.0.0.1", port))
+                tcp_next.bind((address, port + 1))
+                udp.bind((address, port))
         except OSError:
             continue
         return port

@@ -10,27 +10,22 @@ import ipaddress
 import os
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ivr.core.errors import ProvisionError
-
-if TYPE_CHECKING:
-    from ivr.provision.asterisk_conf import AsteriskConfig
 
 DAYS = 825  # the longest lifetime clients still accept for a server certificate
 
 
-def dev_cert_paths(cfg: AsteriskConfig) -> tuple[Path, Path]:
-    folder = cfg.state_dir / (f"sip-tls-{cfg.instance}" if cfg.instance else "sip-tls")
+def dev_cert_paths(state_dir: Path, instance: str = "") -> tuple[Path, Path]:
+    """Where the development certificate of an Asterisk (an instance's own) is kept."""
+    folder = state_dir / (f"sip-tls-{instance}" if instance else "sip-tls")
     return folder / "dev.crt", folder / "dev.key"
 
 
-def _names(cfg: AsteriskConfig) -> list[str]:
+def _names(hosts: list[str]) -> list[str]:
     """subjectAltName entries: the addresses and names phones reach this SIP edge by."""
-    from ivr.provision.asterisk_conf import reach
-
     names = ["DNS:localhost"]
-    for host in dict.fromkeys([reach(cfg.net.sip_bind), "127.0.0.1", cfg.net.sip_external]):
+    for host in dict.fromkeys([*hosts, "127.0.0.1"]):
         if not host:
             continue
         try:
@@ -41,15 +36,15 @@ def _names(cfg: AsteriskConfig) -> list[str]:
     return names
 
 
-def make_dev_cert(cfg: AsteriskConfig) -> tuple[Path, Path]:
-    """A new key and self-signed certificate (replacing any made before)."""
-    crt, key = dev_cert_paths(cfg)
+def make_dev_cert(paths: tuple[Path, Path], hosts: list[str]) -> tuple[Path, Path]:
+    """A new key and self-signed certificate for `hosts` (replacing any made before)."""
+    crt, key = paths
     crt.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(crt.parent, 0o700)
     done = subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
          "-nodes", "-days", str(DAYS), "-subj", "/CN=ivr development SIP",
-         "-addext", "subjectAltName=" + ",".join(_names(cfg)),
+         "-addext", "subjectAltName=" + ",".join(_names(hosts)),
          "-keyout", str(key), "-out", str(crt)], capture_output=True, text=True)
     if done.returncode != 0:
         raise ProvisionError(f"openssl could not make the development certificate: "
@@ -58,8 +53,8 @@ def make_dev_cert(cfg: AsteriskConfig) -> tuple[Path, Path]:
     return crt, key
 
 
-def ensure_dev_cert(cfg: AsteriskConfig) -> tuple[Path, Path]:
-    crt, key = dev_cert_paths(cfg)
+def ensure_dev_cert(paths: tuple[Path, Path], hosts: list[str]) -> tuple[Path, Path]:
+    crt, key = paths
     if crt.is_file() and key.is_file():
         return crt, key
-    return make_dev_cert(cfg)
+    return make_dev_cert(paths, hosts)
