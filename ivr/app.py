@@ -27,6 +27,7 @@ from ivr.callcontrol.service import CallControl
 from ivr.campaigns.service import Campaigns
 from ivr.campaigns.web import CAMPAIGNS
 from ivr.campaigns.web import add_routes as add_campaign_routes
+from ivr.console.phone_service import PHONE, ConsolePhone
 from ivr.console.routes import add_routes as add_console_routes
 from ivr.core import db
 from ivr.core.errors import Unavailable
@@ -291,8 +292,13 @@ def create_app(
             if with_telephony:
                 async with telephony(settings, pool, route_override, callcontrol) as tel:
                     app[TELEPHONY] = tel
-                    async with dialer_in_serve(settings, pool, tel.ari, tel.runner):
-                        yield
+                    app[PHONE] = phone = ConsolePhone(pool, tel.ari, settings)
+                    phone.sweeper.start()
+                    try:
+                        async with dialer_in_serve(settings, pool, tel.ari, tel.runner):
+                            yield
+                    finally:
+                        await phone.sweeper.stop()
             else:
                 yield
         finally:

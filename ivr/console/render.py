@@ -16,6 +16,7 @@ from aiohttp import web
 
 from ivr.console import auth
 from ivr.console.dialer_auth import DialerConsole
+from ivr.console.phone_service import PHONE
 from ivr.core.web import SETTINGS
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -50,12 +51,19 @@ def _media_origin(request: web.Request) -> str:
     return f"{parts.scheme}://{parts.netloc}" if parts.netloc else ""
 
 
+def _phone_origin(request: web.Request) -> str:
+    # The phone's SIP goes to Asterisk's websocket, another origin than the console's.
+    phone = request.app.get(PHONE)
+    return "" if phone is None else phone.ws_url.rsplit("/", 1)[0]
+
+
 def headers(request: web.Request) -> dict[str, str]:
     media = _media_origin(request)
     return {
         "Content-Security-Policy": (
             "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            f"media-src 'self' blob: {media}; connect-src 'self' {media}; "
+            f"media-src 'self' blob: {media}; "
+            f"connect-src 'self' {media} {_phone_origin(request)}; "
             "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"),
         "X-Frame-Options": "DENY",
         "X-Content-Type-Options": "nosniff",
@@ -92,6 +100,7 @@ def page(request: web.Request, template: str,
         account=console.account if isinstance(console, DialerConsole) else None,
         csrf_token=console.csrf_token if console else "",
         flash=shown, path=request.path, static=lambda name: static_url(request, name),
+        phone_ready=PHONE in request.app,
         **context)
     response = web.Response(text=body, status=status, content_type="text/html",
                             headers=headers(request))

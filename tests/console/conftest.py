@@ -5,6 +5,7 @@ browser is done, often waiting on that app) runs in a thread."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import shutil
@@ -104,28 +105,39 @@ class Browser:
         return path
 
 
-def _chrome(profile: str) -> webdriver.Chrome:
+def _chrome(profile: str, *extra: str) -> webdriver.Chrome:
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
                  "--autoplay-policy=no-user-gesture-required", "--window-size=1280,900",
-                 f"--user-data-dir={profile}"):
+                 f"--user-data-dir={profile}", *extra):
         options.add_argument(flag)
-    return webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    try:
+        return webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    except Exception as exc:  # the browser tests must fail, never skip, without their browser
+        pytest.fail(f"Chromium could not start ({CHROMIUM}, {CHROMEDRIVER}): {exc}",
+                    pytrace=False)
 
 
-@pytest.fixture(scope="session")
-def chrome() -> Iterator[webdriver.Chrome]:
+@contextlib.contextmanager
+def chromium(*extra: str) -> Iterator[webdriver.Chrome]:
+    """A Chromium of its own (a fresh profile), with `extra` flags; quit on the way out."""
     profile = tempfile.mkdtemp(prefix="ivr-chromium-")
-    driver = _chrome(profile)
+    driver = _chrome(profile, *extra)
     driver.set_page_load_timeout(30)
     try:
         yield driver
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def chrome() -> Iterator[webdriver.Chrome]:
+    with chromium() as driver:
+        yield driver
 
 
 @pytest.fixture
@@ -168,3 +180,19 @@ async def sign_in(b: Browser, dev: Dev, start: str = "/console/recorders") -> No
     await b.fill("#signin input[name=password]", dev.password)
     await b.submit("#signin button[type=submit]")
     await b.wait("return !location.pathname.startsWith('/console/signin')")
+
+
+async def new_list_with_recording(b: Browser, list_name: str, recording_name: str
+                                  ) -> tuple[str, str]:
+    """On a recorder's page: a list made there, with one recording; (list key, its key)."""
+    await b.js("document.querySelector('#create-list').closest('details').open = true")
+    await b.fill("#create-list [name=name]", list_name)
+    await b.submit("#create-list button[type=submit]")
+    await b.wait("return document.getElementById('list-key')")
+    lk = await b.text("#list-key")
+    await b.js("document.querySelector('#add-recording').closest('details').open = true")
+    await b.fill("#add-recording [name=name]", recording_name)
+    await b.submit("#add-recording button[type=submit]")
+    await b.wait("return document.querySelector('#flash.ok')")
+    key = await b.js("return document.querySelector('#recordings tbody tr').dataset.key")
+    return lk, str(key)

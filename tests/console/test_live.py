@@ -12,7 +12,7 @@ import pytest
 
 from ivr.recorder.service import RecorderService
 from ivr.settings import Settings
-from tests.console.conftest import Browser, Dev, sign_in
+from tests.console.conftest import Browser, Dev, new_list_with_recording, sign_in
 from tests.console.test_pages import create_recorder
 from tests.helpers.phone import new_number, take, when_recording
 from tests.telephony_harness import Caller, Engine
@@ -40,16 +40,7 @@ async def test_live_session_with_a_real_call(
     developer = await service.authenticate(dev.username, dev.password)
     dial = (await service.get_recorder(developer, rk)).phone_numbers[0].number
 
-    await b.js("document.querySelector('#create-list').closest('details').open = true")
-    await b.fill("#create-list [name=name]", "Tour")
-    await b.submit("#create-list button[type=submit]")
-    await b.wait("return document.getElementById('list-key')")
-    lk = await b.text("#list-key")
-    await b.js("document.querySelector('#add-recording').closest('details').open = true")
-    await b.fill("#add-recording [name=name]", "Front door")
-    await b.submit("#add-recording button[type=submit]")
-    await b.wait("return document.querySelector('#flash.ok')")
-    key = await b.js("return document.querySelector('#recordings tbody tr').dataset.key")
+    lk, key = await new_list_with_recording(b, "Tour", "Front door")
 
     await b.submit("#start-session button[type=submit]")
     await b.wait("return document.getElementById('pin')")
