@@ -49,6 +49,7 @@ SCRIPT = {"LOADGEN_WAIT": "9", "LOADGEN_REVIEW": "1.5", "LOADGEN_NEXT": "8.5",
 TOLERANCE = 0.25  # seconds a complete take may fall short of the speech (DTMF edge, framing)
 BASELINE_NUMBER = "bench-baseline"
 METRIC = "ivr_keypress_to_prompt_seconds"
+ARI_METRIC = "ivr_ari_requests"  # by operation (ivr/telephony/rest.py)
 EVENT_METRIC = "ivr_key_event_delay_seconds"
 
 Progress = Callable[[str], None]
@@ -110,9 +111,9 @@ async def engine_lock(path: Path, progress: Progress) -> AsyncIterator[None]:
 
 # --- the histogram on /metrics --------------------------------------------------------------
 async def scrape_histograms(http: aiohttp.ClientSession, base_url: str
-                            ) -> dict[str, dict[float, float]] | None:
+                            ) -> dict[str, dict[Any, float]] | None:
     """metric -> le -> cumulative count, for the key press histograms (METRIC, EVENT_METRIC),
-    or None when there is no /metrics."""
+    and ARI_METRIC -> operation -> requests; None when there is no /metrics."""
     try:
         async with http.get(f"{base_url}/metrics") as resp:
             if resp.status != 200:
@@ -120,7 +121,13 @@ async def scrape_histograms(http: aiohttp.ClientSession, base_url: str
             text = await resp.text()
     except aiohttp.ClientError:
         return None
-    found: dict[str, dict[float, float]] = {}
+    found: dict[str, dict[Any, float]] = {}
+    ari = found.setdefault(ARI_METRIC, {})
+    prefix = f'{ARI_METRIC}_total{{operation="'
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            operation, value = line[len(prefix):].split('"} ', 1)
+            ari[operation] = float(value)
     for metric in (METRIC, EVENT_METRIC):
         buckets = found.setdefault(metric, {})
         prefix = f"{metric}_bucket{{"
@@ -188,6 +195,10 @@ class StepResult:
     latency_ms: dict[str, Any] = field(default_factory=dict)
     # Asterisk's timestamp on a key press event -> the event reaching its call (engine only).
     key_event_delay_ms: dict[str, Any] = field(default_factory=dict)
+    # The engine's CPU per call by kind of thread (procstat.engine_split), and the ARI
+    # requests it sent per call, by operation (engine only).
+    engine_cpu_split_ms: dict[str, float] = field(default_factory=dict)
+    ari_requests_per_call: dict[str, float] = field(default_factory=dict)
     short_takes: list[float] = field(default_factory=list)
     # Per take of the script (first, second): how many fell short, and the median and 10th
     # percentile of how much of the speech each take holds, in seconds. A take falls short when
@@ -313,6 +324,19 @@ class Load:
         if system == "engine":
             result.latency_ms = percentiles(*_of(METRIC, hist_before, hist_after))
             result.key_event_delay_ms = percentiles(*_of(EVENT_METRIC, hist_before, hist_after))
+            result.engine_cpu_split_ms = {
+                k: round(v * 1000 / n, 1) for k, v in procstat.engine_split(before, after).items()}
+            sent = (hist_after or {}).get(ARI_METRIC, {})
+            sent_before = (hist_before or {}).get(ARI_METRIC, {})
+            result.ari_requests_per_call = {
+                op: round((count - sent_before.get(op, 0.0)) / n, 2)
+                for op, count in sorted(sent.items(), key=lambda kv: -kv[1])
+                if count > sent_before.get(op, 0.0)}
+            self.progress("  engine CPU ms/call by thread: " + ", ".join(
+                f"{k} {v}" for k, v in result.engine_cpu_split_ms.items()))
+            self.progress(f"  ARI requests/call: {sum(result.ari_requests_per_call.values()):.1f} ("
+                          + ", ".join(f"{op} {v}" for op, v in
+                                      result.ari_requests_per_call.items()) + ")")
         return result, prepared
 
     def _judge(self, result: StepResult, durations: list[list[float]]) -> None:

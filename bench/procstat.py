@@ -49,11 +49,41 @@ def postgres_backends(database: str) -> list[int]:
     return found
 
 
+def _kind(thread_name: str) -> str:
+    """What a thread of the engine does, by its name: the event loop (the process's own
+    name), take analysis (`take-quality_N`), or the default executor (`asyncio_N`: file
+    writes with fsync, reads)."""
+    if thread_name.startswith("take-quality"):
+        return "take_quality"
+    if thread_name.startswith("asyncio_"):
+        return "executor"
+    return "loop"
+
+
+def threads(pid: int) -> dict[int, tuple[str, float, float]]:
+    """Per thread of `pid`: its kind (`_kind`), user and kernel CPU seconds."""
+    found = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return {}
+    for tid in tids:
+        try:
+            raw = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2:].split()
+        name = raw[raw.index("(") + 1:raw.rindex(")")]
+        found[int(tid)] = (_kind(name), int(fields[11]) / TICK, int(fields[12]) / TICK)
+    return found
+
+
 @dataclass
 class CpuSnapshot:
     asterisk: float
     engine: float
     postgres: dict[int, float]
+    engine_threads: dict[int, tuple[str, float, float]]
 
 
 def snapshot(asterisk_pid: int, engine_pid: int | None, database: str) -> CpuSnapshot:
@@ -61,7 +91,20 @@ def snapshot(asterisk_pid: int, engine_pid: int | None, database: str) -> CpuSna
         cpu_seconds(asterisk_pid),
         cpu_seconds(engine_pid, children=True) if engine_pid else 0.0,
         {pid: cpu_seconds(pid) for pid in postgres_backends(database)},
+        threads(engine_pid) if engine_pid else {},
     )
+
+
+def engine_split(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
+    """The engine's CPU seconds between two snapshots by kind of thread, and how much of it
+    was spent in the kernel (`kernel`): where a regression lives, before any profiler."""
+    split: dict[str, float] = {}
+    kernel = 0.0
+    for tid, (kind, user, system) in after.engine_threads.items():
+        _, user0, system0 = before.engine_threads.get(tid, (kind, 0.0, 0.0))
+        split[kind] = split.get(kind, 0.0) + (user - user0) + (system - system0)
+        kernel += system - system0
+    return {**split, "kernel": kernel}
 
 
 def used(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:

@@ -108,6 +108,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     priority.claim(settings.nice)
 
     async def main() -> None:
+        from ivr.core.threads import name_default_executor
+        name_default_executor(asyncio.get_running_loop())
         ready = asyncio.Event()
         task = asyncio.create_task(serve(settings, ready))
         waiter = asyncio.create_task(ready.wait())

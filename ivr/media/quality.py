@@ -18,13 +18,14 @@ import io
 import math
 import threading
 import wave
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import webrtcvad
+
+from ivr.core import threads
 
 VERDICTS = ("ok", "no_speech", "too_quiet", "too_loud_clipped", "too_short", "noisy")
 VAD_RATES = (8000, 16000, 32000, 48000)
@@ -39,7 +40,7 @@ FLOOR_DB = -120.0  # what digital silence measures, in place of minus infinity
 
 # Takes of several calls are analysed at once without waiting behind the default executor's
 # file writes (fsync) and MP3 encodings.
-_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="take-quality")
+_POOL = threads.pool("take-quality", 2)
 
 
 @dataclass(frozen=True, slots=True)
