@@ -110,6 +110,9 @@ def edge(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> I
 def _tear_down(net: Net, cfg: provision.AsteriskConfig | None) -> None:
     if cfg is not None:
         provision.down(cfg, progress=lambda line: None, purge=True)
+        # The instance's jail folder and development certificate, beside the root.
+        for folder in (cfg.state_dir / f"fail2ban-{cfg.instance}", cfg.dev_cert[0].parent):
+            shutil.rmtree(folder, ignore_errors=True)
     net.close()  # the namespaces go, and with them any nftables table left in them
 
 
