@@ -15,6 +15,7 @@ import dataclasses
 import os
 import secrets
 import socket
+import ssl
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -24,12 +25,15 @@ import aiohttp
 import pytest
 
 from ivr.cli import asterisk_config
-from ivr.core.errors import IvrError, TelephonyError
+from ivr.console.phone_service import ConsolePhone, ws_url
+from ivr.core.errors import IvrError, TelephonyError, Unavailable
 from ivr.provision import asterisk as provision
 from ivr.settings import Settings
+from ivr.telephony import webrtc
 from ivr.telephony.ari_tls import ari_connector
 from ivr.telephony.events import Event, EventStream
 from ivr.telephony.rest import AriClient, basic_auth
+from tests.helpers.sipws import options_status
 
 
 @dataclass(frozen=True)
@@ -219,3 +223,34 @@ async def test_an_untrusted_certificate_is_refused_clearly(
                     or "Fingerprint" in stream.last_error), stream.last_error
         finally:
             await stream.stop()
+
+
+async def test_browsers_reach_sip_over_wss_on_the_tls_listener(
+        tls_asterisk: TlsAsterisk, pki: Pki) -> None:
+    """The console phone behind an https console: its SIP goes over wss:// to ARI's TLS
+    listener, where a pushed WebRTC account is let in with its password and refused without."""
+    settings = tls_asterisk.settings(IVR_PUBLIC_URL="https://127.0.0.1:8443")
+    url = ws_url(settings)
+    assert url == f"wss://127.0.0.1:{settings.network.ari_tls_bind[1]}/ws"
+    trusted = ssl.create_default_context(cafile=str(pki.ca))
+    account = webrtc.WebRtcAccount(f"{webrtc.PREFIX}{secrets.token_hex(8)}",
+                                   secrets.token_urlsafe(18), "tls test")
+    async with ari_session(settings) as session:
+        ari = AriClient(session, settings.ari_url)
+        await webrtc.push(ari, account, settings.network.rtp_address)
+        try:
+            assert await options_status(url, account.name, account.password,
+                                        ssl_context=trusted) == 200
+            assert await options_status(url, account.name, "wrong-password",
+                                        ssl_context=trusted) == 401
+        finally:
+            await webrtc.remove(ari, account.name)
+        assert await options_status(url, account.name, account.password,
+                                    ssl_context=trusted) == 401
+    # An https console whose Asterisk has no TLS listener gets no phone, and is told why.
+    plain = Settings.from_mapping({**{k: v for k, v in tls_asterisk.env.items()
+                                      if not k.startswith("IVR_ARI_TLS") and k not in (
+                                          "IVR_ARI_CA_FILE", "IVR_ARI_URL")},
+                                   "IVR_PUBLIC_URL": "https://127.0.0.1:8443"})
+    with pytest.raises(Unavailable, match="TLS listener"):
+        await ConsolePhone(None, None, plain).issue(None)  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from selenium import webdriver
 
-from ivr.console.phone_service import LIVE_PER_DEVELOPER, PHONE, ConsolePhone
+from ivr.console.phone_service import LIVE_PER_DEVELOPER, PHONE, ConsolePhone, ws_url
 from ivr.recorder.service import RecorderService
 from ivr.settings import Settings
 from tests.console.conftest import Browser, Dev, chromium, new_list_with_recording, sign_in
@@ -184,3 +184,18 @@ async def test_no_phone_without_telephony(api: TestClient, browser: Browser,
     await sign_in(browser, dev)
     status, body = await issue(browser, await browser.js("return document.body.dataset.csrf"))
     assert status == 503 and "telephony" in body["message"], body
+
+
+def test_the_websocket_url_follows_the_settings(base_settings: Settings) -> None:
+    env = {"IVR_ARI_PASSWORD": "a-strong-password-for-ari-0123", "IVR_SOFTPHONE_PASSWORD":
+           "softphone-password", "IVR_DATABASE_URL": base_settings.database_url}
+    # The Asterisk beside the console: the console's host, ARI's plain port.
+    assert ws_url(Settings.from_mapping({**env, "IVR_PUBLIC_URL": "http://10.1.2.3:8080",
+                                         "IVR_ARI_BIND": "0.0.0.0:8088"})) \
+        == "ws://10.1.2.3:8088/ws"
+    assert ws_url(Settings.from_mapping(env)) == "ws://127.0.0.1:8088/ws"
+    # An Asterisk on another host: its host; over https, wss:// on the TLS listener's port.
+    assert ws_url(Settings.from_mapping({
+        **env, "IVR_ARI_URL": "https://media.example.net:8089",
+        "IVR_PUBLIC_URL": "https://console.example.net", "IVR_ARI_TLS_BIND": "0.0.0.0:8089"})) \
+        == "wss://media.example.net:8089/ws"
