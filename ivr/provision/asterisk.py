@@ -184,6 +184,22 @@ def in_use(cfg: AsteriskConfig) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def held(cfg: AsteriskConfig, *, progress: Progress = print) -> Iterator[AsteriskInfo]:
+    """`up(cfg)`, then `in_use` for the block: Asterisk runs this very configuration until the
+    block ends (a suite or the bench that wants another one waits for it)."""
+    digest = config_digest(render(cfg))
+    while True:
+        info = up(cfg, progress=progress)
+        with in_use(cfg):
+            with _lock(cfg):
+                running = _running_with(cfg, digest)
+            if running is not None:
+                yield running if not info.started else info
+                return
+        # Restarted with another configuration between the two: up() again.
+
+
+@contextlib.contextmanager
 def sole_user(cfg: AsteriskConfig) -> Iterator[bool]:
     """True inside when nobody holds `in_use` (no suite depends on Asterisk right now)."""
     with _flocked(cfg.usefile, fcntl.LOCK_EX, wait=False) as held:
