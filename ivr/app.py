@@ -268,7 +268,10 @@ def create_app(
 ) -> web.Application:
     """The web application; its start-up also prepares the database and (unless told not to,
     as API-only tests do) starts the telephony worker."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=64 * 1024**2)
+    # Small bodies for everyone; the few routes that take audio raise it once the client is
+    # authenticated (core/web.py upload_body).
+    app = web.Application(middlewares=[error_middleware],
+                          client_max_size=settings.security.max_body)
     app[SETTINGS] = settings
 
     async def resources(app: web.Application) -> AsyncIterator[None]:

@@ -18,7 +18,6 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-import orjson
 from aiohttp import web
 
 from ivr.broadcast.audio import fetch_audio
@@ -26,7 +25,7 @@ from ivr.broadcast.errors import BroadcastError, err
 from ivr.broadcast.postbacks import call_data
 from ivr.broadcast.validate import VOICES, Request, check
 from ivr.core.errors import IvrError, Throttled, Unavailable
-from ivr.core.web import json_response
+from ivr.core.web import json_response, read_json, upload_body
 from ivr.dialer import store
 from ivr.dialer.accounts import Accounts
 from ivr.dialer.errors import InvalidJob
@@ -146,11 +145,9 @@ async def create_job(request: web.Request, account: Account) -> web.Response:
     b = request.app[BROADCAST]
     echo = request[ECHO]
     echo["api_job_id"] = str(uuid.uuid4())  # as the seed: every answer names a job id
-    raw = await request.read()
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise err(-80) from None
+    # Authenticated: a job's destinations may take more than a form's small limit.
+    # The seed's description, whatever is wrong (not JSON, too large, control characters).
+    body = await read_json(upload_body(request), lambda _, why: err(-80))
     if isinstance(body, dict):
         given = body.get("client_job_id", body.get("job_id"))  # job_id: the seed's alias
         if isinstance(given, str | int):

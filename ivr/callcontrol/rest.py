@@ -15,7 +15,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from ivr.callcontrol import models
@@ -24,7 +23,7 @@ from ivr.callcontrol.live import LiveCall
 from ivr.callcontrol.models import BRIDGE_RING_TIMEOUT, Application, timestamp
 from ivr.callcontrol.service import CallControl
 from ivr.core.errors import IvrError
-from ivr.core.web import json_response
+from ivr.core.web import json_response, read_json
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +93,7 @@ async def authenticate(request: web.Request) -> Application:
 async def json_body(request: web.Request) -> dict[str, Any]:
     if not request.body_exists:
         return {}
-    try:
-        data = orjson.loads(await request.read())
-    except orjson.JSONDecodeError:
-        raise BadRequest("body", "the request body must be a JSON object") from None
+    data = await read_json(request, BadRequest)
     if not isinstance(data, dict):
         raise BadRequest("body", "the request body must be a JSON object")
     return data

@@ -90,6 +90,10 @@ def read_xml(body: bytes) -> Element:
                             "external reference is not allowed") from None
     except ParseError as exc:
         raise CampaignError(e.MALFORMED, f"XML file malformed: {exc}") from None
+    except (ValueError, LookupError):
+        # expat reads only single-byte encodings and the UTF family: UTF-7, an unknown name.
+        raise CampaignError(e.MALFORMED, "XML file malformed: its encoding is not supported; "
+                            "send UTF-8") from None
     return root
 
 

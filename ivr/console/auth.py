@@ -20,7 +20,7 @@ from aiohttp import web
 from ivr.console import store
 from ivr.core import keys
 from ivr.core.errors import IvrError
-from ivr.core.web import POOL, SETTINGS
+from ivr.core.web import POOL, SETTINGS, upload_body
 from ivr.recorder.context import RECORDER
 from ivr.recorder.models import Developer
 from ivr.recorder.service import RecorderService
@@ -129,6 +129,8 @@ def require(handler: Page) -> Callable[[web.Request], Awaitable[web.StreamRespon
                 raise web.HTTPSeeOther(f"{PREFIX}/signin?next={quote(request.path_qs)}")
             raise web.HTTPUnauthorized(text="sign in to the console first")
         if request.method == "POST":
+            # Signed in: a form may carry audio (a prompt), so the larger body limit.
+            request = upload_body(request)
             await check_csrf(request, console.csrf_token)
         return await handler(request, console)
 

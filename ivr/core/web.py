@@ -11,6 +11,7 @@ import orjson
 from aiohttp import web
 
 from ivr.core.errors import IvrError
+from ivr.core.text import describe, first_bad
 from ivr.core.throttle import CLIENT, Throttle
 from ivr.settings import Settings
 
@@ -37,6 +38,31 @@ def client_address(request: web.Request) -> str | None:
     """The client's address as throttles and logs see it: the socket's peer, never a header
     a client could write itself."""
     return request.remote
+
+
+async def read_json(request: web.Request, error: Callable[[str, str], Exception]) -> Any:
+    """A JSON body, with the edge's rules: at most IVR_MAX_BODY bytes, valid JSON, no control
+    characters in any string. `error(param, message)` makes the API's own error."""
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise error("body", f"the request body is too large ({exc.text})") from None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise error("body", "the request body must be JSON") from None
+    bad = first_bad(data)
+    if bad is not None:
+        where, char = bad
+        raise error(where or "body", f"'{where or 'body'}' contains the control character "
+                    f"{describe(char)}")
+    return data
+
+
+def upload_body(request: web.Request) -> web.Request:
+    """The request with room for an audio upload (IVR_MAX_UPLOAD): only for a client already
+    authenticated, so that an anonymous one cannot make the server hold a large body."""
+    return request.clone(client_max_size=request.app[SETTINGS].security.max_upload)
 
 
 def retry_after(exc: IvrError) -> dict[str, str] | None:

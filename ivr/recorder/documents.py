@@ -12,6 +12,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 import orjson
 
+from ivr.core.text import xml_safe
 from ivr.delivery.links import AudioLinks
 from ivr.recorder.models import (
     Developer,
@@ -69,7 +70,7 @@ def _xml(node: Node, indent: str) -> list[str]:
             lines += _xml(value, indent + "  ")
             lines.append(f"{indent}</{name}>")
         else:
-            lines.append(f"{indent}<{name}>{escape(_text(value))}</{name}>")
+            lines.append(f"{indent}<{name}>{escape(xml_safe(_text(value)))}</{name}>")
     return lines
 
 
@@ -99,9 +100,9 @@ def document(status: str, message: str, body: Node, reply: str,
         text = "\n".join([f"<{root}>", *_xml([("status", status), ("message", message), *body],
                                              "  "), f"</{root}>"])
     elif not body:
-        text = f'<{root} message={quoteattr(message)} status="{status}" />'
+        text = f'<{root} message={quoteattr(xml_safe(message))} status="{status}" />'
     else:
-        text = "\n".join([f'<{root} message={quoteattr(message)} status="{status}">',
+        text = "\n".join([f'<{root} message={quoteattr(xml_safe(message))} status="{status}">',
                           *_xml(body, "  "), f"</{root}>"])
     return ('<?xml version="1.0" encoding="UTF-8"?>\n' + text + "\n").encode(), "text/xml"
 

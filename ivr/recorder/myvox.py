@@ -7,10 +7,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from multidict import MultiDict
 
 from ivr.core.errors import InvalidParameter, IvrError, MissingParameter, Unauthorized
+from ivr.core.text import bad_character, describe
+from ivr.core.web import SETTINGS
 from ivr.recorder.context import RECORDER, audio_links, base_url
 from ivr.recorder.documents import (
     ROOT,
@@ -72,18 +74,75 @@ def error_code(exc: IvrError, action: Action | None, action_name: str) -> int:
     return 1000 if action is None else action.code
 
 
+MAX_FIELDS = 200  # parameters in one request (query and body together)
+MAX_FIELD_BYTES = 64 * 1024  # one text field of a multipart body
+
+
+def _add(merged: MultiDict[Any], name: str, value: Any) -> None:
+    if len(merged) >= MAX_FIELDS:
+        raise InvalidParameter("body", f"a request carries at most {MAX_FIELDS} parameters")
+    for text in (name, value) if isinstance(value, str) else (name,):
+        bad = bad_character(text)
+        if bad is not None:
+            raise InvalidParameter(name[:64], f"parameter '{name[:64]}' contains the control "
+                                   f"character {describe(bad)}")
+    merged.add(name.lower(), value)
+
+
 async def _read_params(request: web.Request) -> MultiDict[Any]:
+    """Query and body parameters. Form and urlencoded bodies are capped at IVR_MAX_BODY (the
+    app's client_max_size); a multipart body is read part by part, and its file (a prompt,
+    up to IVR_MAX_UPLOAD) only once the developer named before it is authenticated, so an
+    anonymous client cannot make the server hold a large body."""
     # Every parameter name is lower case; the seed's tables also write `Action`, `Reply` and
     # `Password`, and clients copy them.
     merged: MultiDict[Any] = MultiDict()
     for name, text in request.query.items():
-        merged.add(name.lower(), text)
-    if request.method == "POST" and request.body_exists:
-        form = await request.post()
-        for name, field in form.items():
-            value: Any = field.file.read() if isinstance(field, web.FileField) else field
-            merged.add(name.lower(), value)
+        _add(merged, name, text)
+    if request.method != "POST" or not request.body_exists:
+        return merged
+    try:
+        if request.content_type.startswith("multipart/"):
+            await _read_multipart(request, merged)
+        else:
+            for name, field in (await request.post()).items():
+                _add(merged, name, field)
+    except web.HTTPRequestEntityTooLarge as exc:
+        # Over IVR_MAX_BODY bytes, or over aiohttp's 1000 form fields.
+        raise InvalidParameter("body", f"the request body is refused: {exc.text} (a prompt "
+                               "goes in a multipart body)") from None
+    except ValueError as exc:  # a malformed multipart body or form
+        raise InvalidParameter("body", f"the request body cannot be read: {exc}") from None
     return merged
+
+
+async def _read_multipart(request: web.Request, merged: MultiDict[Any]) -> None:
+    limits = request.app[SETTINGS].security
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader) or not part.name:
+            raise InvalidParameter("body", "a multipart body of named fields is expected")
+        if part.filename is None:
+            data = await _read_part(part, MAX_FIELD_BYTES)
+            _add(merged, part.name, data.decode(part.get_charset("utf-8"), "replace"))
+            continue
+        username, password = merged.get("username"), merged.get("password")
+        if not (isinstance(username, str) and isinstance(password, str)):
+            raise Unauthorized("authentication failed: send the username and password fields "
+                               "before the file")
+        await request.app[RECORDER].authenticate(username[:64], password[:200])
+        _add(merged, part.name, await _read_part(part, limits.max_upload))
+
+
+async def _read_part(part: BodyPartReader, limit: int) -> bytes:
+    chunks, size = [], 0
+    while chunk := await part.read_chunk(65536):
+        size += len(chunk)
+        if size > limit:
+            raise InvalidParameter(part.name or "body",
+                                   f"field '{part.name}' is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _choice(raw: MultiDict[Any], name: str, options: dict[str, str], default: str) -> str:

@@ -13,11 +13,10 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from ivr.core.errors import InvalidParameter, Unauthorized
-from ivr.core.web import POOL, json_response
+from ivr.core.web import POOL, json_response, read_json
 from ivr.recorder import documents, inputs, store
 from ivr.recorder.context import RECORDER, audio_links
 from ivr.recorder.errors import IdempotencyInProgress, IdempotencyMismatch
@@ -51,10 +50,7 @@ def entity(node: documents.Node) -> dict[str, Any]:
 async def _body(request: web.Request) -> dict[str, Any]:
     if not request.body_exists:
         return {}
-    try:
-        data = orjson.loads(await request.read())
-    except orjson.JSONDecodeError:
-        raise InvalidParameter("body", "the request body must be a JSON object") from None
+    data = await read_json(request, InvalidParameter)
     if not isinstance(data, dict):
         raise InvalidParameter("body", "the request body must be a JSON object")
     return data
