@@ -90,10 +90,14 @@ async def change_password(request: web.Request, c: Console) -> web.StreamRespons
     async with request.app[POOL].acquire() as conn:
         others = await store.delete_other_sign_ins(conn, c.developer.id,
                                                    keys.token_digest(token))
-    return render.redirect(
+        await store.delete_sign_in(conn, keys.token_digest(token))
+    response = render.redirect(
         request, f"{P}/account",
         ok=f"Password changed. {revoked} API token{'' if revoked == 1 else 's'} revoked"
            f" and {others} other console sign-in{'' if others == 1 else 's'} ended.")
+    # Every sign-in older than the password is void, this one too: a fresh one for it.
+    await auth.sign_in(request, response, c.developer)
+    return response
 
 
 # --- signing up -------------------------------------------------------------------------------

@@ -29,8 +29,10 @@ async def insert_sign_in(conn: Conn, digest: bytes, developer_id: int, csrf_toke
 
 async def sign_in_by_digest(conn: Conn, digest: bytes) -> SignIn | None:
     row = await conn.fetchrow(
-        "SELECT developer_id, csrf_token FROM console_sessions"
-        " WHERE token_hash = $1 AND expires_at > now()", digest)
+        "SELECT s.developer_id, s.csrf_token FROM console_sessions s"
+        " JOIN developers d ON d.id = s.developer_id"
+        " WHERE s.token_hash = $1 AND s.expires_at > now()"
+        " AND s.created_at >= d.password_changed_at", digest)
     return None if row is None else SignIn(row["developer_id"], row["csrf_token"])
 
 

@@ -104,11 +104,12 @@ class AccountOps:
 
     async def change_password(self, developer: Developer, new_password: str) -> int:
         """A new password, and every API token of the developer revoked with it (a leaked
-        token must not outlive the password); returns how many were revoked."""
+        token must not outlive the password); returns how many were revoked. Console sign-ins
+        made before now stop working too (password_changed_at, migration 0031)."""
         check_new_password("new_password", new_password)
         new_hash = await hash_password(new_password)
         async with self.pool.acquire() as conn, conn.transaction():
-            await store.update_developer(conn, developer.id, {"password_hash": new_hash})
+            await store.set_password(conn, developer.id, new_hash)
             return await store.delete_tokens(conn, developer.id)
 
     async def delete_developer(self, developer: Developer) -> None:

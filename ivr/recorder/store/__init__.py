@@ -20,6 +20,7 @@ from ivr.recorder.store.developers import (
     insert_token,
     release_idempotency_key,
     save_idempotent_response,
+    set_password,
     tokens_of,
     update_developer,
 )

@@ -36,7 +36,8 @@ async def developer_by_token(conn: Conn, digest: bytes) -> Developer | None:
     row = await conn.fetchrow(
         "SELECT d.*, t.last_used_at > now() - interval '1 minute' AS fresh"
         " FROM developer_tokens t JOIN developers d ON d.id = t.developer_id"
-        " WHERE t.token_hash = $1 AND t.expires_at > now()", digest)
+        " WHERE t.token_hash = $1 AND t.expires_at > now()"
+        " AND t.created_at >= d.password_changed_at", digest)
     if row is None:
         return None
     if not row["fresh"]:
@@ -80,6 +81,12 @@ async def update_developer(conn: Conn, developer_id: int, changes: Mapping[str, 
     row = await conn.fetchrow(f"UPDATE developers SET {sets} WHERE id = $1 RETURNING *",
                               developer_id, *values)
     return _developer(row)
+
+
+async def set_password(conn: Conn, developer_id: int, password_hash: str) -> None:
+    """A new password; every sign-in and token made before now stops opening the account."""
+    await conn.execute("UPDATE developers SET password_hash = $2, password_changed_at = now()"
+                       " WHERE id = $1", developer_id, password_hash)
 
 
 async def delete_developer(conn: Conn, developer_id: int) -> None:
