@@ -37,6 +37,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def relaxations(settings: Settings) -> dict[str, str]:
+    """The test settings' development relaxations (the `settings` fixture) as the variables
+    an `ivr serve` of the suite's gets them by."""
+    sec = settings.security
+    return {"IVR_ALLOW_PRIVATE_URLS": str(sec.allow_private_urls).lower(),
+            "IVR_AUTH_ADDRESS_FAILURES": str(sec.auth_address_failures),
+            "IVR_SIGNUP_PER_HOUR": str(sec.signup_per_hour),
+            "IVR_OPEN_SIGNUP": str(settings.open_signup).lower()}
+
+
 async def start_serve(settings: Settings, log_to: Path | None = None,
                       **env: str) -> asyncio.subprocess.Process:
     """`ivr serve` as its own process on `settings` (database, port, data) plus `env`;
@@ -45,7 +55,7 @@ async def start_serve(settings: Settings, log_to: Path | None = None,
     full = {**os.environ, "IVR_DATABASE_URL": settings.database_url,
             "IVR_HTTP_PORT": str(settings.http_port), "IVR_PUBLIC_URL": settings.public_url,
             "IVR_DATA_DIR": str(settings.data_dir), "IVR_PROMPTS_DIR": str(settings.prompts_dir),
-            "IVR_AGI_LISTEN": "", **env}
+            "IVR_AGI_LISTEN": "", **relaxations(settings), **env}
     out = log_to.open("ab") if log_to is not None else asyncio.subprocess.DEVNULL
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -129,7 +139,7 @@ def settings(
         # loopback, and every test's client is 127.0.0.1 (one address's failures add up over
         # the whole suite). tests/security/ checks the defaults on an app of their own.
         security=dataclasses.replace(base_settings.security, allow_private_urls=True,
-                                     auth_address_failures=10**9),
+                                     auth_address_failures=10**9, signup_per_hour=10**9),
     )
 
 

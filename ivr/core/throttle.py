@@ -27,6 +27,7 @@ from ivr.core.passwords import burn_time, verify_password
 from ivr.settings import Security
 
 WINDOW_SECONDS = 900.0  # failures further apart than this do not add up
+STALE_SECONDS = 3600.0  # a row idle this long is deleted (longer than any window here)
 
 # The client address of the request being served (set by core/web.py's middleware for every
 # request), so that a check deep in a service counts against it without every signature
@@ -95,7 +96,23 @@ class Throttle:
                 "DELETE FROM auth_throttle WHERE ctid = ANY(ARRAY(SELECT ctid FROM"
                 " auth_throttle WHERE last_failure < now() - make_interval(secs => $1)"
                 " AND (locked_until IS NULL OR locked_until < now()) LIMIT 100))",
-                WINDOW_SECONDS)
+                STALE_SECONDS)
+
+    async def admit(self, action: str, limit: int, window: float) -> bool:
+        """One more `action` from the client's address (sign-ups): False once it has done it
+        `limit` times in the last `window` seconds. True off the web (no address)."""
+        address = CLIENT.get()
+        if not address:
+            return True
+        count = await self.pool.fetchval(
+            "INSERT INTO auth_throttle AS t (key, failures) VALUES ($1, 1)"
+            " ON CONFLICT (key) DO UPDATE SET"
+            "  failures = CASE WHEN t.last_failure < now() - make_interval(secs => $2) THEN 1"
+            "  ELSE t.failures + 1 END,"
+            "  last_failure = CASE WHEN t.last_failure < now() - make_interval(secs => $2)"
+            "  THEN now() ELSE t.last_failure END RETURNING failures",
+            f"{action}:{address}"[:250], window)
+        return int(count) <= limit
 
     async def succeeded(self, account: str) -> None:
         await self.pool.execute("DELETE FROM auth_throttle WHERE key = $1", account[:250])

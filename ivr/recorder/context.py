@@ -21,7 +21,9 @@ def recorder_service(settings: Settings, pool: asyncpg.Pool,
     long as the settings say."""
     return RecorderService(pool, settings.data_dir, open_signup=settings.open_signup,
                            public_url=settings.public_url,
-                           retry_for=settings.delivery_retry_for, throttle=throttle)
+                           retry_for=settings.delivery_retry_for, throttle=throttle,
+                           max_recorders=settings.security.max_recorders,
+                           signups_per_hour=settings.security.signup_per_hour)
 
 
 def base_url(request: web.Request) -> str:

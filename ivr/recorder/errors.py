@@ -28,6 +28,21 @@ class UsernameTaken(Conflict):
     myvox_code = 1105
 
 
+class RecorderQuota(Forbidden):
+    """The developer has as many voice recorders as the operator allows (IVR_MAX_RECORDERS)."""
+
+    error_id = "voice_recorder_quota"
+    myvox_code = 1201
+
+
+class SignupsTooFast(IvrError):
+    """Too many accounts made from one address in the last hour (IVR_SIGNUP_PER_HOUR)."""
+
+    error_id = "too_many_signups"
+    http_status = 429
+    myvox_code = 1101
+
+
 class RecorderNotYours(Forbidden):
     error_id = "voice_recorder_not_yours"
     myvox_code = 1208

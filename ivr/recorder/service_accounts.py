@@ -16,7 +16,7 @@ from ivr.core.passwords import hash_password
 from ivr.core.throttle import Throttle
 from ivr.delivery.outbox import DEFAULT_RETRY_FOR
 from ivr.recorder import events, numbers, store
-from ivr.recorder.errors import MailNotConfigured, SignupClosed, UsernameTaken
+from ivr.recorder.errors import MailNotConfigured, SignupClosed, SignupsTooFast, UsernameTaken
 from ivr.recorder.models import ApiToken, Developer, PhoneNumber
 from ivr.recorder.rules import USERNAME, check_new_password
 
@@ -27,9 +27,12 @@ MAX_TOKEN_DAYS = 365
 class AccountOps:
     def __init__(self, pool: asyncpg.Pool, data_dir: Path, *, open_signup: bool,
                  public_url: str = "", retry_for: float = DEFAULT_RETRY_FOR,
-                 throttle: Throttle | None = None) -> None:
+                 throttle: Throttle | None = None, max_recorders: int = 20,
+                 signups_per_hour: int = 5) -> None:
         self.pool = pool
         self.throttle = throttle or Throttle(pool)
+        self.max_recorders = max_recorders  # per developer (IVR_MAX_RECORDERS)
+        self.signups_per_hour = signups_per_hour  # per client address (IVR_SIGNUP_PER_HOUR)
         self.data_dir = data_dir
         self.open_signup = open_signup
         # Events carry recordings as the API shows them: links need the public URL.
@@ -48,6 +51,10 @@ class AccountOps:
             raise InvalidParameter("username", "username must be 3 to 64 letters, digits, "
                                    "'.', '_', '@' or '-', starting with a letter or digit")
         check_new_password("password", password)
+        if not by_operator and not await self.throttle.admit("signup", self.signups_per_hour,
+                                                              3600.0):
+            raise SignupsTooFast(f"at most {self.signups_per_hour} accounts an hour may be made "
+                                 "from one address; try again later")
         password_hash = await hash_password(password)
         try:
             async with self.pool.acquire() as conn:

@@ -16,7 +16,7 @@ from ivr.core.errors import InvalidParameter, NotFound
 from ivr.core.passwords import hash_password
 from ivr.media.prompts import prompt_path
 from ivr.recorder import numbers, store
-from ivr.recorder.errors import AssetPasswordRequired, NoAudio, RecorderNotYours
+from ivr.recorder.errors import AssetPasswordRequired, NoAudio, RecorderNotYours, RecorderQuota
 from ivr.recorder.inputs import as_asset_passwords
 from ivr.recorder.models import (
     Developer,
@@ -67,6 +67,9 @@ class RecorderOps(AccountOps):
                                        "password_required needs a recorder_password")
             check_keyable(values.get("phone_password_hash"))
         async with self.pool.acquire() as conn, conn.transaction():
+            if await store.recorder_count(conn, developer.id) >= self.max_recorders:
+                raise RecorderQuota(f"you have {self.max_recorders} voice recorders, as many as "
+                                    "this server allows; delete one or ask the operator")
             try:
                 async with conn.transaction():
                     recorder = await store.insert_recorder(

@@ -18,6 +18,7 @@ from ivr.recorder.store.developers import (
     developer_credentials,
     insert_developer,
     insert_token,
+    recorder_count,
     release_idempotency_key,
     save_idempotent_response,
     set_password,

@@ -89,6 +89,14 @@ async def set_password(conn: Conn, developer_id: int, password_hash: str) -> Non
                        " WHERE id = $1", developer_id, password_hash)
 
 
+async def recorder_count(conn: Conn, developer_id: int) -> int:
+    """How many voice recorders the developer has, with the developer's row locked until the
+    transaction ends (so two concurrent creations cannot both pass a quota)."""
+    await conn.execute("SELECT 1 FROM developers WHERE id = $1 FOR UPDATE", developer_id)
+    return int(await conn.fetchval("SELECT count(*) FROM voice_recorders"
+                                   " WHERE developer_id = $1", developer_id))
+
+
 async def delete_developer(conn: Conn, developer_id: int) -> None:
     await conn.execute("DELETE FROM developers WHERE id = $1", developer_id)
 
