@@ -11,8 +11,9 @@ import hashlib
 import hmac
 import secrets
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
+from argon2.low_level import hash_secret_raw
 
 # OWASP's minimum Argon2id profile: 19 MiB, 2 passes; enough against offline guessing,
 # cheap enough for 50 concurrent requests.
@@ -51,3 +52,17 @@ _DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
 
 async def burn_time(password: str) -> None:
     await verify_password(_DUMMY_HASH, password)
+
+
+def _lookup(password: str, scope: str) -> bytes:
+    salt = hashlib.sha256(b"ivr-asset-lookup\0" + scope.encode()).digest()[:16]
+    return hash_secret_raw(password.encode(), salt, time_cost=_HASHER.time_cost,
+                           memory_cost=_HASHER.memory_cost, parallelism=1, hash_len=32,
+                           type=Type.ID)
+
+
+async def lookup_digest(password: str, scope: str) -> bytes:
+    """Argon2id of `password` with a salt from `scope` (a voice recorder's key): the same for
+    every object in the scope, so one search compares one digest with many rows. The cost of
+    each guess offline stays Argon2's; a guess tests a whole recorder's objects at once."""
+    return await asyncio.to_thread(_lookup, password, scope)

@@ -11,7 +11,6 @@ import asyncpg
 
 from ivr.core import keys
 from ivr.core.errors import InvalidParameter
-from ivr.core.passwords import verify_password
 from ivr.media.prompts import PROMPT_NAMES
 from ivr.recorder import events, store
 from ivr.recorder.inputs import AssetPasswords
@@ -26,10 +25,6 @@ DELIVERY_STATES = ("pending", "delivered", "failed")
 # What a protected command is given: AssetPasswords from /vr, one value from /v1, or None.
 Supplied = AssetPasswords | str | None
 OBJECT_NAMES = {"list": "recording list", "recording": "recording"}
-
-
-async def password_allows(stored: str | None, supplied: str | None) -> bool:
-    return stored is None or (supplied is not None and await verify_password(stored, supplied))
 
 
 def check_new_password(param: str, password: str) -> None:

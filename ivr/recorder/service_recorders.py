@@ -13,7 +13,7 @@ import asyncpg
 from ivr.core import keys
 from ivr.core.db import Conn
 from ivr.core.errors import InvalidParameter, NotFound
-from ivr.core.passwords import hash_password
+from ivr.core.passwords import hash_password, lookup_digest
 from ivr.media.prompts import prompt_path
 from ivr.recorder import numbers, store
 from ivr.recorder.errors import AssetPasswordRequired, NoAudio, RecorderNotYours, RecorderQuota
@@ -179,21 +179,22 @@ class RecorderOps(AccountOps):
         digits = keypad_digits(password)
         values["phone_password_hash"] = None if digits is None else await hash_password(digits)
 
-    async def _new_password_hash(self, name: str, value: str, generated: Generated) -> str:
-        if is_random_password_request(value):
-            value = keys.new_password()
-            generated.passwords[name] = value
-        return await hash_password(value)
-
-    async def _password_changes(self, values: Mapping[str, Any],
-                                generated: Generated) -> dict[str, str | None]:
-        changes: dict[str, str | None] = {}
+    async def _password_changes(self, values: Mapping[str, Any], generated: Generated,
+                                recorder_key: str) -> dict[str, Any]:
+        """The hashes of a list's or recording's new passwords; the access password also as
+        its recorder-wide lookup digest (for searches, migration 0033)."""
+        changes: dict[str, Any] = {}
         for name in PASSWORD_FIELDS:
             if name not in values:
                 continue
             value = values[name]
-            changes[f"{name}_hash"] = (
-                None if value is None else await self._new_password_hash(name, value, generated))
+            if value is not None and is_random_password_request(value):
+                value = keys.new_password()
+                generated.passwords[name] = value
+            changes[f"{name}_hash"] = None if value is None else await hash_password(value)
+            if name == "access_password":
+                changes["access_lookup"] = (None if value is None
+                                            else await lookup_digest(value, recorder_key))
         return changes
 
     async def _require(self, supplied: Supplied, row: Any, target: str, role: str) -> None:

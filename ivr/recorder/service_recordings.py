@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +12,7 @@ import asyncpg
 from ivr.core import keys
 from ivr.core.db import Conn
 from ivr.core.errors import InvalidParameter, NotFound
+from ivr.core.passwords import lookup_digest, verify_password
 from ivr.recorder import events, store
 from ivr.recorder.errors import LimitReached, ListKeyInUse, NoAudio, RecordingKeyInUse
 from ivr.recorder.inputs import as_asset_passwords
@@ -22,7 +24,7 @@ from ivr.recorder.models import (
     RecordingList,
     TakeSummary,
 )
-from ivr.recorder.rules import PASSWORD_FIELDS, Supplied, password_allows
+from ivr.recorder.rules import PASSWORD_FIELDS, Supplied
 from ivr.recorder.service_recorders import RecorderOps
 
 
@@ -31,6 +33,9 @@ class Page:
     """Search results: at most MAX_SEARCH_RESULTS items."""
 
     items: tuple[Any, ...]
+
+
+LEGACY_CHECKS = 5  # protected rows without a lookup digest verified per search, at most
 
 
 class RecordingOps(RecorderOps):
@@ -42,12 +47,33 @@ class RecordingOps(RecorderOps):
             raise NotFound(f"recording list '{list_key}' not found")
         return recorder, row
 
+    async def _visible(self, rows: list[Any], supplied: str | None,
+                       recorder_key: str) -> list[int]:
+        """The ids of the rows a search shows: the unprotected ones, and the protected ones
+        whose access password `supplied` is. One Argon2 computation for the whole search (the
+        recorder-wide lookup digest), not one per row; rows from before that digest existed
+        are verified one by one, at most LEGACY_CHECKS of them. A search whose password opens
+        none of them counts as a failure for the recorder (core/throttle.py)."""
+        protected = [r for r in rows if r["access_password_hash"] is not None]
+        if supplied is None or not protected:
+            return [r["id"] for r in rows if r["access_password_hash"] is None]
+        account = f"search:{recorder_key}"
+        await self.throttle.check(account)
+        digest = await lookup_digest(supplied, recorder_key)
+        opened = {r["id"] for r in protected if r["access_lookup"] is not None
+                  and hmac.compare_digest(bytes(r["access_lookup"]), digest)}
+        legacy = [r for r in protected if r["access_lookup"] is None][:LEGACY_CHECKS]
+        opened |= {r["id"] for r in legacy
+                   if await verify_password(r["access_password_hash"], supplied)}
+        await (self.throttle.succeeded(account) if opened else self.throttle.failed(account))
+        return [r["id"] for r in rows if r["access_password_hash"] is None or r["id"] in opened]
+
     async def create_list(self, developer: Developer, recorder_key: str, list_key: str | None,
                           values: Mapping[str, Any],
                           initial_recordings: int) -> tuple[RecordingList, Generated]:
         generated = Generated()
         fields = {k: v for k, v in values.items() if k not in PASSWORD_FIELDS}
-        fields.update(await self._password_changes(values, generated))
+        fields.update(await self._password_changes(values, generated, recorder_key))
         maximum = fields.get("max_recordings")
         if maximum is not None and initial_recordings > maximum:
             raise InvalidParameter("initial_recordings",
@@ -81,8 +107,7 @@ class RecordingOps(RecorderOps):
             recorder = await self._own_recorder(conn, developer, recorder_key)
             rows = await store.search_lists(conn, recorder.id, filters)
             supplied = as_asset_passwords(password).of("list", "access")
-            visible = [r["id"] for r in rows
-                       if await password_allows(r["access_password_hash"], supplied)]
+            visible = await self._visible(rows, supplied, recorder_key)
             return Page(tuple(await store.touch_lists(conn, visible)))
 
     async def set_list(self, developer: Developer, recorder_key: str, list_key: str,
@@ -90,7 +115,7 @@ class RecordingOps(RecorderOps):
                        password: Supplied) -> tuple[RecordingList, Generated]:
         generated = Generated()
         fields = {k: v for k, v in values.items() if k not in PASSWORD_FIELDS}
-        fields.update(await self._password_changes(values, generated))
+        fields.update(await self._password_changes(values, generated, recorder_key))
         async with self.pool.acquire() as conn, conn.transaction():
             _, row = await self._list(conn, developer, recorder_key, list_key, for_update=True)
             await self._require(password, row, "list", "update")
@@ -125,7 +150,7 @@ class RecordingOps(RecorderOps):
                                password: Supplied) -> tuple[Recording, Generated]:
         generated = Generated()
         fields = {k: v for k, v in values.items() if k not in PASSWORD_FIELDS}
-        fields.update(await self._password_changes(values, generated))
+        fields.update(await self._password_changes(values, generated, recorder_key))
         async with self.pool.acquire() as conn, conn.transaction():
             _, row = await self._list(conn, developer, recorder_key, list_key, for_update=True)
             await self._require(password, row, "list", "update")
@@ -182,8 +207,7 @@ class RecordingOps(RecorderOps):
             await self._require(password, lrow, "list", "access")
             rows = await store.search_recordings(conn, lrow["id"], filters)
             supplied = as_asset_passwords(password).of("recording", "access")
-            visible = [r["id"] for r in rows
-                       if await password_allows(r["access_password_hash"], supplied)]
+            visible = await self._visible(rows, supplied, recorder_key)
             return Page(tuple(await store.touch_recordings(conn, visible)))
 
     async def set_recording(self, developer: Developer, recorder_key: str, list_key: str,
@@ -192,7 +216,7 @@ class RecordingOps(RecorderOps):
                             password: Supplied) -> tuple[Recording, Generated]:
         generated = Generated()
         fields = {k: v for k, v in values.items() if k not in PASSWORD_FIELDS}
-        fields.update(await self._password_changes(values, generated))
+        fields.update(await self._password_changes(values, generated, recorder_key))
         async with self.pool.acquire() as conn, conn.transaction():
             _, lrow = await self._list(conn, developer, recorder_key, list_key, for_update=True)
             row = await self._recording(conn, lrow, recording_key)

@@ -14,7 +14,7 @@ from ivr.recorder.store.sql import _assignments, like_pattern
 
 LIST_FIELDS = ("name", "meta_data_1", "meta_data_2", "meta_data_3", "caller_id", "access_code",
                "access_password_hash", "update_password_hash", "delete_password_hash",
-               "max_recordings")
+               "max_recordings", "access_lookup")
 
 
 _LIST_SELECT = """
@@ -92,7 +92,7 @@ async def delete_list(conn: Conn, list_id: int) -> None:
 
 RECORDING_FIELDS = ("name", "meta_data_1", "meta_data_2", "meta_data_3", "caller_id",
                     "touchtone_input", "access_password_hash", "update_password_hash",
-                    "delete_password_hash")
+                    "delete_password_hash", "access_lookup")
 
 
 _RECORDING_SELECT = """
