@@ -120,7 +120,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         waiter.cancel()
         await task
 
-    asyncio.run(main())
+    if settings.event_loop == "uvloop":
+        import uvloop
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
     return 0
 
 

@@ -52,6 +52,12 @@ def _url(name: str, value: str, schemes: tuple[str, ...]) -> str:
     return value.rstrip("/")
 
 
+def _event_loop(value: str) -> str:
+    if value not in ("uvloop", "asyncio"):
+        raise ConfigError(f"IVR_EVENT_LOOP must be uvloop or asyncio, got {value!r}")
+    return value
+
+
 def _int(name: str, value: str, lo: int, hi: int) -> int:
     try:
         number = int(value)
@@ -390,6 +396,9 @@ class Settings:
     shutdown_grace: float
     open_signup: bool
     prompts_dir: Path = REPO_ROOT / "prompts"  # <dir>/<language>/prompts.tsv + WAVs
+    # `ivr serve`'s event loop: uvloop (libuv; about a sixth less of the engine's CPU per call
+    # in bench/, see bench/README.md) or Python's own asyncio loop.
+    event_loop: str = "uvloop"
     delivery_retry_for: float = 86400.0
     delivery_backoff: float = 2.0
     delivery_concurrency: int = 16
@@ -487,6 +496,7 @@ class Settings:
             asterisk_root=Path(get("IVR_ASTERISK_ROOT", str(cache / "ivr" / "asterisk-sid"))),
             data_dir=Path(get("IVR_DATA_DIR", str(REPO_ROOT / "var"))).resolve(),
             prompts_dir=Path(get("IVR_PROMPTS_DIR", str(REPO_ROOT / "prompts"))).resolve(),
+            event_loop=_event_loop(get("IVR_EVENT_LOOP", "uvloop")),
             log_level=level,
             shutdown_grace=_float("IVR_SHUTDOWN_GRACE", get("IVR_SHUTDOWN_GRACE", "30"), 0, 3600),
             # Open to anyone only where the service is for this machine (development).

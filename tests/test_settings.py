@@ -15,6 +15,7 @@ def test_defaults_and_derived_urls() -> None:
     assert s.ari_ws_url == "ws://127.0.0.1:8088/ari/events"
     assert s.open_signup is True
     assert s.nice == -10
+    assert s.event_loop == "uvloop"
 
 
 @pytest.mark.parametrize(
@@ -29,6 +30,7 @@ def test_defaults_and_derived_urls() -> None:
         ("IVR_OPEN_SIGNUP", "maybe", "IVR_OPEN_SIGNUP must be true or false"),
         ("IVR_LOG_LEVEL", "LOUD", "IVR_LOG_LEVEL must be one of"),
         ("IVR_NICE", "-21", "IVR_NICE must be between -20 and 19"),
+        ("IVR_EVENT_LOOP", "trio", "IVR_EVENT_LOOP must be uvloop or asyncio"),
     ],
 )
 def test_bad_values_name_their_variable(name: str, value: str, fragment: str) -> None:
