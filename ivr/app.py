@@ -161,11 +161,13 @@ async def telephony(
     recorder = RecorderFlow(phone, prompts, EspeakTts(settings.data_dir, settings.public_url),
                             takes)
     dialled = Dialled(recorder, override, callcontrol)
-    runner = CallRunner(ari, settings.ari_app, dialled.choose, PgCallLog(pool),
-                        shards=settings.ari_shards, apology=prompts.default_media("apology"))
+    app = settings.stasis_app
+    runner = CallRunner(ari, app, dialled.choose, PgCallLog(pool, app),
+                        shards=settings.ari_shards, apology=prompts.default_media("apology"),
+                        pool=settings.ari_app if settings.engine_id else None)
     runner.adopt = dialled.adopt
     if callcontrol is not None:
-        callcontrol.attach(ari, runner.router, settings.ari_app)
+        callcontrol.attach(ari, runner.router, app)
     recovery = Recovery(pool, takes)
     runner.resync_hooks.append(partial(recovery.once, ari))
     events = EventStreams(session, settings.ari_ws_url, runner.apps, runner.router.dispatch,
@@ -335,7 +337,7 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     log.info("ivr %s serving on http://%s:%d (ARI app %r at %s)", __version__,
-             settings.http_host, settings.http_port, settings.ari_app, settings.ari_url)
+             settings.http_host, settings.http_port, settings.stasis_app, settings.ari_url)
     # Everything alive now (modules, settings, the app) lives as long as the process: out of
     # the collector's reach, a full collection no longer walks it, and a full collection is a
     # pause of every call's event loop (0.4 s seen at 400 calls on a busy machine).

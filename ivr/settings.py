@@ -419,6 +419,18 @@ class Settings:
     network: Network = field(default_factory=Network)  # addresses and ARI's TLS
     edge: Edge = field(default_factory=Edge)  # the SIP edge: bans, SIP TLS and SRTP
     security: Security = field(default_factory=Security)  # the HTTP edge's guards
+    # Several engines on one Postgres (docs/scale-out.md): IVR_ENGINE_ID names this engine in
+    # the pool (its Stasis apps are IVR_ARI_APP.ID...); IVR_ENGINE_POOL makes the dialplan
+    # offer calls to every engine (StasisBroadcast) - implied by an engine id, set alone on a
+    # media host that runs no engine.
+    engine_id: str = ""
+    engine_pool: bool = False
+
+    @property
+    def stasis_app(self) -> str:
+        """This engine's Stasis app: IVR_ARI_APP alone, or IVR_ARI_APP.ID in a pool (the
+        dialplan offers calls to every app named IVR_ARI_APP.*)."""
+        return f"{self.ari_app}.{self.engine_id}" if self.engine_id else self.ari_app
 
     def __repr__(self) -> str:  # secrets never reach a log line through repr()
         shown = []
@@ -476,6 +488,10 @@ class Settings:
         public_url = _url("IVR_PUBLIC_URL",
                           get("IVR_PUBLIC_URL", f"http://{http_host}:{http_port}"),
                           ("http", "https"))
+        engine_id = env.get("IVR_ENGINE_ID", "")
+        if engine_id and not all(c.isascii() and (c.isalnum() or c in "-_") for c in engine_id):
+            raise ConfigError(f"IVR_ENGINE_ID must be letters, digits, '-' or '_', got "
+                              f"{engine_id!r}")
         return cls(
             database_url=_url(
                 "IVR_DATABASE_URL",
@@ -532,6 +548,9 @@ class Settings:
             network=network,
             edge=Edge.from_mapping(get, network),
             security=Security.from_mapping(get),
+            engine_id=engine_id,
+            engine_pool=_bool("IVR_ENGINE_POOL",
+                              get("IVR_ENGINE_POOL", "true" if engine_id else "false")),
         )
 
 

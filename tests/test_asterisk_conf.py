@@ -38,7 +38,8 @@ BEFORE = {
         "[softphone]\ntype = auth\nauth_type = userpass\nusername = softphone\n"
         "password = sip-pw-1234\n\n[softphone](softphone-aor)\n"),
     "generated/extensions_globals.conf": f"{HEAD}IVR_APP = ivr\nIVR_SHARDS = 1\n"
-                                         "IVR_HTTP = http://127.0.0.1:8080\n",
+                                         "IVR_HTTP = http://127.0.0.1:8080\n"
+                                         "IVR_ENTRY = stasis\nIVR_CLAIM_MS = 2000\n",
 }
 
 

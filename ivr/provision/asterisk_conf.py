@@ -30,6 +30,10 @@ SIP_TLS_CERT, SIP_TLS_KEY = "sip-tls.crt", "sip-tls.key"
 # What the system's CA bundle is called inside the sid root (package ca-certificates): a TLS
 # trunk's certificate is verified against it.
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+# How long StasisBroadcast waits for an engine's claim before the caller gets congestion: an
+# engine claims within milliseconds; this covers one busy moment, not a dead engine (a dead
+# one does not see the offer at all).
+CLAIM_MS = 2000
 LOOPBACK = Network()  # the defaults: the shipped files as they are
 LOADGEN_PORT_OFFSET = 2  # the load generator's own transport: the SIP port + 2 (TLS has + 1)
 
@@ -170,8 +174,13 @@ def generated(cfg: AsteriskConfig) -> dict[str, str]:
             f"username = {user}\npassword = {password}\n\n"
             f"[{user}](softphone-aor)\n"
         ),
-        # IVR_SHARDS: one app until the engine connects and sets its own count.
-        "extensions_globals.conf": f"{HEAD}IVR_APP = {app}\nIVR_SHARDS = 1\nIVR_HTTP = {http}\n",
+        # IVR_SHARDS: one app until the engine connects and sets its own count. IVR_ENTRY:
+        # `broadcast` offers each call to every engine of a pool (apps IVR_APP.*), the first
+        # to claim it runs it (dialplan/ivr-inbound.conf).
+        "extensions_globals.conf": (
+            f"{HEAD}IVR_APP = {app}\nIVR_SHARDS = 1\nIVR_HTTP = {http}\n"
+            f"IVR_ENTRY = {'broadcast' if cfg.engine_pool else 'stasis'}\n"
+            f"IVR_CLAIM_MS = {CLAIM_MS}\n"),
     }
 
 
@@ -290,6 +299,8 @@ class AsteriskConfig:
     # `ivr asterisk up --role media`: the Asterisk of a host of its own, driven by an engine
     # elsewhere over IVR_ARI_URL (which then names this host as the engine sees it).
     media_host: bool = False
+    # Several engines on one Postgres: calls offered to all of them (IVR_ENGINE_POOL).
+    engine_pool: bool = False
     # The benchmark's load generator pair (bench/run.py sets it); no other configuration has
     # it, so nothing reaches the dialplan as `loadgen` elsewhere.
     loadgen: bool = False
@@ -388,4 +399,5 @@ def from_settings(settings: Settings) -> AsteriskConfig:
         engine_http_url=settings.public_url,
         net=settings.network,
         edge=settings.edge,
+        engine_pool=settings.engine_pool,
     )

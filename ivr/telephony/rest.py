@@ -42,6 +42,7 @@ OPS: dict[str, Op] = {
     "set_global_var": _op("POST", "/asterisk/variable", "variable", "value"),
     "set_event_filter": _op("PUT", "/applications/{applicationName}/eventFilter",
                             body="filter"),
+    "claim_channel": _op("POST", "/events/claim", "channelId", "application"),
     "list_channels": _op("GET", "/channels"),
     "list_endpoints_by_tech": _op("GET", "/endpoints/{tech}"),
     "get_channel": _op("GET", "/channels/{channelId}"),
@@ -222,6 +223,11 @@ class AriClient:
                            {"disallowed": [{"type": t} for t in disallowed]})
 
     # --- channels -----------------------------------------------------------------------
+    async def claim_channel(self, channel_id: str, app: str) -> None:
+        """Take a call StasisBroadcast offered (CallBroadcast): the first claim wins, later
+        ones get 409, a channel no longer offered 404."""
+        await self.request("claim_channel", None, {"channelId": channel_id, "application": app})
+
     async def list_channels(self) -> list[dict[str, Any]]:
         return await self.request("list_channels")
 

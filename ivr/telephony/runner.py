@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ivr.core.errors import CallHungUp, CallLost, failure_of
+from ivr.core.errors import CallHungUp, CallLost, TelephonyError, failure_of
 from ivr.core.logs import for_call
 from ivr.telephony.call import Call
 from ivr.telephony.call_log import CallLog
@@ -22,6 +23,11 @@ log = logging.getLogger(__name__)
 # How long a call's state changes may still run after its flow (the patient pool waits out
 # a database outage of up to 30 s).
 _WRITE_BEHIND_GRACE = 45.0
+
+# How much later an engine claims a call offered to the pool per call it runs already, and
+# at most (StasisBroadcast waits IVR_CLAIM_MS, 2 s, for the first claim).
+CLAIM_DELAY_PER_CALL = 0.002
+CLAIM_DELAY_MAX = 0.3
 
 Flow = Callable[[Call], Awaitable[None]]
 
@@ -44,7 +50,7 @@ ResyncHook = Callable[[set[str]], Awaitable[object]]
 class CallRunner:
     def __init__(
         self, ari: AriClient, app: str, choose: Choose, call_log: CallLog | None = None,
-        *, shards: int = 1, apology: str | None = None,
+        *, shards: int = 1, apology: str | None = None, pool: str | None = None,
     ) -> None:
         self._ari = ari
         self.app = app
@@ -64,10 +70,22 @@ class CallRunner:
         self.resync_hooks: list[ResyncHook] = []
         self.adopt: Adopt | None = None
         self.adopted = 0
+        # One of a pool of engines (IVR_APP, the pool's name, when the dialplan offers calls
+        # to apps IVR_APP.*): calls come as CallBroadcast offers, claimed first come first
+        # served. Each offer reaches every app of ours once: the ids claimed lately.
+        self.pool = pool
+        self._offered: OrderedDict[str, None] = OrderedDict()
+        self.claimed = 0
+        self.claims_lost = 0
 
     # --- new calls ----------------------------------------------------------------------
     def _on_unrouted(self, event: Event) -> None:
-        if event["type"] != "StasisStart" or event.get("application") not in self._our_apps:
+        if event.get("application") not in self._our_apps:
+            return
+        if event["type"] == "CallBroadcast":
+            self._on_offer(event)
+            return
+        if event["type"] != "StasisStart":
             return
         channel = event["channel"]
         if not self.accepting:
@@ -77,6 +95,42 @@ class CallRunner:
             task.add_done_callback(self._tasks.discard)
             return
         self._start(Call(self._ari, channel, list(event.get("args") or [])))
+
+    def _on_offer(self, event: Event) -> None:
+        """A call StasisBroadcast offers to the pool (every app of ours gets the offer: it is
+        taken once). Not claimed while draining: another engine takes it."""
+        channel_id = event["channel"]["id"]
+        if self.pool is None or not self.accepting or channel_id in self._offered:
+            return
+        self._offered[channel_id] = None
+        if len(self._offered) > 4096:
+            self._offered.popitem(last=False)
+        # Claimed for our apps in turn (the shards: one Asterisk thread each, as the
+        # dialplan's RAND spreads calls over them without a pool).
+        shards = self.apps[1:] or self.apps
+        app = shards[self.claimed % len(shards)]
+        task = asyncio.create_task(self._claim(channel_id, app))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _claim(self, channel_id: str, app: str) -> None:
+        # The first claim wins: an engine with more calls in progress claims a little later,
+        # so an idle engine wins and the pool balances on calls in progress (all engines
+        # equally busy: the fastest answer wins).
+        delay = min(len(self.calls) * CLAIM_DELAY_PER_CALL, CLAIM_DELAY_MAX)
+        if delay:
+            await asyncio.sleep(delay)
+        try:
+            await self._ari.claim_channel(channel_id, app)
+        except AriHttpError as exc:  # 409: another engine's; 404: hung up or timed out
+            self.claims_lost += 1
+            log.debug("[%s] not ours: %s", channel_id, exc.status)
+            return
+        except TelephonyError as exc:
+            self.claims_lost += 1
+            log.warning("[%s] could not claim the call: %s", channel_id, exc)
+            return
+        self.claimed += 1
 
     def _start(self, call: Call, route: Route | None = None) -> None:
         self.calls[call.id] = call
@@ -119,8 +173,10 @@ class CallRunner:
             if call.id not in live:
                 call.mark_gone("vanished while events were down", lost=True)
         orphans = []
+        claimed = await self._claimed_by_us(channels)
         for channel in channels:
-            if channel["id"] in self.router or not self._in_our_app(channel):
+            if channel["id"] in self.router or not (
+                    self._in_our_app(channel) or channel["id"] in claimed):
                 continue
             if self.accepting and await self._adopted(channel):
                 continue
@@ -156,11 +212,28 @@ class CallRunner:
         self._start(call, route)
         return True
 
+    async def _claimed_by_us(self, channels: list[dict[str, Any]]) -> set[str]:
+        """Channels a broadcast gave this engine (the call log says which engine runs what:
+        Asterisk keeps no trace of a broadcast's winner)."""
+        offered = [c["id"] for c in channels if c["id"] not in self.router
+                   and (c.get("dialplan") or {}).get("app_name") == "StasisBroadcast"]
+        if self.pool is None or self._call_log is None or not offered:
+            return set()
+        owners = await self._call_log.engines_of(offered)
+        return {cid for cid, engine in owners.items() if engine in self._our_apps}
+
     async def _announce_shards(self) -> None:
         """Tell the dialplan how many apps to spread incoming calls over (IVR_SHARDS), when it
         sends them to this engine's app (IVR_APP): the count lives in one place, this engine's
         settings, and a restart with another count takes effect at once. An engine under
-        another app name (a test instance beside the real one) leaves it alone."""
+        another app name (a test instance beside the real one) leaves it alone. An engine of
+        a pool makes sure the dialplan offers calls to the pool (IVR_ENTRY)."""
+        if self.pool is not None:
+            if (await self._ari.get_global_var("IVR_APP") == self.pool
+                    and await self._ari.get_global_var("IVR_ENTRY") != "broadcast"):
+                await self._ari.set_global_var("IVR_ENTRY", "broadcast")
+                log.info("incoming calls now offered to every engine of pool %s", self.pool)
+            return
         if await self._ari.get_global_var("IVR_APP") != self.app:
             return
         if await self._ari.get_global_var("IVR_SHARDS") != str(self.shards):
