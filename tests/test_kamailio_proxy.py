@@ -1,0 +1,299 @@
+"""Kamailio in front of two Asterisk media nodes (issue #24 item 1), on one LAN of network
+namespaces (a bridge): `proxy` runs Kamailio from deploy/kamailio/ (ivr/provision/kamailio.py),
+`node1` and `node2` each an Asterisk instance from the project's root that answers calls from
+the proxy, `caller` runs SIPp (Debian's sip-tester) calling the proxy.
+
+Shown: calls spread over both nodes (round robin over the nodes that answer OPTIONS); with
+node2 stopped, the probe takes it out and every new call lands on node1 and succeeds; each
+call's ACK and BYE (sent by SIPp along the route set of the 200 OK) reach the node through the
+proxy (record-route), seen in Kamailio's log. Everything is removed after the module."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ivr.cli import asterisk_config
+from ivr.provision import asterisk as provision
+from ivr.provision import kamailio
+from ivr.settings import REPO_ROOT, Settings
+from tests.helpers.netns import Net, asterisk_up, free_subnet, ip
+
+pytestmark = pytest.mark.asterisk
+
+NODE_PJSIP = """\
+[transport-udp]
+type = transport
+protocol = udp
+bind = {sip}:5060
+
+; Every call comes from the proxy: known by its address.
+[proxy]
+type = endpoint
+transport = transport-udp
+context = from-proxy
+allow = !all,ulaw
+direct_media = no
+media_address = {sip}
+bind_rtp_to_media_address = yes
+
+[proxy]
+type = identify
+endpoint = proxy
+match = {proxy}
+"""
+
+NODE_DIALPLAN = """\
+[from-proxy]
+exten => _X.,1,Set(GLOBAL(CALLS)=$[0${{CALLS}} + 1])
+ same => n,Answer()
+ same => n,Wait(30)
+ same => n,Hangup()
+"""
+
+SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="call through the proxy">
+  <send retrans="500">
+    <![CDATA[
+INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:caller@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:caller@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0
+a=rtpmap:0 PCMU/8000
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rtd="true" rrs="true"/>
+  <send>
+    <![CDATA[
+ACK [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:caller@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+[last_To:]
+[routes]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Contact: <sip:caller@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Length: 0
+    ]]>
+  </send>
+  <pause milliseconds="1000"/>
+  <send retrans="500">
+    <![CDATA[
+BYE [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:caller@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+[last_To:]
+[routes]
+Call-ID: [call_id]
+CSeq: 2 BYE
+Contact: <sip:caller@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Length: 0
+    ]]>
+  </send>
+  <recv response="200" crlf="true"/>
+</scenario>
+"""
+
+
+@dataclass
+class Site:
+    net: Net
+    octets: str
+    nodes: dict[str, provision.AsteriskConfig]
+    node_ns: dict[str, str]
+    node_env: dict[str, dict[str, str]]
+    proxy: kamailio.ProxyConfig
+    proxy_ns: str
+    caller_ns: str
+    folder: Path
+
+    def addr(self, host: int) -> str:
+        return f"{self.octets}.{host}"
+
+
+def _lan(net: Net, octets: str, hosts: dict[str, int]) -> dict[str, str]:
+    """One bridge in a namespace of its own, and a namespace per host on it (10.A.B.n/24)."""
+    lan = net.namespace("lan")
+    ip("netns", "exec", lan, "ip", "link", "add", "br0", "type", "bridge")
+    ip("netns", "exec", lan, "ip", "link", "set", "br0", "up")
+    made = {}
+    for role, host in hosts.items():
+        ns = net.namespace(role)
+        a, b = f"k{net.tag}{host}a", f"k{net.tag}{host}b"
+        ip("link", "add", a, "type", "veth", "peer", "name", b)
+        ip("link", "set", a, "netns", lan)
+        ip("link", "set", b, "netns", ns)
+        ip("netns", "exec", lan, "ip", "link", "set", a, "master", "br0", "up")
+        ip("netns", "exec", ns, "ip", "addr", "add", f"{octets}.{host}/24", "dev", b)
+        ip("netns", "exec", ns, "ip", "link", "set", b, "up")
+        made[role] = ns
+    return made
+
+
+def _node_conf(folder: Path, sip: str, proxy: str) -> tuple[Path, Path]:
+    conf, dialplan = folder / "conf", folder / "dialplan"
+    shutil.copytree(REPO_ROOT / "asterisk-conf", conf)
+    (conf / "pjsip.conf").write_text(NODE_PJSIP.format(sip=sip, proxy=proxy))
+    dialplan.mkdir()
+    (dialplan / "node.conf").write_text(NODE_DIALPLAN.format())
+    return conf, dialplan
+
+
+@pytest.fixture(scope="module")
+def site(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    provision.build_root(asterisk_config(base_settings),
+                         progress=lambda line: print(f"[asterisk] {line}"))
+    pid = os.getpid()
+    net = Net(f"{pid % 10000}")
+    folder = tmp_path_factory.mktemp("kamailio")
+    started: list[provision.AsteriskConfig] = []
+    proxy = None
+    try:
+        octets = free_subnet(pid + 13)
+        ns = _lan(net, octets, {"proxy": 1, "node1": 2, "node2": 3, "caller": 4})
+        nodes, envs = {}, {}
+        for name, host in (("node1", 2), ("node2", 3)):
+            sip = f"{octets}.{host}"
+            env = {"IVR_ASTERISK_ROOT": str(base_settings.asterisk_root), "IVR_ARI_USER": "ivr",
+                   "IVR_ARI_PASSWORD": secrets.token_urlsafe(18),
+                   "IVR_SOFTPHONE_USER": "softphone",
+                   "IVR_SOFTPHONE_PASSWORD": secrets.token_urlsafe(12),
+                   "IVR_ARI_URL": f"http://{sip}:8088", "IVR_ARI_BIND": f"{sip}:8088",
+                   "IVR_SIP_BIND": sip, "IVR_RTP_ADDRESS": sip, "IVR_ARI_APP": name}
+            conf, dialplan = _node_conf(folder / name, sip, f"{octets}.1")
+            cfg = dataclasses.replace(asterisk_config(Settings.from_mapping(env)),
+                                      instance=f"{name}k{pid}", conf_dir=conf,
+                                      dialplan_dir=dialplan)
+            started.append(cfg)
+            asterisk_up(ns[name], env, instance=cfg.instance, conf_dir=str(conf),
+                        dialplan_dir=str(dialplan))
+            nodes[name], envs[name] = cfg, env
+        proxy = kamailio.ProxyConfig(folder / "proxy", f"{octets}.1", 5060,
+                                     (f"{octets}.2", f"{octets}.3"), probe_interval=1)
+        _proxy_up(ns["proxy"], proxy)
+        made = Site(net, octets, nodes, {"node1": ns["node1"], "node2": ns["node2"]}, envs,
+                    proxy, ns["proxy"], ns["caller"], folder)
+    except Exception as exc:  # a real part that cannot start fails the test
+        _tear_down(net, started, proxy)
+        pytest.fail(f"the proxy's namespaces could not be set up: {exc}", pytrace=False)
+    try:
+        yield made
+    finally:
+        _tear_down(net, started, proxy)
+
+
+def _proxy_up(ns: str, cfg: kamailio.ProxyConfig) -> None:
+    """`kamailio.up(cfg)` inside namespace `ns` (its listen address is there)."""
+    done = subprocess.run(
+        ["ip", "netns", "exec", ns, sys.executable, "-c", _PROXY_UP], capture_output=True,
+        text=True, timeout=30, cwd=REPO_ROOT,
+        env={**os.environ, "P_FOLDER": str(cfg.folder), "P_ADDR": cfg.address,
+             "P_NODES": ",".join(cfg.nodes), "P_PROBE": str(cfg.probe_interval)})
+    if done.returncode != 0:
+        raise RuntimeError(f"Kamailio did not come up:\n{done.stdout}{done.stderr}")
+
+
+_PROXY_UP = """
+import os
+from pathlib import Path
+from ivr.provision import kamailio
+print(kamailio.up(kamailio.ProxyConfig(
+    Path(os.environ["P_FOLDER"]), os.environ["P_ADDR"], 5060,
+    tuple(os.environ["P_NODES"].split(",")), probe_interval=int(os.environ["P_PROBE"]))))
+"""
+
+
+def _tear_down(net: Net, started: list[provision.AsteriskConfig],
+               proxy: kamailio.ProxyConfig | None) -> None:
+    if proxy is not None:
+        kamailio.down(proxy)
+    for cfg in reversed(started):
+        provision.down(cfg, progress=lambda line: None, purge=True)
+    net.close()
+
+
+def _calls(site: Site, name: str) -> int:
+    out = provision.cli(site.nodes[name], "dialplan show globals")
+    found = re.search(r"CALLS=(\d+)", out)
+    return int(found[1]) if found else 0
+
+
+def _sipp(site: Site, calls: int, rate: int = 10) -> subprocess.CompletedProcess[str]:
+    scenario = site.folder / "uac.xml"
+    scenario.write_text(SCENARIO)
+    return subprocess.run(
+        ["ip", "netns", "exec", site.caller_ns, "sipp", "-sf", str(scenario),
+         f"{site.addr(1)}:5060", "-i", site.addr(4), "-p", "5070", "-s", "2000",
+         "-m", str(calls), "-r", str(rate), "-l", str(calls), "-nostdin", "-timeout", "60s",
+         "-timeout_error"], capture_output=True, text=True, timeout=90)
+
+
+async def _until(check: object, what: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(what)
+
+
+async def test_calls_spread_over_both_nodes_and_follow_their_route(site: Site) -> None:
+    await _until(lambda: set(kamailio.nodes_state(site.proxy).values()) == {"AP"},
+                 "both nodes answer the proxy's OPTIONS")
+    before = {n: _calls(site, n) for n in site.nodes}
+    log_at = site.proxy.log.stat().st_size
+    done = await asyncio.to_thread(_sipp, site, 10)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    spread = {n: _calls(site, n) - before[n] for n in site.nodes}
+    print(f"10 calls through Kamailio: {spread}")
+    assert spread == {"node1": 5, "node2": 5}, spread  # round robin over two live nodes
+    log = site.proxy.log.read_text()[log_at:]
+    # Every call's ACK and BYE came back through the proxy along the recorded route.
+    assert len(re.findall(r"in-dialog ACK to sip:\S+ via", log)) == 10, log[-2000:]
+    assert len(re.findall(r"in-dialog BYE to sip:\S+ via", log)) == 10, log[-2000:]
+
+
+async def test_a_node_that_stops_answering_gets_no_new_calls(site: Site) -> None:
+    provision.down(site.nodes["node2"], progress=lambda line: None)
+    stopped = time.monotonic()
+    node2 = f"sip:{site.addr(3)}:5060"
+    # Flags: A active, I inactive, T trying (missed probes below the threshold), P probed.
+    await _until(lambda: not kamailio.nodes_state(site.proxy)[node2].startswith("A"),
+                 f"the proxy took node2 out: {kamailio.nodes_state(site.proxy)}", timeout=15)
+    took = time.monotonic() - stopped
+    before = _calls(site, "node1")
+    done = await asyncio.to_thread(_sipp, site, 6)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    print(f"node2 stopped: out of the dispatcher after {took:.1f}s (probe every "
+          f"{site.proxy.probe_interval}s); 6 of 6 new calls on node1")
+    assert _calls(site, "node1") - before == 6
