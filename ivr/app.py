@@ -252,7 +252,8 @@ def delivery_for(settings: Settings, pool: asyncpg.Pool) -> Delivery:
         pool, database_url=settings.database_url, concurrency=settings.delivery_concurrency,
         per_host=settings.delivery_per_host,
         lease_seconds=settings.delivery_lease,
-        backoff=Backoff(base=settings.delivery_backoff), on_settled={"upload": upload_settled})
+        backoff=Backoff(base=settings.delivery_backoff), on_settled={"upload": upload_settled},
+        allow_private=settings.security.allow_private_urls)
     events = RecorderEvents.for_settings(settings.data_dir, settings.public_url,
                                          settings.delivery_retry_for)
     retention = RetentionJob(AudioRetention(pool, settings.data_dir, events).sweep,
@@ -284,7 +285,8 @@ def create_app(
         app[RECORDER] = recorder_service(settings, pool, throttle)
         app[CALLCONTROL] = callcontrol = CallControl(
             pool, media=SpokenMedia.for_settings(settings.data_dir, settings.public_url,
-                                                 settings.prompts_dir), throttle=throttle)
+                                                 settings.prompts_dir), throttle=throttle,
+            allow_private_urls=settings.security.allow_private_urls)
         app[DELIVERY] = delivery = delivery_for(settings, pool)
         delivery.worker.start()
         delivery.retention.start()

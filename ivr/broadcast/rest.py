@@ -25,6 +25,7 @@ from ivr.broadcast.errors import BroadcastError, err
 from ivr.broadcast.postbacks import call_data
 from ivr.broadcast.validate import VOICES, Request, check
 from ivr.core.errors import IvrError, Throttled, Unavailable
+from ivr.core.urls import guarded_connector
 from ivr.core.web import json_response, read_json, upload_body
 from ivr.dialer import store
 from ivr.dialer.accounts import Accounts
@@ -52,7 +53,11 @@ class Broadcast:
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(headers={"User-Agent": "ivr-broadcast"})
+            # It fetches the audio_file_url a client gave: every connection's address is
+            # checked, redirects included (core/urls.py).
+            self._session = aiohttp.ClientSession(
+                headers={"User-Agent": "ivr-broadcast"},
+                connector=guarded_connector(self.settings.security.allow_private_urls))
         return self._session
 
     async def close(self) -> None:

@@ -152,7 +152,7 @@ async def play(request: web.Request) -> web.Response:
     req = models.parse_play(await json_body(request))
     live.check_can_play()  # before synthesising anything
     await control_of(request).check_asr(req)
-    media = await control_of(request).media.resolve(req.media, control_of(request).sounds)
+    media = await control_of(request).resolve_media(req.media)
     play_id = live.play(req, media)
     return json_response({**live.base(), "play_id": play_id, "playstate": "initiated",
                           "timestamp": timestamp()})

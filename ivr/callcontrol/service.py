@@ -49,6 +49,7 @@ from ivr.core.errors import Conflict, IvrError, Unavailable
 from ivr.core.keys import new_pin
 from ivr.core.passwords import hash_password
 from ivr.core.throttle import Throttle
+from ivr.core.urls import UnsafeUrl, check_literal, check_url
 from ivr.media.transcode import wav_to_mp3
 from ivr.provision.trunks import store as trunks
 from ivr.provision.trunks.model import NAME as TRUNK_NAME
@@ -83,9 +84,10 @@ class NewApplication:
 class CallControl:
     def __init__(self, pool: asyncpg.Pool, *, media: MediaSource | None = None,
                  trunk: str = DEFAULT_TRUNK, recognizer: Recognizer | None = None,
-                 throttle: Throttle | None = None) -> None:
+                 throttle: Throttle | None = None, allow_private_urls: bool = False) -> None:
         self.store = CallControlStore(pool)
         self.throttle = throttle or Throttle(pool)
+        self.allow_private_urls = allow_private_urls  # IVR_ALLOW_PRIVATE_URLS (core/urls.py)
         self.recognizer = recognizer if recognizer is not None else default_recognizer()
         self.media: MediaSource = media or CoreSoundMedia()
         self.trunk = trunk
@@ -120,6 +122,7 @@ class CallControl:
         shared = sorted(set(shared_numbers or []))
         if not URL_RE.match(webhook_url):
             raise BadRequest("webhook_url", "'webhook_url' must be an http or https URL")
+        self.check_event_url("webhook_url", webhook_url)
         every = [*numbers, *shared]
         if not every or any(not NUMBER_RE.match(n) for n in every):
             raise BadRequest("numbers", "give one or more phone numbers")
@@ -257,15 +260,35 @@ class CallControl:
                 raise BadRequest("asr_phrases",
                                  f"words the recognizer does not know: {', '.join(unknown)}")
 
+    def check_event_url(self, param: str, url: str | None) -> None:
+        """A URL events will be posted to: a public address (core/urls.py)."""
+        if url is None:
+            return
+        try:
+            check_literal(url, self.allow_private_urls)
+        except UnsafeUrl as exc:
+            raise BadRequest(param, f"'{param}': {exc}") from None
+
+    async def resolve_media(self, media: Media) -> str:
+        """What Asterisk plays for `media`; a URL is checked first (Asterisk fetches it
+        itself, so this is the last check before it does: core/urls.py check_url)."""
+        if media.url is not None:
+            try:
+                await check_url(media.url, self.allow_private_urls)
+            except UnsafeUrl as exc:
+                raise BadRequest("url", f"'url': {exc}") from None
+        return await self.media.resolve(media, self.sounds)
+
     async def originate(self, app: Application, request: OutboundRequest) -> LiveCall:
+        self.check_event_url("event_url", request.event_url)
         await self.check_from(app, request.from_number)
         if request.bridge_on_connect is not None:
             await self.check_from(app, request.bridge_on_connect.from_number)
         await self.check_asr(request.action_on_connect)
-        tel = self.tel
         media = None
         if request.action_on_connect is not None:
-            media = await self.media.resolve(request.action_on_connect.media, self.sounds)
+            media = await self.resolve_media(request.action_on_connect.media)
+        tel = self.tel
         leg = Leg(tel, f"ccv-{uuid.uuid4().hex}", request.to, trunk_endpoint(app))
         live = await self._register(
             app, leg.call, "outbound", request.from_number, request.to.value, "initiated",

@@ -31,6 +31,7 @@ import aiohttp
 import asyncpg
 
 from ivr import __version__
+from ivr.core.urls import guarded_connector
 from ivr.delivery import attempts, outbox
 from ivr.delivery.signing import (
     ATTEMPT_HEADER,
@@ -77,8 +78,12 @@ class DeliveryWorker:
                  poll_interval: float = 1.0, backoff: Backoff | None = None,
                  connect_timeout: float = 5.0, read_timeout: float = 15.0,
                  on_settled: Mapping[str, Settled] | None = None,
-                 keep_delivered_seconds: float = 7 * 86400) -> None:
+                 keep_delivered_seconds: float = 7 * 86400,
+                 allow_private: bool = False) -> None:
         self.pool = pool
+        # Clients name the URLs delivered to: each connection's address is checked
+        # (core/urls.py), private ones only where the operator allows them (development).
+        self.allow_private = allow_private
         self.database_url = database_url  # for LISTEN; without it the worker only polls
         self.concurrency = concurrency
         self.per_host = per_host
@@ -127,7 +132,8 @@ class DeliveryWorker:
     # --- the loop ----------------------------------------------------------------------------
     async def _run(self) -> None:
         self._http = aiohttp.ClientSession(
-            timeout=self.timeout, headers={"User-Agent": f"ivr-delivery/{__version__}"})
+            timeout=self.timeout, headers={"User-Agent": f"ivr-delivery/{__version__}"},
+            connector=guarded_connector(self.allow_private))
         listener: asyncpg.Connection | None = None
         try:
             listener = await self._listen()

@@ -23,7 +23,8 @@ def recorder_service(settings: Settings, pool: asyncpg.Pool,
                            public_url=settings.public_url,
                            retry_for=settings.delivery_retry_for, throttle=throttle,
                            max_recorders=settings.security.max_recorders,
-                           signups_per_hour=settings.security.signup_per_hour)
+                           signups_per_hour=settings.security.signup_per_hour,
+                           allow_private_urls=settings.security.allow_private_urls)
 
 
 def base_url(request: web.Request) -> str:

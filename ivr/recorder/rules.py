@@ -11,6 +11,7 @@ import asyncpg
 
 from ivr.core import keys
 from ivr.core.errors import InvalidParameter
+from ivr.core.urls import UnsafeUrl, check_literal
 from ivr.media.prompts import PROMPT_NAMES
 from ivr.recorder import events, store
 from ivr.recorder.inputs import AssetPasswords
@@ -45,12 +46,21 @@ def check_keyable(phone_password_hash: str | None) -> None:
             "the phone: it must be letters and digits only (letters key as on a phone's keypad)")
 
 
-def recorder_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+def recorder_fields(fields: Mapping[str, Any], allow_private_urls: bool) -> dict[str, Any]:
     # Hashes are made here from passwords, never taken from a request.
     values = {k: v for k, v in fields.items()
               if k in store.RECORDER_FIELDS and not k.endswith("_hash")}
-    check_delivery_options(values)
+    check_delivery_options(values, allow_private_urls)
     return values
+
+
+def check_fetch_url(name: str, url: str, allow_private_urls: bool) -> None:
+    """A URL this server will post to (core/urls.py); an upload_url's {placeholders} are
+    checked as the text they will be replaced by."""
+    try:
+        check_literal(re.sub(r"\{[a-z_]+\}", "x", url), allow_private_urls)
+    except UnsafeUrl as exc:
+        raise InvalidParameter(name, f"{name}: {exc}") from None
 
 
 def check_violation(exc: asyncpg.CheckViolationError) -> InvalidParameter:
@@ -87,12 +97,13 @@ def set_callback_secret(values: dict[str, Any], generated: Generated, *, creatin
                                "random one")
 
 
-def check_delivery_options(values: Mapping[str, Any]) -> None:
-    """Callbacks and uploads go over HTTP(S); an upload_url template names known keys only."""
+def check_delivery_options(values: Mapping[str, Any], allow_private_urls: bool) -> None:
+    """Callbacks and uploads go over HTTP(S) to public addresses (core/urls.py); an upload_url
+    template names known keys only."""
     for name in ("callback_url", "upload_url"):
         url = values.get(name)
-        if isinstance(url, str) and not re.match(r"^https?://[^\s/]+", url):
-            raise InvalidParameter(name, f"{name} must be an http(s) URL")
+        if isinstance(url, str):
+            check_fetch_url(name, url, allow_private_urls)
     template = values.get("upload_url")
     if isinstance(template, str):
         unknown = [n for n in events.template_names(template) if n not in UPLOAD_PLACEHOLDERS]

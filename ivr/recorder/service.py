@@ -23,7 +23,7 @@ from ivr.delivery import outbox
 from ivr.recorder import events, store
 from ivr.recorder.errors import NoPhoneNumber, RecorderNotYours, RecordingsLocked, SessionInUse
 from ivr.recorder.models import LIVE_SESSION_STATES, Developer, Recorder, Session, SessionView
-from ivr.recorder.rules import DELIVERY_STATES, PIN_ATTEMPTS, Supplied
+from ivr.recorder.rules import DELIVERY_STATES, PIN_ATTEMPTS, Supplied, check_fetch_url
 from ivr.recorder.service_recordings import RecordingOps
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,8 @@ class RecorderService(RecordingOps):
     async def start_session(self, developer: Developer, recorder_key: str, list_key: str,
                             recording_keys: list[str], caller_id: str | None, overwrite: bool,
                             password: Supplied, callback_url: str | None = None) -> SessionView:
+        if callback_url is not None:
+            check_fetch_url("callback_url", callback_url, self.allow_private_urls)
         async with self.pool.acquire() as conn:
             await self._expire_due(conn)
             async with conn.transaction():

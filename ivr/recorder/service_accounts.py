@@ -28,11 +28,12 @@ class AccountOps:
     def __init__(self, pool: asyncpg.Pool, data_dir: Path, *, open_signup: bool,
                  public_url: str = "", retry_for: float = DEFAULT_RETRY_FOR,
                  throttle: Throttle | None = None, max_recorders: int = 20,
-                 signups_per_hour: int = 5) -> None:
+                 signups_per_hour: int = 5, allow_private_urls: bool = False) -> None:
         self.pool = pool
         self.throttle = throttle or Throttle(pool)
         self.max_recorders = max_recorders  # per developer (IVR_MAX_RECORDERS)
         self.signups_per_hour = signups_per_hour  # per client address (IVR_SIGNUP_PER_HOUR)
+        self.allow_private_urls = allow_private_urls  # callbacks to private addresses (dev)
         self.data_dir = data_dir
         self.open_signup = open_signup
         # Events carry recordings as the API shows them: links need the public URL.

@@ -57,7 +57,7 @@ class RecorderOps(AccountOps):
                               fields: Mapping[str, Any],
                               password: str | None) -> tuple[Recorder, Generated]:
         generated = Generated()
-        values = recorder_fields(fields)
+        values = recorder_fields(fields, self.allow_private_urls)
         set_callback_secret(values, generated, creating=True)
         if password is not None:
             await self._set_recorder_password(values, password, generated)
@@ -93,7 +93,7 @@ class RecorderOps(AccountOps):
     async def set_recorder(self, developer: Developer, key: str, fields: Mapping[str, Any],
                            password: str | Any | None) -> tuple[Recorder, Generated]:
         generated = Generated()
-        values = recorder_fields(fields)
+        values = recorder_fields(fields, self.allow_private_urls)
         set_callback_secret(values, generated, creating=False)
         if isinstance(password, str):
             await self._set_recorder_password(values, password, generated)

@@ -103,7 +103,8 @@ async def test_a_calls_events_leave_in_order_through_concurrent_workers(
     secret = secrets.token_urlsafe(16)
     receiver.secrets.append(secret)
     voice_id = uuid.uuid4()
-    workers = [DeliveryWorker(pool, poll_interval=0.01, concurrency=4) for _ in range(3)]
+    workers = [DeliveryWorker(pool, poll_interval=0.01, concurrency=4, allow_private=True)
+               for _ in range(3)]
     async with serving(receiver, "/hook") as url:
         for worker in workers:
             worker.start()

@@ -25,7 +25,7 @@ from ivr.delivery.worker import DeliveryWorker
 
 async def main() -> None:
     pool = await db.create_pool(sys.argv[1], min_size=1, max_size=2)
-    DeliveryWorker(pool, lease_seconds=1.0, poll_interval=0.05).start()
+    DeliveryWorker(pool, lease_seconds=1.0, poll_interval=0.05, allow_private=True).start()
     await asyncio.Event().wait()
 
 asyncio.run(main())
@@ -36,7 +36,7 @@ async def session_with_callback(pool: asyncpg.Pool, settings: Settings, number: 
                                 url: str) -> tuple[str, str]:
     """A state change (StartRecordingSession) made while no worker runs: (session, secret)."""
     service = RecorderService(pool, settings.data_dir, open_signup=True,
-                              public_url=settings.public_url)
+                              public_url=settings.public_url, allow_private_urls=True)
     dev = await service.create_developer(f"crash{secrets.token_hex(5)}", "a-password-1")
     recorder, generated = await service.create_recorder(dev, None, {}, None)
     lst, _ = await service.create_list(dev, recorder.recorder_key, None, {}, 1)
@@ -73,7 +73,7 @@ async def test_a_killed_worker_process_loses_nothing(
         await proc.wait()
     assert await outbox_state(pool, key) == ["pending"]
     worker = DeliveryWorker(pool, lease_seconds=1.0, poll_interval=0.05,
-                            backoff=Backoff(0.05, 0.2))
+                            backoff=Backoff(0.05, 0.2), allow_private=True)
     worker.start()
     try:
         _, second = await receiver.wait("/slow", 2, timeout=10)
@@ -93,12 +93,12 @@ async def test_a_stopped_worker_hands_its_row_back_at_once(
     key, _ = await session_with_callback(pool, settings, delivery_number,
                                          f"{receiver.url}/held")
     # A long lease: only the hand-back lets the second worker in quickly.
-    first_worker = DeliveryWorker(pool, lease_seconds=600, poll_interval=0.05)
+    first_worker = DeliveryWorker(pool, lease_seconds=600, poll_interval=0.05, allow_private=True)
     first_worker.start()
     (first,) = await receiver.wait("/held", 1)
     await first_worker.stop()
     assert await outbox_state(pool, key) == ["pending"]
-    second_worker = DeliveryWorker(pool, lease_seconds=600, poll_interval=0.05)
+    second_worker = DeliveryWorker(pool, lease_seconds=600, poll_interval=0.05, allow_private=True)
     second_worker.start()
     try:
         _, second = await receiver.wait("/held", 2, timeout=5)
@@ -127,7 +127,8 @@ async def test_two_workers_share_the_outbox_and_keep_each_session_in_order(
     service = RecorderService(pool, settings.data_dir, open_signup=True)
     async with pool.acquire() as conn:
         await service._expire_due(conn)
-    workers = [DeliveryWorker(pool, poll_interval=0.05, concurrency=2) for _ in range(2)]
+    workers = [DeliveryWorker(pool, poll_interval=0.05, concurrency=2, allow_private=True)
+               for _ in range(2)]
     for worker in workers:
         worker.start()
     try:
