@@ -17,6 +17,7 @@ from ivr.callcontrol import cli as callcontrol_cli
 from ivr.campaigns import cli as campaigns_cli
 from ivr.core.errors import IvrError
 from ivr.dialer import cli as dialer_cli
+from ivr.provision import kamailio_cli
 from ivr.provision.asterisk_conf import from_settings as asterisk_config
 from ivr.provision.asterisk_conf import reach
 from ivr.provision.edge import cli as edge_cli
@@ -247,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     dialer_cli.register(sub)
     trunks_cli.register(sub)
     edge_cli.register(sub)
+    kamailio_cli.register(sub)
     return parser
 
 

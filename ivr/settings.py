@@ -280,6 +280,34 @@ def _countries(name: str, value: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True, slots=True)
+class Proxy:
+    """Kamailio as the SIP entry in front of the media nodes (`ivr proxy up`,
+    docs/scale-out.md)."""
+
+    bind: tuple[str, int] = ("127.0.0.1", 5080)  # IVR_PROXY_BIND: where carriers send SIP
+    # IVR_PROXY_NODES: the media nodes' SIP addresses, ADDRESS[:PORT], comma-separated
+    # (default: this host's Asterisk, IVR_SIP_BIND:IVR_SIP_PORT).
+    nodes: tuple[str, ...] = ("127.0.0.1:5060",)
+    probe_interval: int = 5  # IVR_PROXY_PROBE_INTERVAL: seconds between OPTIONS to a node
+
+    @classmethod
+    def from_mapping(cls, get: _Get, net: Network) -> Proxy:
+        own = "127.0.0.1" if net.sip_bind == "0.0.0.0" else net.sip_bind
+        nodes = []
+        for item in get("IVR_PROXY_NODES", f"{own}:{net.sip_port}").split(","):
+            address, sep, node_port = item.strip().partition(":")
+            _ipv4("IVR_PROXY_NODES", address, wildcard=False)
+            port = _int("IVR_PROXY_NODES", node_port, 1, 65535) if sep else 5060
+            nodes.append(f"{address}:{port}")
+        bind = _bind("IVR_PROXY_BIND", get("IVR_PROXY_BIND", "127.0.0.1:5080"))
+        if bind == (net.sip_bind, net.sip_port):
+            raise ConfigError("IVR_PROXY_BIND is Asterisk's own SIP address and port "
+                              "(IVR_SIP_BIND, IVR_SIP_PORT): give the proxy a port of its own")
+        return cls(bind=bind, nodes=tuple(nodes), probe_interval=_int(
+            "IVR_PROXY_PROBE_INTERVAL", get("IVR_PROXY_PROBE_INTERVAL", "5"), 1, 3600))
+
+
+@dataclass(frozen=True, slots=True)
 class Security:
     """The HTTP edge's limits and guards (docs/security.md: HTTP API). The defaults are the
     production ones; the development-only relaxations are settings of their own."""
@@ -425,6 +453,7 @@ class Settings:
     # media host that runs no engine.
     engine_id: str = ""
     engine_pool: bool = False
+    proxy: Proxy = field(default_factory=Proxy)  # Kamailio in front of the media nodes
 
     @property
     def stasis_app(self) -> str:
@@ -548,6 +577,7 @@ class Settings:
             network=network,
             edge=Edge.from_mapping(get, network),
             security=Security.from_mapping(get),
+            proxy=Proxy.from_mapping(get, network),
             engine_id=engine_id,
             engine_pool=_bool("IVR_ENGINE_POOL",
                               get("IVR_ENGINE_POOL", "true" if engine_id else "false")),

@@ -16,6 +16,7 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -26,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from ivr.cli import asterisk_config
+from ivr.core.errors import ConfigError
 from ivr.provision import asterisk as provision
 from ivr.provision import kamailio
 from ivr.settings import REPO_ROOT, Settings
@@ -297,3 +299,50 @@ async def test_a_node_that_stops_answering_gets_no_new_calls(site: Site) -> None
     print(f"node2 stopped: out of the dispatcher after {took:.1f}s (probe every "
           f"{site.proxy.probe_interval}s); 6 of 6 new calls on node1")
     assert _calls(site, "node1") - before == 6
+
+
+def test_ivr_proxy_up_status_down(tmp_path: Path, base_settings: Settings) -> None:
+    """The command an operator runs, on loopback, in front of a node nobody answers at: the
+    proxy runs, reports that node down, and stops."""
+    port = _free_udp_port()
+    env = {**os.environ, "IVR_ASTERISK_ROOT": str(tmp_path / "root"),
+           "IVR_PROXY_BIND": f"127.0.0.1:{port}", "IVR_PROXY_NODES": "127.0.0.1:9",
+           "IVR_PROXY_PROBE_INTERVAL": "1"}
+
+    def ivr(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "ivr", "proxy", *args], env=env,
+                              capture_output=True, text=True, timeout=30, cwd=REPO_ROOT)
+
+    try:
+        up = ivr("up")
+        assert up.returncode == 0 and f"udp:127.0.0.1:{port}" in up.stdout, up.stderr
+        deadline = time.monotonic() + 10
+        while "sip:127.0.0.1:9: down" not in (status := ivr("status")).stdout:
+            assert time.monotonic() < deadline, status.stdout + status.stderr
+            time.sleep(0.3)
+        assert status.returncode == 0
+    finally:
+        down = ivr("down")
+    assert down.returncode == 0 and "down" in down.stdout
+    gone = ivr("status")
+    assert gone.returncode == 1 and "not running" in gone.stdout
+    cfg = (tmp_path / "kamailio" / "kamailio.cfg").read_text()
+    assert f"listen=udp:127.0.0.1:{port}" in cfg and "@@" not in cfg
+
+
+def test_bad_proxy_settings_are_refused() -> None:
+    base = {"IVR_ARI_PASSWORD": "x" * 24, "IVR_SOFTPHONE_PASSWORD": "y" * 12}
+    assert Settings.from_mapping(base).proxy.nodes == ("127.0.0.1:5060",)
+    spelled = Settings.from_mapping({**base, "IVR_PROXY_NODES": "10.0.0.2, 10.0.0.3:5070"})
+    assert spelled.proxy.nodes == ("10.0.0.2:5060", "10.0.0.3:5070")
+    for name, value in (("IVR_PROXY_NODES", "node-one"), ("IVR_PROXY_NODES", "10.0.0.2:0"),
+                        ("IVR_PROXY_BIND", "127.0.0.1"), ("IVR_PROXY_BIND", "127.0.0.1:5060"),
+                        ("IVR_PROXY_PROBE_INTERVAL", "0")):
+        with pytest.raises(ConfigError, match=name):
+            Settings.from_mapping({**base, name: value})
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -75,6 +75,18 @@ def render(cfg: ProxyConfig) -> dict[str, str]:
     return {"kamailio.cfg": text, "dispatcher.list": "# set id, node, flags, priority\n" + nodes}
 
 
+def running(cfg: ProxyConfig) -> int | None:
+    """Kamailio's pid while it runs."""
+    return _pid(cfg)
+
+
+def describe(flags: str) -> str:
+    """The dispatcher's flags in words: A active, I inactive, D disabled, T trying (a probe
+    missed, below the threshold); then P probed, X not probed yet."""
+    state = {"A": "up", "I": "down", "D": "disabled", "T": "failing"}.get(flags[:1], flags)
+    return state + (", probed" if "P" in flags[1:] else ", not probed yet")
+
+
 def _pid(cfg: ProxyConfig) -> int | None:
     try:
         pid = int(cfg.pidfile.read_text().strip())
