@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # Debian packages the project needs on the host (Asterisk itself lives in its own sid root;
 # podman and runc build and run the container stack in tests/test_packaging.py).
 DEB_PACKAGES := debootstrap ffmpeg lame sox espeak-ng baresip-core chromium chromium-driver wrk \
-	podman runc fail2ban nftables sip-tester kamailio
+	podman runc fail2ban nftables sip-tester kamailio tcpdump
 
 .PHONY: run test lint asterisk asterisk-down db prompts bench faults setup deps venv lock clean
 

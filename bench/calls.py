@@ -36,6 +36,7 @@ import asyncpg
 
 from bench import procstat
 from bench.engine import EngineProcess
+from bench.sipp import SippCaller
 from ivr.core.errors import IvrError
 from ivr.recorder.models import ORIGINAL, take_path
 from ivr.telephony.rest import AriClient, AriHttpError
@@ -207,6 +208,13 @@ class StepResult:
     short_by_take: list[int] = field(default_factory=list)
     take_seconds_p50: list[float] = field(default_factory=list)
     take_seconds_p10: list[float] = field(default_factory=list)
+    # Who called: "loadgen" (Asterisk calling itself) or "sipp" (bench/sipp.py); with SIPp, the
+    # calls whose dialogue failed (no answer, a hang-up during the script, none at its end), the
+    # last lines of its error log, and key press -> next prompt read off the wire (bench/wire.py).
+    caller: str = "loadgen"
+    caller_failed: int = 0
+    caller_errors: list[str] = field(default_factory=list)
+    wire_latency_ms: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -231,6 +239,7 @@ class Load:
     number: str
     vr: Callable[..., Awaitable[dict[str, Any]]]
     progress: Progress
+    sipp: SippCaller | None = None  # the caller: SIPp, or (None) Asterisk calling itself
 
     async def _place(self, endpoint: str, caller_ids: list[str], cps: float,
                      tag: str) -> tuple[list[str], int]:
@@ -283,7 +292,31 @@ class Load:
                 return
             await asyncio.sleep(2)
 
-    async def _run(self, system: str, endpoint: str, caller_ids: list[str], tag: str,
+    async def _sipp_calls(self, number: str, caller_ids: list[str], cps: float,
+                          result: StepResult, engine_pid: int) -> Any:
+        """The step's calls placed by SIPp, Asterisk's channels and the engine's memory sampled
+        meanwhile; calls still up in Asterisk once SIPp is done are hung up."""
+        assert self.sipp is not None
+        placing = asyncio.ensure_future(self.sipp.run(
+            number, caller_ids, cps, len(caller_ids) / cps + 100))
+        while True:
+            channels = await self.ari.list_channels()
+            result.peak_channels = max(result.peak_channels, len(channels))
+            result.engine_rss_peak_mb = max(result.engine_rss_peak_mb,
+                                            procstat.rss_mb(engine_pid))
+            if placing.done():
+                break
+            await asyncio.wait([placing], timeout=2)
+        left = [c["id"] for c in channels if str(c.get("name", "")).startswith("PJSIP/sipp-")]
+        if left:
+            self.progress(f"  {len(left)} SIPp call(s) still up in Asterisk: hanging up")
+            result.leftover_hung_up = len(left)
+            for channel_id in left:
+                with contextlib.suppress(AriHttpError):
+                    await self.ari.hangup(channel_id)
+        return placing.result()
+
+    async def _run(self, system: str, number: str, caller_ids: list[str], tag: str,
                    prepare: Callable[[], Awaitable[Any]] | None = None,
                    burns: list[Burn] | None = None) -> tuple[StepResult, Any]:
         """One step, with the engine running (for the baseline too: Asterisk fetches the same
@@ -299,10 +332,15 @@ class Load:
             async with burners(burns or []) as burning:
                 before = procstat.snapshot(self.asterisk_pid, pid, self.database)
                 started = time.monotonic()
-                ids, result.originate_errors = await self._place(endpoint, caller_ids, cps, tag)
-                # The script takes ~34 s per call; anything still up 60 s after the last call
-                # was placed is stuck.
-                await self._wait_done(ids, time.monotonic() + 60, result, pid)
+                caller = None
+                if self.sipp is None:
+                    ids, result.originate_errors = await self._place(
+                        f"PJSIP/{number}@loadgen-out", caller_ids, cps, tag)
+                    # The script takes ~34 s per call; anything still up 60 s after the last
+                    # call was placed is stuck.
+                    await self._wait_done(ids, time.monotonic() + 60, result, pid)
+                else:
+                    caller = await self._sipp_calls(number, caller_ids, cps, result, pid)
                 result.seconds = round(time.monotonic() - started, 1)
                 after = procstat.snapshot(self.asterisk_pid, pid, self.database)
                 burnt = {part: sum(procstat.cpu_seconds(p) for p in pids)
@@ -312,6 +350,13 @@ class Load:
             if system == "engine":
                 await asyncio.sleep(2)  # the last takes' rows are written after the hang-up
         used = procstat.used(before, after)
+        if caller is not None:  # SIPp and its capture ran in processes of their own
+            result.caller = "sipp"
+            used.update(sipp=caller.cpu_seconds, capture=caller.capture.get("cpu_seconds", 0.0))
+            result.caller_failed, result.caller_errors = caller.failed, caller.errors
+            result.wire_latency_ms = caller.wire_latency_ms
+            if caller.errors:
+                self.progress("  SIPp errors (last lines): " + " | ".join(caller.errors))
         if system != "engine":
             used.pop("engine")  # idle: the engine does no work in a baseline step
             used.pop("postgres")
@@ -349,7 +394,9 @@ class Load:
             result.short_takes.extend(round(d, 2) for d in takes if d < need)
             if len(takes) == TAKES:
                 result.completed += 1
-        result.failed = result.calls - result.completed
+        # With SIPp, a call whose dialogue failed is lost too (whichever calls those were).
+        result.failed = max(result.calls - result.completed, result.caller_failed)
+        result.completed = result.calls - result.failed
         result.short_takes = sorted(result.short_takes)[:20]
         for index in range(TAKES):
             nth = sorted(takes[index] for takes in durations if len(takes) > index)
@@ -365,7 +412,7 @@ class Load:
             self.progress(f"  engine: creating {n} sessions over the API ...")
             return await self._sessions(caller_ids)
 
-        result, sessions = await self._run("engine", f"PJSIP/{self.number}@loadgen-out",
+        result, sessions = await self._run("engine", self.number,
                                            caller_ids, f"e{first_caller}", prepare)
         self._judge(result, await self._engine_takes(sessions))
         return result
@@ -414,7 +461,7 @@ class Load:
     # --- Asterisk alone -----------------------------------------------------------------------
     async def baseline_step(self, n: int, first_caller: int) -> StepResult:
         caller_ids = [f"1555{first_caller + i:07d}" for i in range(n)]
-        result, _ = await self._run("baseline", f"PJSIP/{BASELINE_NUMBER}@loadgen-out",
+        result, _ = await self._run("baseline", BASELINE_NUMBER,
                                     caller_ids, f"b{first_caller}")
         self._judge(result, await self._baseline_takes(caller_ids))
         return result
@@ -430,7 +477,7 @@ class Load:
                  if engine.cpu.get(part, 0.0) > 0]
         self.progress("  loaded: burning " + ", ".join(
             f"{b.share:.2f} of a core at nice {b.nice} ({b.part})" for b in burns))
-        result, _ = await self._run("loaded", f"PJSIP/{BASELINE_NUMBER}@loadgen-out",
+        result, _ = await self._run("loaded", BASELINE_NUMBER,
                                     caller_ids, f"l{first_caller}", burns=burns)
         self._judge(result, await self._baseline_takes(caller_ids))
         return result

@@ -3,9 +3,12 @@ against a bare handler, ARI event routing, and media conversion. Prints a table 
 bench/results/bench-TIMESTAMP.json.
 
     python -m bench.run [--steps 50,100,200,400] [--more] [--skip api,events,media,calls]
+                        [--caller sipp|loadgen]
 
 Steps go on past the listed ones (N += 200) while every system that passed the last step
-still passes and the time budget allows (--more)."""
+still passes and the time budget allows (--more); the knee is the largest N each system held
+with no call or take lost. The caller is SIPp in a network namespace of its own (bench/sipp.py)
+or, with --caller loadgen, Asterisk calling itself (dialplan/loadgen.conf)."""
 
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ import orjson
 from aiohttp import web
 
 import ivr.app  # noqa: F401  (first: the recorder package imports in this order)
-from bench import api, calls, events, faults, media
+from bench import api, calls, events, faults, media, sipp
 from bench.engine import EngineProcess
 from ivr.cli import asterisk_config
 from ivr.core import db
@@ -42,6 +45,7 @@ from ivr.settings import REPO_ROOT, Settings
 
 RESULTS = REPO_ROOT / "bench" / "results"
 SPEECH = REPO_ROOT / "tests" / "data" / "speech-fox.wav"
+PROMPTS = REPO_ROOT / "prompts" / "en"
 BUDGET = 22 * 60  # seconds: no new load step starts after this (make bench: 25 min in all)
 STEP_SECONDS = 75  # what one load step takes at most, start to verdict
 
@@ -135,9 +139,21 @@ async def main(args: argparse.Namespace) -> int:
     # the whole run, so that a test suite starting meanwhile, which wants Asterisk without it,
     # waits instead of restarting Asterisk under a step. Not under the engine lock: a suite
     # holds Asterisk (in_use) while it waits for that lock.
-    cfg = dataclasses.replace(asterisk_config(settings), loadgen=True)
+    # SIPp's network namespace first: Asterisk's `sipp` transport binds the host's end of it.
     asterisk_held = contextlib.ExitStack()
+    use_sipp = args.caller == "sipp" and not args.faults and "calls" not in skip
+    namespace = asterisk_held.enter_context(sipp.namespace()) if use_sipp else None
+    cfg = dataclasses.replace(asterisk_config(settings), loadgen=True,
+                              sipp=sipp.ADDRESSES if use_sipp else ())
+    out["caller"] = "sipp" if use_sipp else "loadgen"
     info = await asyncio.to_thread(asterisk_held.enter_context, provision.held(cfg, progress=say))
+    caller = None
+    if namespace is not None:
+        caller = sipp.SippCaller.prepare(
+            namespace, SPEECH, calls.TAKES, sipp.script_seconds(calls.SCRIPT),
+            {name: PROMPTS / f"{name}.wav" for name in ("review_menu", "recording_saved")},
+            settings.network.sip_port)
+        asterisk_held.callback(caller.close)
     await asyncio.to_thread(ensure_server, settings.database_url, REPO_ROOT / ".local/postgres",
                             say)
     database = f"ivr_bench_{os.getpid()}"
@@ -163,7 +179,7 @@ async def main(args: argparse.Namespace) -> int:
                 load = calls.Load(
                     AriClient(ari_http, settings.ari_url), http, pool, lock_path, info.pid,
                     engine, settings.public_url, database, data_dir, speech_url, speech_s,
-                    number, vr, say)
+                    number, vr, say, caller)
                 out["speech_seconds"] = round(speech_s, 2)
                 if args.faults:
                     say("faults: one at a time, in a steady load ...")
@@ -180,6 +196,8 @@ async def main(args: argparse.Namespace) -> int:
         await db.drop_database(database_url)
         shutil.rmtree(data_dir, ignore_errors=True)
         asterisk_held.close()
+    if out.get("load"):
+        out["knee"] = knee(out["load"])
     out["seconds"] = round(time.monotonic() - t0)
     path = RESULTS / f"{'faults' if args.faults else 'bench'}-{stamp}.json"
     path.write_bytes(orjson.dumps(out, option=orjson.OPT_INDENT_2))
@@ -233,10 +251,27 @@ async def run_steps(load: calls.Load, args: argparse.Namespace, t0: float,
 
 
 def report(system: str, result: calls.StepResult) -> None:
+    wire = result.wire_latency_ms
     say(f"  {system}: {result.completed}/{result.calls} completed, "
         f"{result.recordings_complete}/{result.calls * calls.TAKES} takes complete, CPU/call "
         f"{result.cpu_per_call_ms} ms, latency {result.latency_ms or '-'}, key event delay "
-        f"{result.key_event_delay_ms or '-'}")
+        f"{result.key_event_delay_ms or '-'}"
+        + (f", on the wire {wire}" if wire else ""))
+
+
+def knee(load: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per system, the largest N of a step that lost no call and no take (None: none held),
+    the smallest that lost some, and engine / baseline of the largest held."""
+    out: dict[str, Any] = {}
+    for system in ("baseline", "engine"):
+        steps = [r for r in load if r["system"] == system]
+        held = [r["calls"] for r in steps if r["ok"]]
+        lost = [r["calls"] for r in steps if not r["ok"]]
+        out[system] = {"held": max(held) if held else None,
+                       "first_lost": min(lost) if lost else None}
+    engine, baseline = out["engine"]["held"], out["baseline"]["held"]
+    out["ratio"] = round(engine / baseline, 2) if engine and baseline else None
+    return out
 
 
 async def run_api(load: calls.Load, vr: Vr, database_url: str, lock_path: Path) -> Any:
@@ -268,11 +303,14 @@ def table(out: dict[str, Any]) -> str:
              "event reaching its call, ms; take s p10 = the 10th percentile of the seconds each "
              f"take holds, for {out.get('speech_seconds', '?')} s of speech: a take starting "
              "late holds less; loaded = the baseline beside burners taking the CPU the engine "
-             "and Postgres took in the engine's step, shown as `burn` in their columns)",
+             "and Postgres took in the engine's step, shown as `burn` in their columns; wire = "
+             "key press -> next prompt read off the wire, p50 / p95 / p99 ms; caller CPU = "
+             "SIPp's, in its own namespace)",
+             f"caller: {out.get('caller', 'loadgen')}",
              "| N | system | calls ok/failed | takes complete | Asterisk CPU | engine CPU | "
-             "Postgres CPU | engine RSS MB (peak) | p50 | p95 | p99 | key event p50 / p99 | "
-             "take s p10, 1st / 2nd |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "Postgres CPU | caller CPU | engine RSS MB (peak) | p50 | p95 | p99 | "
+             "wire p50 / p95 / p99 | key event p50 / p99 | take s p10, 1st / 2nd |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in out.get("load") or []:
         cpu = r["cpu_per_call_ms"]
         lat = r["latency_ms"] or {}
@@ -281,12 +319,23 @@ def table(out: dict[str, Any]) -> str:
                      if delay.get("count") else "-")
         rss = f"{r['engine_rss_mb']} ({r['engine_rss_peak_mb']})" if r["system"] == "engine" \
             else "-"
+        p10 = " / ".join(str(x) for x in r.get("take_seconds_p10") or []) or "-"
+        w = r.get("wire_latency_ms") or {}
+        wire = (f"{_fmt(w.get('p50'))} / {_fmt(w.get('p95'))} / {_fmt(w.get('p99'))}"
+                if w.get("count") else "-")
         lines.append(
             f"| {r['calls']} | {r['system']} | {r['completed']}/{r['failed']} | "
             f"{r['recordings_complete']}/{r['calls'] * calls.TAKES} | {_fmt(cpu.get('asterisk'))}"
-            f" | {_cpu(cpu, 'engine')} | {_cpu(cpu, 'postgres')} | {rss} | "
-            f"{_fmt(lat.get('p50'))} | {_fmt(lat.get('p95'))} | {_fmt(lat.get('p99'))} | "
-            f"{key_event} | {' / '.join(str(x) for x in r.get('take_seconds_p10') or []) or '-'} |")
+            f" | {_cpu(cpu, 'engine')} | {_cpu(cpu, 'postgres')} | {_fmt(cpu.get('sipp'))} | "
+            f"{rss} | {_fmt(lat.get('p50'))} | {_fmt(lat.get('p95'))} | {_fmt(lat.get('p99'))} | "
+            f"{wire} | {key_event} | {p10} |")
+    if out.get("knee"):
+        k = out["knee"]
+        lines += ["", "Knee: the largest N each system held with no call or take lost "
+                  f"(stepped up to the first N it lost): baseline {_fmt(k['baseline']['held'])} "
+                  f"(lost at {_fmt(k['baseline']['first_lost'])}), engine "
+                  f"{_fmt(k['engine']['held'])} (lost at {_fmt(k['engine']['first_lost'])}); "
+                  f"engine / baseline {_fmt(k['ratio'])}"]
     if out.get("api"):
         lines += ["", "API at 64 connections (wrk, 10 s each)",
                   "| request | server | req/s | p50 ms | p90 ms | p99 ms | errors |",
@@ -329,6 +378,9 @@ def cli() -> int:
                         help="which faults (the fault run), comma-separated")
     parser.add_argument("--fault-calls", type=int, default=20,
                         help="calls in progress when each fault strikes (the fault run)")
+    parser.add_argument("--caller", choices=("sipp", "loadgen"), default="sipp",
+                        help="who calls: SIPp in a namespace of its own (bench/sipp.py), or "
+                             "Asterisk itself through the loadgen pair (dialplan/loadgen.conf)")
     parser.add_argument("--no-control", dest="control", action="store_false",
                         help="no control step where the engine falls short of the baseline")
     args = parser.parse_args()

@@ -197,6 +197,19 @@ def test_the_load_generator_is_in_the_benchmarks_configuration_only() -> None:
     assert "endpoint_identifier_order = username,ip\n" in pjsip
 
 
+def test_the_sipp_trunk_is_in_the_benchmarks_configuration_only() -> None:
+    """bench/sipp.py: SIP and RTP on the host's end of the benchmark's veth, and `sipp` known by
+    SIPp's address alone, its asserted caller id trusted (a carrier trunk's shape)."""
+    assert "[sipp" not in text(render(config()), "generated/pjsip_local.conf")
+    files = render(dataclasses.replace(config(), sipp=("10.199.25.1", "10.199.25.2")))
+    local = text(files, "generated/pjsip_local.conf")
+    assert "[transport-sipp]\ntype = transport\nprotocol = udp\nbind = 10.199.25.1:5060\n" \
+        in local
+    assert ("[sipp](endpoint-defaults)\ntransport = transport-sipp\nidentify_by = ip\n"
+            "media_address = 10.199.25.1\ntrust_id_inbound = yes\n") in local
+    assert "[sipp]\ntype = identify\nendpoint = sipp\nmatch = 10.199.25.2\n" in local
+
+
 def test_sip_tls_with_the_operators_certificate_and_srtp(tmp_path: Path) -> None:
     cert, key = tmp_path / "sip.crt", tmp_path / "sip.key"
     cert.write_bytes(b"CERT")

@@ -22,7 +22,7 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # Section names asterisk-conf/pjsip.conf uses: no softphone account may take one.
 RESERVED = frozenset({"global", "transport-udp", "transport-ws", "endpoint-defaults",
                       "softphone-endpoint", "softphone-aor", "ivr-loopback", "loadgen",
-                      "loadgen-out"})
+                      "loadgen-out", "sipp", "transport-sipp"})
 HEAD = "; Generated from the IVR_* settings; not kept in git.\n"
 # In generated/ next to the other files: the chroot's Asterisk cannot read the host's paths.
 TLS_CERT, TLS_KEY = "ari-tls.crt", "ari-tls.key"
@@ -74,7 +74,8 @@ def nat_lines(net: Network) -> str:
          *(f"local_net = {cidr}\n" for cidr in net.local_net)])
 
 
-def _pjsip_local(net: Network, *, loadgen: bool = False, tls: str = "") -> str:
+def _pjsip_local(net: Network, *, loadgen: bool = False, sipp: tuple[str, ...] = (),
+                 tls: str = "") -> str:
     own = reach(net.sip_bind)
     contact = f"sip:{own}:{net.sip_port}"
     text = (f"{HEAD}[transport-udp]\ntype = transport\nprotocol = udp\n"
@@ -86,6 +87,8 @@ def _pjsip_local(net: Network, *, loadgen: bool = False, tls: str = "") -> str:
              f"match = {own}:{net.sip_port}\n")
     if loadgen:
         text += _loadgen(own, net.sip_port)
+    if sipp:
+        text += _sipp(sipp[0], sipp[1], net.sip_port)
     return text
 
 
@@ -128,6 +131,17 @@ def _loadgen(own: str, sip_port: int) -> str:
             f"[loadgen]\ntype = identify\nendpoint = loadgen\nmatch = {own}:{port}\n")
 
 
+def _sipp(listen: str, peer: str, sip_port: int) -> str:
+    """The benchmark's SIPp caller (bench/sipp.py): a trunk of its own on an address of this host
+    that only the benchmark's network namespace reaches (SIP and RTP both), known by SIPp's
+    address alone; the caller id it asserts is trusted, as a carrier's is."""
+    return (f"\n; The benchmark's SIPp caller (bench/), in a network namespace at {peer}.\n"
+            f"[transport-sipp]\ntype = transport\nprotocol = udp\nbind = {listen}:{sip_port}\n\n"
+            "[sipp](endpoint-defaults)\ntransport = transport-sipp\nidentify_by = ip\n"
+            f"media_address = {listen}\ntrust_id_inbound = yes\n\n"
+            f"[sipp]\ntype = identify\nendpoint = sipp\nmatch = {peer}\n")
+
+
 def generated(cfg: AsteriskConfig) -> dict[str, str]:
     """generated/*.conf: what the settings decide, validated."""
     net = cfg.net
@@ -165,7 +179,7 @@ def generated(cfg: AsteriskConfig) -> dict[str, str]:
             f"{HEAD}[{ari_user}]\ntype = user\nread_only = no\npassword_format = plain\n"
             f"password = {ari_password}\n"
         ),
-        "pjsip_local.conf": _pjsip_local(net, loadgen=cfg.loadgen,
+        "pjsip_local.conf": _pjsip_local(net, loadgen=cfg.loadgen, sipp=cfg.sipp,
                                          tls=_tls_transport(net, cfg.edge, f"/{cfg.etc}")),
         "pjsip_accounts.conf": (
             f"{HEAD}[{user}](softphone-endpoint)\nauth = {user}\naors = {user}\n"
@@ -304,6 +318,9 @@ class AsteriskConfig:
     # The benchmark's load generator pair (bench/run.py sets it); no other configuration has
     # it, so nothing reaches the dialplan as `loadgen` elsewhere.
     loadgen: bool = False
+    # The benchmark's SIPp trunk (bench/sipp.py): (the address of this host it listens on, the
+    # address SIPp calls from), on a veth into the benchmark's network namespace; () for none.
+    sipp: tuple[str, ...] = ()
 
     @property
     def state_dir(self) -> Path:
