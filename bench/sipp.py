@@ -148,6 +148,8 @@ class SippCaller:
             out.errors = errors.read_text(errors="replace").strip().splitlines()[-5:]
         out.wire_latency_ms = await asyncio.to_thread(wire.latencies, pcap, listen,
                                                       self.prompts)
+        out.wire_latency_ms["capture"] = {k: v for k, v in captured.items()
+                                          if k != "cpu_seconds"}
         pcap.unlink(missing_ok=True)
         return out
 
