@@ -281,12 +281,16 @@ def create_app(
         await db.prepare_database(settings.database_url)
         pool = await db.create_pool(settings.database_url, max_size=settings.db_pool_size)
         app[POOL] = pool
-        app[THROTTLE] = throttle = Throttle(pool, Limits.of(settings.security))
+        sec = settings.security
+        app[THROTTLE] = throttle = Throttle(pool, Limits(
+            sec.auth_free_failures, sec.auth_address_failures, sec.auth_lock_max,
+            sec.auth_address_lock_max))
         app[RECORDER] = recorder_service(settings, pool, throttle)
         app[CALLCONTROL] = callcontrol = CallControl(
             pool, media=SpokenMedia.for_settings(settings.data_dir, settings.public_url,
                                                  settings.prompts_dir), throttle=throttle,
-            allow_private_urls=settings.security.allow_private_urls)
+            allow_private_urls=settings.security.allow_private_urls,
+            security=settings.security)
         app[DELIVERY] = delivery = delivery_for(settings, pool)
         delivery.worker.start()
         delivery.retention.start()

@@ -24,6 +24,7 @@ from ivr.provision.edge import cli as edge_cli
 from ivr.provision.trunks import cli as trunks_cli
 from ivr.recorder import cli as recorder_cli
 from ivr.settings import REPO_ROOT, Settings, redact_url
+from ivr.telephony import toll_cli
 
 log = logging.getLogger("ivr")
 
@@ -249,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     trunks_cli.register(sub)
     edge_cli.register(sub)
     kamailio_cli.register(sub)
+    toll_cli.register(sub)
     return parser
 
 

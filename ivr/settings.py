@@ -307,6 +307,17 @@ class Proxy:
             "IVR_PROXY_PROBE_INTERVAL", get("IVR_PROXY_PROBE_INTERVAL", "5"), 1, 3600))
 
 
+def _prefixes(name: str, value: str) -> tuple[str, ...]:
+    """Dialled-number prefixes (E.164 digits); `*` alone: any number (development)."""
+    if value.strip() == "*":
+        return ("",)
+    items = tuple(p.strip().lstrip("+") for p in value.split(",") if p.strip())
+    if any(not p.isdigit() for p in items):
+        raise ConfigError(f"{name} must be comma-separated digit prefixes such as 1512,44 "
+                          f"(or * for any), got {value!r}")
+    return items
+
+
 @dataclass(frozen=True, slots=True)
 class Security:
     """The HTTP edge's limits and guards (docs/security.md: HTTP API). The defaults are the
@@ -323,6 +334,7 @@ class Security:
     max_recorders: int = 20  # IVR_MAX_RECORDERS: per developer
     status_token: str = ""  # IVR_STATUS_TOKEN: /metrics, full /healthz ("": loopback only)
     toll_countries: tuple[str, ...] = ("US",)  # IVR_TOLL_COUNTRIES: default destinations
+    toll_prefixes: tuple[str, ...] = ()  # IVR_TOLL_PREFIXES: also allowed ("" = any)
     toll_premium: bool = False  # IVR_TOLL_PREMIUM: premium-rate numbers allowed by default
     toll_concurrent: int = 10  # IVR_TOLL_CONCURRENT: calls at once per account
     toll_per_day: int = 1000  # IVR_TOLL_PER_DAY: calls per account per 24 h
@@ -348,6 +360,7 @@ class Security:
             max_recorders=_int("IVR_MAX_RECORDERS", get("IVR_MAX_RECORDERS", "20"), 1, 10**6),
             status_token=_secret("IVR_STATUS_TOKEN", token) if token else "",
             toll_countries=_countries("IVR_TOLL_COUNTRIES", get("IVR_TOLL_COUNTRIES", "US")),
+            toll_prefixes=_prefixes("IVR_TOLL_PREFIXES", get("IVR_TOLL_PREFIXES", "")),
             toll_premium=_bool("IVR_TOLL_PREMIUM", get("IVR_TOLL_PREMIUM", "false")),
             toll_concurrent=_int("IVR_TOLL_CONCURRENT", get("IVR_TOLL_CONCURRENT", "10"), 1,
                                  10**6),

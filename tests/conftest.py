@@ -44,6 +44,8 @@ def relaxations(settings: Settings) -> dict[str, str]:
     return {"IVR_ALLOW_PRIVATE_URLS": str(sec.allow_private_urls).lower(),
             "IVR_AUTH_ADDRESS_FAILURES": str(sec.auth_address_failures),
             "IVR_SIGNUP_PER_HOUR": str(sec.signup_per_hour),
+            "IVR_TOLL_PREFIXES": "*", "IVR_TOLL_CONCURRENT": str(sec.toll_concurrent),
+            "IVR_TOLL_PER_DAY": str(sec.toll_per_day),
             "IVR_OPEN_SIGNUP": str(settings.open_signup).lower()}
 
 
@@ -139,7 +141,9 @@ def settings(
         # loopback, and every test's client is 127.0.0.1 (one address's failures add up over
         # the whole suite). tests/security/ checks the defaults on an app of their own.
         security=dataclasses.replace(base_settings.security, allow_private_urls=True,
-                                     auth_address_failures=10**9, signup_per_hour=10**9),
+                                     auth_address_failures=10**9, signup_per_hour=10**9,
+                                     toll_prefixes=("",), toll_concurrent=10**6,
+                                     toll_per_day=10**9),
     )
 
 

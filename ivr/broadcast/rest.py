@@ -21,7 +21,7 @@ import asyncpg
 from aiohttp import web
 
 from ivr.broadcast.audio import fetch_audio
-from ivr.broadcast.errors import BroadcastError, err
+from ivr.broadcast.errors import MESSAGES, BroadcastError, err
 from ivr.broadcast.postbacks import call_data
 from ivr.broadcast.validate import VOICES, Request, check
 from ivr.core.errors import IvrError, Throttled, Unavailable
@@ -35,6 +35,7 @@ from ivr.dialer.service import Dialer
 from ivr.settings import Settings
 from ivr.telephony.ari_tls import ari_ssl
 from ivr.telephony.rest import basic_auth
+from ivr.telephony.toll import TollRefused
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +173,8 @@ async def create_job(request: web.Request, account: Account) -> web.Response:
         created = await b.dialer.create_job(account, spec)
     except InvalidJob as exc:
         raise err(-101, exc.message) from None
+    except TollRefused as exc:  # the account's toll-fraud limits (telephony/toll.py)
+        raise BroadcastError(-101, MESSAGES[-101].format(exc.message), 403) from None
     log.info("broadcast job %s: %d destination(s) for account %s", created.job_id,
              len(created.calls), account.account_id)
     results: dict[str, dict[str, str]] = {}

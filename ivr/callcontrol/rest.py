@@ -164,6 +164,7 @@ async def _bridge_request(request: web.Request, to_key: str
     live = await _live(request, app)
     req = models.parse_connect(await json_body(request), to_key)
     await control_of(request).check_from(app, req.from_number)
+    await control_of(request).admit_call(app, [req.to])  # a second leg out costs as a call
     return live, req
 
 

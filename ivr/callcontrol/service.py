@@ -39,6 +39,7 @@ from ivr.callcontrol.models import (
     PROMPT_NAME_RE,
     URL_RE,
     Application,
+    Destination,
     Media,
     OutboundRequest,
     PlayRequest,
@@ -53,6 +54,8 @@ from ivr.core.urls import UnsafeUrl, check_literal, check_url
 from ivr.media.transcode import wav_to_mp3
 from ivr.provision.trunks import store as trunks
 from ivr.provision.trunks.model import NAME as TRUNK_NAME
+from ivr.settings import Security
+from ivr.telephony import toll
 from ivr.telephony.call import Call
 from ivr.telephony.events import Router
 from ivr.telephony.rest import AriClient, AriHttpError
@@ -84,8 +87,10 @@ class NewApplication:
 class CallControl:
     def __init__(self, pool: asyncpg.Pool, *, media: MediaSource | None = None,
                  trunk: str = DEFAULT_TRUNK, recognizer: Recognizer | None = None,
-                 throttle: Throttle | None = None, allow_private_urls: bool = False) -> None:
+                 throttle: Throttle | None = None, allow_private_urls: bool = False,
+                 security: Security | None = None) -> None:
         self.store = CallControlStore(pool)
+        self.security = security or Security()  # the toll-fraud defaults (IVR_TOLL_*)
         self.throttle = throttle or Throttle(pool)
         self.allow_private_urls = allow_private_urls  # IVR_ALLOW_PRIVATE_URLS (core/urls.py)
         self.recognizer = recognizer if recognizer is not None else default_recognizer()
@@ -93,11 +98,20 @@ class CallControl:
         self.trunk = trunk
         self.calls: dict[uuid.UUID, LiveCall] = {}
         self._tel: Telephony | None = None
+        self._nodes: list[Telephony] = []  # every media node this engine drives
         self.sounds: CoreSounds | None = None  # what requests name is checked against
 
     def attach(self, ari: AriClient, router: Router, stasis_app: str) -> None:
-        self._tel = Telephony(ari, router, stasis_app, self.trunk)
-        self.sounds = CoreSounds(ari)
+        """The engine's Asterisk (the first attached: calls out leave by it) or one more media
+        node (IVR_ARI_NODES); a call is controlled on the node its channel is on."""
+        tel = Telephony(ari, router, stasis_app, self.trunk)
+        if self._tel is None:
+            self._tel = tel
+            self.sounds = CoreSounds(ari)
+        self._nodes.append(tel)
+
+    def _tel_of(self, call: Call) -> Telephony:
+        return next((t for t in self._nodes if t.ari is call.ari), self.tel)
 
     async def close(self) -> None:
         for live in list(self.calls.values()):
@@ -222,7 +236,7 @@ class CallControl:
             owner_ref=owner_ref, event_url=event_url,
         )
         live = LiveCall(
-            tel=self.tel, store=self.store, app=app, call=call,
+            tel=self._tel_of(call), store=self.store, app=app, call=call,
             voice_id=voice_id, direction=direction, from_number=from_number,
             to_number=to_number, state=state, owner_ref=owner_ref, event_url=event_url,
             on_end=self._forget, recognizer=self.recognizer,
@@ -279,6 +293,13 @@ class CallControl:
                 raise BadRequest("url", f"'url': {exc}") from None
         return await self.media.resolve(media, self.sounds)
 
+    async def admit_call(self, app: Application, destinations: list[Destination]) -> None:
+        """The toll-fraud guard (telephony/toll.py) for calls out to `destinations`:
+        TollRefused (403, and an alert) where the application's limits do not allow them."""
+        numbers = [d.value for d in destinations if not d.is_sip]
+        await toll.admit(self.store.pool, self.security, "app", app.app_id, numbers,
+                         await self.store.active_outbound(app.id))
+
     async def originate(self, app: Application, request: OutboundRequest) -> LiveCall:
         self.check_event_url("event_url", request.event_url)
         await self.check_from(app, request.from_number)
@@ -288,6 +309,8 @@ class CallControl:
         media = None
         if request.action_on_connect is not None:
             media = await self.resolve_media(request.action_on_connect.media)
+        await self.admit_call(app, [request.to] + ([request.bridge_on_connect.to]
+                                                   if request.bridge_on_connect else []))
         tel = self.tel
         leg = Leg(tel, f"ccv-{uuid.uuid4().hex}", request.to, trunk_endpoint(app))
         live = await self._register(
@@ -337,14 +360,16 @@ class CallControl:
     async def _settle_if_lost(self, row: dict[str, Any]) -> bool:
         """A call open in the database that no process here holds: if its channel is gone
         (a process died with it), record the end. True when it was gone."""
-        try:
-            await self.tel.ari.get_channel(row["channel_id"])
-        except AriHttpError as exc:
-            if exc.status == 404:
-                await self.store.set_call_state(row["voice_id"], "disconnected", "lost")
-                return True
-            raise
-        return False
+        for tel in self._nodes or [self.tel]:  # on any node of this engine
+            try:
+                await tel.ari.get_channel(row["channel_id"])
+            except AriHttpError as exc:
+                if exc.status != 404:
+                    raise
+                continue
+            return False
+        await self.store.set_call_state(row["voice_id"], "disconnected", "lost")
+        return True
 
     async def call_view(self, app: Application, voice_id: str) -> dict[str, Any]:
         vid = self.parse_voice_id(voice_id)
@@ -370,12 +395,16 @@ class CallControl:
         row = await self.store.recording(rid, app.id)
         if row is None or row["state"] != "completed":
             raise RecordingNotFound("Recording File Not Found")
-        try:
-            data = await self.tel.ari.stored_recording_file(row["asterisk_name"])
-        except AriHttpError as exc:
-            if exc.status == 404:
-                raise RecordingNotFound("Recording File Not Found") from None
-            raise
+        data = None
+        for tel in self._nodes or [self.tel]:  # recorded on the node the call was on
+            try:
+                data = await tel.ari.stored_recording_file(row["asterisk_name"])
+                break
+            except AriHttpError as exc:
+                if exc.status != 404:
+                    raise
+        if data is None:
+            raise RecordingNotFound("Recording File Not Found")
         if row["format"] == "mp3":
             data = await _mp3(data)
         return data, row["format"]

@@ -103,6 +103,12 @@ class CallControlStore:
         return _application(row) if row else None
 
     # --- calls ------------------------------------------------------------------------------
+    async def active_outbound(self, application_id: int) -> int:
+        """The application's outbound calls not ended yet (its toll-fraud concurrency)."""
+        return int(await self.pool.fetchval(
+            "SELECT count(*) FROM cc_calls WHERE application_id = $1"
+            " AND direction = 'outbound' AND ended_at IS NULL", application_id))
+
     async def insert_call(
         self, *, voice_id: uuid.UUID, application_id: int, direction: str, from_number: str,
         to_number: str, channel_id: str, state: str, owner_ref: str | None = None,

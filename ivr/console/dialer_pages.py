@@ -20,6 +20,7 @@ from ivr.core.errors import InvalidParameter, IvrError, NotFound
 from ivr.core.web import POOL
 from ivr.dialer.accounts import ACCOUNT_ID_RE
 from ivr.dialer.models import JobStatus
+from ivr.telephony import toll
 
 log = logging.getLogger(__name__)
 
@@ -160,10 +161,12 @@ async def jobs(request: web.Request, c: DialerConsole) -> web.StreamResponse:
     async with request.app[POOL].acquire() as conn:
         count, rows = await dialer_store.jobs_page(conn, c.account.pk, JOBS_PER_PAGE,
                                                    (page - 1) * JOBS_PER_PAGE)
+        # Jobs the toll-fraud guard refused (telephony/toll.py): they made no job row.
+        refused = await toll.alerts(conn, "dialer", c.account.account_id, limit=20)
     last = _last_page(count, JOBS_PER_PAGE)
     _check_page(page, last)
     return render.page(request, "dialer_jobs.html", c, jobs=rows, count=count, page=page,
-                       last_page=last, states=dialer_store.CALL_STATES)
+                       last_page=last, states=dialer_store.CALL_STATES, refused=refused)
 
 
 def job_state(status: JobStatus, calls: list[dialer_store.CallLine]) -> dict[str, Any]:

@@ -24,7 +24,6 @@ import asyncpg
 
 from ivr.core.errors import Throttled
 from ivr.core.passwords import burn_time, verify_password
-from ivr.settings import Security
 
 WINDOW_SECONDS = 900.0  # failures further apart than this do not add up
 STALE_SECONDS = 3600.0  # a row idle this long is deleted (longer than any window here)
@@ -41,11 +40,6 @@ class Limits:
     address_free: int = 30
     lock_max: float = 60.0
     address_lock_max: float = 900.0
-
-    @classmethod
-    def of(cls, security: Security) -> Limits:
-        return cls(security.auth_free_failures, security.auth_address_failures,
-                   security.auth_lock_max, security.auth_address_lock_max)
 
 
 class Throttle:

@@ -26,6 +26,7 @@ from ivr.dialer.models import (
 )
 from ivr.media.errors import MediaError
 from ivr.settings import Settings
+from ivr.telephony import toll
 
 
 class Dialer:
@@ -73,6 +74,10 @@ class Dialer:
                 seen.add(d.custom_id)
         if not 1 <= spec.max_attempts <= 10:
             raise InvalidJob("max_attempts must be 1 to 10", "max_attempts")
+        # The toll-fraud guard: every destination allowed, the day's calls within the limit.
+        # Calls at once are the trunk's pace (IVR_DIALER_CHANNELS), not counted here.
+        await toll.admit(self.pool, self.settings.security, "dialer", account.account_id,
+                         [d.number for d in spec.destinations], active=0)
         content = await self._prepared(spec.content)
         overrides = [None if d.content is None else await self._prepared(d.content)
                      for d in spec.destinations]

@@ -80,8 +80,11 @@ async def webhooks() -> AsyncIterator[Webhooks]:
 
 
 @pytest.fixture(scope="session")
-async def control(engine: Engine, pool: asyncpg.Pool) -> AsyncIterator[CallControl]:
-    service = CallControl(pool, allow_private_urls=True)  # its receivers are on loopback
+async def control(engine: Engine, pool: asyncpg.Pool,
+                  settings: Settings) -> AsyncIterator[CallControl]:
+    # Its receivers are on loopback, its calls to this Asterisk's own numbers: the suite's
+    # relaxations (the settings fixture), not the production defaults.
+    service = CallControl(pool, allow_private_urls=True, security=settings.security)
     service.attach(engine.tel.ari, engine.tel.runner.router, engine.tel.runner.app)
     yield service
     await service.close()
