@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -332,7 +332,6 @@ class Security:
     auth_address_lock_max: float = 900.0  # IVR_AUTH_ADDRESS_LOCK_MAX: an address's
     signup_per_hour: int = 5  # IVR_SIGNUP_PER_HOUR: new accounts per client address
     max_recorders: int = 20  # IVR_MAX_RECORDERS: per developer
-    status_token: str = ""  # IVR_STATUS_TOKEN: /metrics, full /healthz ("": loopback only)
     toll_countries: tuple[str, ...] = ("US",)  # IVR_TOLL_COUNTRIES: default destinations
     toll_prefixes: tuple[str, ...] = ()  # IVR_TOLL_PREFIXES: also allowed ("" = any)
     toll_premium: bool = False  # IVR_TOLL_PREMIUM: premium-rate numbers allowed by default
@@ -341,7 +340,6 @@ class Security:
 
     @classmethod
     def from_mapping(cls, get: _Get) -> Security:
-        token = get("IVR_STATUS_TOKEN", "")
         return cls(
             allow_private_urls=_bool("IVR_ALLOW_PRIVATE_URLS",
                                      get("IVR_ALLOW_PRIVATE_URLS", "false")),
@@ -358,7 +356,6 @@ class Security:
             signup_per_hour=_int("IVR_SIGNUP_PER_HOUR", get("IVR_SIGNUP_PER_HOUR", "5"), 1,
                                  10**9),
             max_recorders=_int("IVR_MAX_RECORDERS", get("IVR_MAX_RECORDERS", "20"), 1, 10**6),
-            status_token=_secret("IVR_STATUS_TOKEN", token) if token else "",
             toll_countries=_countries("IVR_TOLL_COUNTRIES", get("IVR_TOLL_COUNTRIES", "US")),
             toll_prefixes=_prefixes("IVR_TOLL_PREFIXES", get("IVR_TOLL_PREFIXES", "")),
             toll_premium=_bool("IVR_TOLL_PREMIUM", get("IVR_TOLL_PREMIUM", "false")),
@@ -482,8 +479,6 @@ class Settings:
                 value = "***"
             elif f.name == "database_url":
                 value = redact_url(value)
-            elif f.name == "security" and value.status_token:
-                value = replace(value, status_token="***")
             shown.append(f"{f.name}={value!r}")
         return f"Settings({', '.join(shown)})"
 
