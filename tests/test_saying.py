@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from ivr.telephony.call import Call
+from ivr.telephony.rest import ARI_REQUESTS
 from tests.telephony_harness import Caller, CallerLeg, Engine
 
 pytestmark = pytest.mark.asterisk
@@ -114,3 +115,29 @@ async def test_hush_and_a_key_typed_ahead_stop_what_was_said(
     assert seen["digit"] == "7"
     assert seen["answered after"] < 1.5
     assert 0.3 < seen["beep after"] - seen["answered after"] < 3
+
+
+async def test_said_just_before_a_takes_prompt_is_one_playback_with_it(
+    engine: Engine, caller: Caller
+) -> None:
+    """"Saved" and the next take's prompt: one play request, heard in order, and a key during
+    it still starts the recording at once."""
+    async def engine_side(call: Call, seen: Seen, began: float) -> None:
+        plays = ARI_REQUESTS.labels("play")
+        before = plays._value.get()
+        said = call.say("sound:silence/10")
+        live = await call.start_recording("saying-test-take", prompt=["sound:silence/10"],
+                                          max_duration=3)
+        seen["recording after"] = since(began)
+        seen["said heard"] = said._batch.ended.done()
+        await live.finished()
+        seen["playbacks"] = plays._value.get() - before
+
+    async def caller_side(leg: CallerLeg) -> None:
+        await asyncio.sleep(1.0)
+        await leg.press("5")
+
+    seen = await conversation(engine, caller, engine_side, caller_side)
+    assert seen["playbacks"] == 1, seen
+    assert seen["recording after"] < 4, "the key should have cut 20 s of prompts short"
+    assert seen["said heard"]

@@ -50,6 +50,12 @@ class Visit:
     async def recordings(self, read: Callable[[], Awaitable[list[Recording]]]
                          ) -> list[Recording]:
         task, self.upcoming = self.upcoming, None
+        if task is not None and task.done() and not task.cancelled() \
+                and task.exception() is None:
+            # Read ahead already: no pause, so what was said before ("saved") and what comes
+            # next go out as one playback.
+            self.known = task.result()
+            return self.known
         if task is not None:
             if self.known is not None:
                 await asyncio.wait([task], timeout=DATABASE_WAIT)

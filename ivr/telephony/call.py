@@ -442,6 +442,8 @@ class Call:
         (`RecordingResult.followed`)."""
         self._check()
         self._raise_failure()
+        # What was said just before ("saved") goes out in the prompt's playback.
+        claimed = self._speaker.claim() if prompt and not self._digits else None
         await self._speaker.sent()
         fut: asyncio.Future[RecordingResult] = self._loop.create_future()
         self._recordings[name] = fut
@@ -452,7 +454,8 @@ class Call:
         try:
             if prompt and not self._digits:
                 playback = self._open_playback(barge_in=True)
-                await self._ari_call(self.ari.play(self.id, playback[0], prompt))
+                await self._ari_call(self.ari.play(self.id, playback[0],
+                                                   [*(claimed or ()), *prompt]))
             await self._ari_call(
                 self.ari.record(
                     self.id, name, fmt=fmt, max_duration=max_duration, max_silence=max_silence,
@@ -467,6 +470,8 @@ class Call:
         finally:
             if playback is not None:
                 self._close_playback(playback[0])
+            if claimed is not None:
+                self._speaker.claimed_heard()
         # Keys pressed before the recording began are not input.
         self._digits.clear()
         return LiveTake(self, name, fut, terminate_on, follow)

@@ -147,6 +147,7 @@ class Speaker:
         self._flush_soon: asyncio.Handle | None = None
         self._sending: asyncio.Task[None] | None = None
         self._unheard: list[_Batch] = []
+        self._claimed: _Batch | None = None  # said, and played by another request (claim)
         # A play request that failed (not a hang-up): the flow's next step raises it.
         self.failure: BaseException | None = None
 
@@ -233,6 +234,26 @@ class Speaker:
     def hush(self) -> None:
         for batch in list(self._unheard):
             self._stop(batch)
+
+    def claim(self) -> list[str] | None:
+        """The barge-in prompts said this very tick and not yet sent, for a request that plays
+        them itself (start_recording, in one playback with its prompt: a request less, and a
+        playback less for Asterisk). They stay unheard, so a key or hush still stops them;
+        `claimed_heard` ends them."""
+        batch = self._pending
+        if batch is None or not batch.barge_in:
+            return None
+        if self._flush_soon is not None:
+            self._flush_soon.cancel()
+            self._flush_soon = None
+        self._pending = None
+        self._claimed = batch
+        return list(batch.media)
+
+    def claimed_heard(self, exc: BaseException | None = None) -> None:
+        batch, self._claimed = self._claimed, None
+        if batch is not None:
+            _end(batch, exc)
 
     async def sent(self) -> None:
         """Until what was said so far has gone out (a request that must follow it may go)."""

@@ -143,7 +143,16 @@ async def test_hang_up_mid_take_keeps_a_long_enough_take_only(
 
     await asyncio.gather(hang_up_after(kept, FOX, "5557770006"),
                          hang_up_after(lost, SHORT, "5557770007"))
-    await asyncio.sleep(1.5)
+    # The kept take is fetched, judged, stored and accepted after the hang-up: until both
+    # sessions have ended (a loaded machine takes more than a second or two).
+    deadline = asyncio.get_running_loop().time() + 15
+    while True:
+        states = [(await rec.vr.ok("GetSessionStatus", "json",
+                                   recording_session_key=s["session_key"]))["session_state"]
+                  for s in (kept, lost)]
+        if states == ["ended", "ended"] or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.2)
     r_kept = (await recordings_of(rec, kept["list_key"]))[kept["keys"][0]]
     r_lost = (await recordings_of(rec, lost["list_key"]))[lost["keys"][0]]
     assert r_kept["recording_state"] == "recorded" and r_kept["kept_on_hangup"] is True
