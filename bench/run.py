@@ -260,15 +260,15 @@ def report(system: str, result: calls.StepResult) -> None:
 
 
 def knee(load: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per system, the largest N of a step that lost no call and no take (None: none held),
-    the smallest that lost some, and engine / baseline of the largest held."""
+    """Per system, the smallest N of a step that lost a call or a take, the largest N below it
+    of a step that lost none (None: none held), and engine / baseline of the largest held."""
     out: dict[str, Any] = {}
     for system in ("baseline", "engine"):
         steps = [r for r in load if r["system"] == system]
-        held = [r["calls"] for r in steps if r["ok"]]
-        lost = [r["calls"] for r in steps if not r["ok"]]
-        out[system] = {"held": max(held) if held else None,
-                       "first_lost": min(lost) if lost else None}
+        lost = min((r["calls"] for r in steps if not r["ok"]), default=None)
+        # Below the first loss only: a larger step that passed after it was luck.
+        held = [r["calls"] for r in steps if r["ok"] and (lost is None or r["calls"] < lost)]
+        out[system] = {"held": max(held) if held else None, "first_lost": lost}
     engine, baseline = out["engine"]["held"], out["baseline"]["held"]
     out["ratio"] = round(engine / baseline, 2) if engine and baseline else None
     return out
@@ -297,20 +297,27 @@ def _cpu(cpu: dict[str, float], part: str) -> str:
     return "-" if burnt is None else f"burn {burnt}"
 
 
+def _wire(w: dict[str, Any] | None) -> str:
+    if not w or not w.get("count"):
+        return "-"
+    return f"{_fmt(w.get('p50'))} / {_fmt(w.get('p95'))} / {_fmt(w.get('p99'))}"
+
+
 def table(out: dict[str, Any]) -> str:
     lines = ["Load over real SIP (2 takes per call; CPU in ms per call; latency = key press -> "
              "next prompt, ms; key event p50 / p99 = Asterisk's timestamp on a key press -> the "
              "event reaching its call, ms; take s p10 = the 10th percentile of the seconds each "
              f"take holds, for {out.get('speech_seconds', '?')} s of speech: a take starting "
              "late holds less; loaded = the baseline beside burners taking the CPU the engine "
-             "and Postgres took in the engine's step, shown as `burn` in their columns; wire = "
-             "key press -> next prompt read off the wire, p50 / p95 / p99 ms; caller CPU = "
-             "SIPp's, in its own namespace)",
+             "and Postgres took in the engine's step, shown as `burn` in their columns; wire # "
+             "/ 1 = key press -> the next prompt's first sound read off the wire, after # (the "
+             "review menu, 40 ms of it its leading silence) and after 1 (recording saved), p50 / "
+             "p95 / p99 ms; caller CPU = SIPp's, in its own namespace)",
              f"caller: {out.get('caller', 'loadgen')}",
              "| N | system | calls ok/failed | takes complete | Asterisk CPU | engine CPU | "
              "Postgres CPU | caller CPU | engine RSS MB (peak) | p50 | p95 | p99 | "
-             "wire p50 / p95 / p99 | key event p50 / p99 | take s p10, 1st / 2nd |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "wire # | wire 1 | key event p50 / p99 | take s p10, 1st / 2nd |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in out.get("load") or []:
         cpu = r["cpu_per_call_ms"]
         lat = r["latency_ms"] or {}
@@ -320,9 +327,8 @@ def table(out: dict[str, Any]) -> str:
         rss = f"{r['engine_rss_mb']} ({r['engine_rss_peak_mb']})" if r["system"] == "engine" \
             else "-"
         p10 = " / ".join(str(x) for x in r.get("take_seconds_p10") or []) or "-"
-        w = r.get("wire_latency_ms") or {}
-        wire = (f"{_fmt(w.get('p50'))} / {_fmt(w.get('p95'))} / {_fmt(w.get('p99'))}"
-                if w.get("count") else "-")
+        wire = " | ".join(_wire(((r.get("wire_latency_ms") or {}).get("by_key") or {}).get(key))
+                          for key in ("#", "1"))
         lines.append(
             f"| {r['calls']} | {r['system']} | {r['completed']}/{r['failed']} | "
             f"{r['recordings_complete']}/{r['calls'] * calls.TAKES} | {_fmt(cpu.get('asterisk'))}"

@@ -138,7 +138,7 @@ class SippCaller:
                 "-trace_stat", "-stf", f"stats-{tag}.csv", "-fd", "3600"]
         out = CallerRun()
         pcap = self.folder / f"wire-{tag}.pcap"
-        async with wire.capture(self.ns.name, self.ns.peer_end, pcap) as captured:
+        async with wire.capture(self.ns.name, self.ns.peer_end, pcap, listen) as captured:
             out.exit_status, out.cpu_seconds = await asyncio.to_thread(
                 _run_measured, argv, self.folder, deadline_s)
         out.capture = captured

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import struct
 import wave
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -34,11 +35,12 @@ _KEYS = {v: k for k, v in EVENTS.items()}
 _DECODE = np.array(ULAW, dtype=np.int32)
 
 
-@dataclass
-class Packet:
+class Packet(NamedTuple):
     t: float
-    src: tuple[str, int]
-    dst: tuple[str, int]
+    src: bytes  # IPv4 address, 4 bytes
+    sport: int
+    dst: bytes
+    dport: int
     payload: bytes  # the UDP payload (RTP)
 
 
@@ -60,7 +62,7 @@ def read_pcap(path: Path) -> Iterator[Packet]:
         offset = {1: 14, 113: 16}.get(link)
         if offset is None:
             raise ValueError(f"{path}: link type {link} (want Ethernet or Linux cooked)")
-        record = struct.Struct(order + "IIII")
+        record, ports = struct.Struct(order + "IIII"), struct.Struct("!HH")
         while True:
             rec = f.read(16)
             if len(rec) < 16:
@@ -71,9 +73,8 @@ def read_pcap(path: Path) -> Iterator[Packet]:
             if len(ip) < 28 or ip[0] >> 4 != 4 or ip[9] != 17:
                 continue
             ihl = (ip[0] & 0x0F) * 4
-            sport, dport = struct.unpack("!HH", ip[ihl:ihl + 4])
-            src, dst = ".".join(map(str, ip[12:16])), ".".join(map(str, ip[16:20]))
-            yield Packet(sec + frac * scale, (src, sport), (dst, dport), ip[ihl + 8:])
+            sport, dport = ports.unpack_from(ip, ihl)
+            yield Packet(sec + frac * scale, ip[12:16], sport, ip[16:20], dport, ip[ihl + 8:])
 
 
 def prompt_frames(path: Path) -> tuple[np.ndarray, float]:
@@ -118,13 +119,14 @@ class Stream:
 def streams(path: Path, asterisk: str) -> dict[int, Stream]:
     """Per caller (its RTP port): presses, and Asterisk's u-law packets to it."""
     found: dict[int, Stream] = {}
+    address = socket.inet_aton(asterisk)
     for pkt in read_pcap(path):
         rtp = pkt.payload
         if len(rtp) < 12 or rtp[0] >> 6 != 2:
             continue
         pt = rtp[1] & 0x7F
-        if pkt.dst[0] == asterisk and pt == EVENT_PT and len(rtp) >= 16:
-            stream = found.setdefault(pkt.src[1], Stream())
+        if pkt.dst == address and pt == EVENT_PT and len(rtp) >= 16:
+            stream = found.setdefault(pkt.sport, Stream())
             ts = struct.unpack("!I", rtp[4:8])[0]
             event, end = rtp[12], bool(rtp[13] & 0x80)
             if end:  # the end is sent three times: the last one is the press's last packet
@@ -133,8 +135,8 @@ def streams(path: Path, asterisk: str) -> dict[int, Stream]:
                 else:
                     stream.presses.append((pkt.t, _KEYS.get(event, "?")))
                 stream._event = (ts, event)
-        elif pkt.src[0] == asterisk and pt == PCMU and len(rtp) >= 12 + PACKET:
-            stream = found.setdefault(pkt.dst[1], Stream())
+        elif pkt.src == address and pt == PCMU and len(rtp) >= 12 + PACKET:
+            stream = found.setdefault(pkt.dport, Stream())
             stream.times.append(pkt.t)
             stream.payloads.append(rtp[12:12 + PACKET])
     return found
@@ -181,14 +183,18 @@ def summary(values: list[float]) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def capture(namespace: str, interface: str, path: Path) -> AsyncIterator[dict[str, Any]]:
-    """tcpdump on `interface` in `namespace` (RTP only: not SIP), writing `path`; yields a dict
-    that gets its CPU seconds, and what it captured and dropped, once it has stopped."""
+async def capture(namespace: str, interface: str, path: Path, asterisk: str
+                  ) -> AsyncIterator[dict[str, Any]]:
+    """tcpdump on `interface` in `namespace`, writing `path`: what Asterisk sends (not SIP) and
+    the caller's RFC 4733 packets (UDP payload byte 1: the RTP payload type), not the caller's
+    audio; yields a dict that gets its CPU seconds, and what it captured and dropped, once it
+    has stopped."""
     from bench.procstat import cpu_seconds
 
     proc = await asyncio.create_subprocess_exec(
         "ip", "netns", "exec", namespace, "tcpdump", "-i", interface, "-w", str(path), "-s",
-        str(SNAPLEN), "-B", "65536", "-n", "-U", "udp and not port 5060",
+        str(SNAPLEN), "-B", "65536", "-n", "-U",
+        f"udp and not port 5060 and (src host {asterisk} or udp[9] & 0x7f = {EVENT_PT})",
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE, start_new_session=True)
     assert proc.stderr is not None
