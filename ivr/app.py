@@ -9,7 +9,7 @@ import gc
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from urllib.parse import urlsplit
 
@@ -54,7 +54,7 @@ from ivr.recorder.recovery import Recovery
 from ivr.recorder.retention import AudioRetention
 from ivr.recorder.routes import add_routes as add_recorder_routes
 from ivr.recorder.takes import TakeStore
-from ivr.settings import Settings
+from ivr.settings import Settings, ws_url
 from ivr.telephony import trunk_health
 from ivr.telephony.ari_tls import ari_connector
 from ivr.telephony.call import Call
@@ -69,11 +69,25 @@ LINECHECK_NUMBER = "9999"
 
 
 @dataclass
-class Telephony:
-    session: aiohttp.ClientSession
+class Node:
+    """One more media node this engine drives (IVR_ARI_NODES): its calls run here too."""
+
     ari: AriClient
     events: EventStreams
     runner: CallRunner
+
+
+@dataclass
+class Telephony:
+    session: aiohttp.ClientSession
+    ari: AriClient  # IVR_ARI_URL's Asterisk: calls out (call control, dialer) leave by it
+    events: EventStreams
+    runner: CallRunner
+    others: list[Node] = field(default_factory=list)
+
+    @property
+    def runners(self) -> list[CallRunner]:
+        return [self.runner, *(node.runner for node in self.others)]
 
 
 TELEPHONY = web.AppKey("telephony", Telephony)
@@ -148,7 +162,6 @@ async def telephony(
         connector=ari_connector(settings, limit=200, limit_per_host=200, keepalive_timeout=60),
         timeout=aiohttp.ClientTimeout(total=30, connect=5),
     )
-    ari = AriClient(session, settings.ari_url)
     phone = recorder_phone(settings, pool)
     # The project's own Asterisk on this host (ARI on loopback): takes are read from its spool
     # directly. Any other Asterisk serves them over ARI, even where a root exists here too: no
@@ -162,25 +175,37 @@ async def telephony(
                             takes)
     dialled = Dialled(recorder, override, callcontrol)
     app = settings.stasis_app
-    runner = CallRunner(ari, app, dialled.choose, PgCallLog(pool, app),
-                        shards=settings.ari_shards, apology=prompts.default_media("apology"),
-                        pool=settings.ari_app if settings.engine_id else None)
-    runner.adopt = dialled.adopt
-    if callcontrol is not None:
-        callcontrol.attach(ari, runner.router, app)
-    recovery = Recovery(pool, takes)
-    runner.resync_hooks.append(partial(recovery.once, ari))
-    events = EventStreams(session, settings.ari_ws_url, runner.apps, runner.router.dispatch,
-                          runner.resync)
-    events.start()
+
+    def node(url: str) -> Node:
+        """A media node's calls: runner, recovery and event sockets of its own (each node
+        resynchronises alone), the same flows and database."""
+        node_ari = AriClient(session, url)
+        runner = CallRunner(node_ari, app, dialled.choose, PgCallLog(pool, app),
+                            shards=settings.ari_shards, apology=prompts.default_media("apology"),
+                            pool=settings.ari_app if settings.engine_id else None)
+        runner.adopt = dialled.adopt
+        if callcontrol is not None:
+            callcontrol.attach(node_ari, runner.router, app)
+        runner.resync_hooks.append(partial(Recovery(pool, takes).once, node_ari))
+        events = EventStreams(session, ws_url(url), runner.apps, runner.router.dispatch,
+                              runner.resync)
+        events.start()
+        return Node(node_ari, events, runner)
+
+    first = node(settings.ari_url)
+    ari, events, runner = first.ari, first.events, first.runner
+    others = [node(url) for url in settings.ari_nodes]
+    for each in (first, *others):
+        each.runner.peers = [n.ari for n in (first, *others) if n is not each]
     agi_server = None
     try:
         agi_server = await agi.start(settings, recorder, PgCallLog(pool), runner.apology)
-        yield Telephony(session, ari, events, runner)
+        yield Telephony(session, ari, events, runner, others)
     finally:
         await agi.stop(agi_server, settings.shutdown_grace)
-        await runner.drain(0)
-        await events.stop()
+        for each in (first, *others):
+            await each.runner.drain(0)
+            await each.events.stop()
         await session.close()
 
 
@@ -203,6 +228,9 @@ async def healthz(request: web.Request) -> web.Response:
                                   "connections": tel.events.connections}
         if tel.events.last_error:
             ari["last_error"] = tel.events.last_error
+        if tel.others:  # reported, not judged: every engine of a pool sees the same nodes
+            ari["nodes"] = [{"connected": n.events.connected, "calls": len(n.runner.calls)}
+                            for n in tel.others]
         body["ari"] = ari
         body["calls"] = {"active": len(tel.runner.calls), "accepting": tel.runner.accepting,
                          "handled": tel.runner.finished}
@@ -355,7 +383,8 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
         await stop.wait()
         log.info("stopping: no new calls; letting calls in progress finish")
         if TELEPHONY in app:
-            await app[TELEPHONY].runner.drain(settings.shutdown_grace)
+            await asyncio.gather(*(r.drain(settings.shutdown_grace)
+                                   for r in app[TELEPHONY].runners))
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)

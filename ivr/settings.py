@@ -464,6 +464,12 @@ class Settings:
     engine_id: str = ""
     engine_pool: bool = False
     proxy: Proxy = field(default_factory=Proxy)  # Kamailio in front of the media nodes
+    # IVR_ARI_NODES: more media nodes this engine drives beside IVR_ARI_URL (their ARI base
+    # URLs, comma-separated; the same ARI user and password): their calls run here too.
+    ari_nodes: tuple[str, ...] = ()
+    # IVR_NODE_NAME: a media node's name, for `ivr asterisk up` where one engine drives several
+    # nodes (Asterisk's systemname: channel ids then differ between nodes).
+    node_name: str = ""
 
     @property
     def stasis_app(self) -> str:
@@ -484,8 +490,7 @@ class Settings:
 
     @property
     def ari_ws_url(self) -> str:
-        scheme = "wss" if self.ari_url.startswith("https") else "ws"
-        return f"{scheme}{self.ari_url[self.ari_url.index(':'):]}/ari/events"
+        return ws_url(self.ari_url)
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, env_file: Path | None = None) -> Settings:
@@ -510,8 +515,11 @@ class Settings:
                        ("http", "https"))
         network = Network.from_mapping(get, ari_url)
         ari_password = _secret("IVR_ARI_PASSWORD", get("IVR_ARI_PASSWORD"))
-        if network.ari_exposed(ari_url) and (len(ari_password) < STRONG_PASSWORD_LENGTH
-                                             or ari_password in KNOWN_DEFAULT_PASSWORDS):
+        ari_nodes = tuple(_url("IVR_ARI_NODES", u.strip(), ("http", "https"))
+                          for u in env.get("IVR_ARI_NODES", "").split(",") if u.strip())
+        exposed = any(network.ari_exposed(u) for u in (ari_url, *ari_nodes))
+        if exposed and (len(ari_password) < STRONG_PASSWORD_LENGTH
+                        or ari_password in KNOWN_DEFAULT_PASSWORDS):
             raise ConfigError(
                 "IVR_ARI_PASSWORD is too weak for an ARI reached off loopback (IVR_ARI_URL / "
                 f"IVR_ARI_BIND / IVR_ARI_TLS_BIND): use at least {STRONG_PASSWORD_LENGTH} "
@@ -586,10 +594,19 @@ class Settings:
             edge=Edge.from_mapping(get, network),
             security=Security.from_mapping(get),
             proxy=Proxy.from_mapping(get, network),
+            ari_nodes=ari_nodes,
+            node_name=_name("IVR_NODE_NAME", env["IVR_NODE_NAME"]) if env.get(
+                "IVR_NODE_NAME") else "",
             engine_id=engine_id,
             engine_pool=_bool("IVR_ENGINE_POOL",
                               get("IVR_ENGINE_POOL", "true" if engine_id else "false")),
         )
+
+
+def ws_url(ari_url: str) -> str:
+    """The ARI event websocket of the Asterisk at `ari_url`."""
+    scheme = "wss" if ari_url.startswith("https") else "ws"
+    return f"{scheme}{ari_url[ari_url.index(':'):]}/ari/events"
 
 
 def redact_url(url: str) -> str:

@@ -31,7 +31,8 @@ from ivr.core.errors import ConfigError
 from ivr.provision import asterisk as provision
 from ivr.provision import kamailio
 from ivr.settings import REPO_ROOT, Settings
-from tests.helpers.netns import Net, asterisk_up, free_subnet, ip
+from tests.helpers.netns import Net, asterisk_up, free_subnet
+from tests.helpers.scale import lan, proxy_up, sipp, tear_down, until
 
 pytestmark = pytest.mark.asterisk
 
@@ -65,66 +66,6 @@ exten => _X.,1,Set(GLOBAL(CALLS)=$[0${{CALLS}} + 1])
  same => n,Hangup()
 """
 
-SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="call through the proxy">
-  <send retrans="500">
-    <![CDATA[
-INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:caller@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: <sip:caller@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-s=-
-c=IN IP[media_ip_type] [media_ip]
-t=0 0
-m=audio [media_port] RTP/AVP 0
-a=rtpmap:0 PCMU/8000
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="183" optional="true"/>
-  <recv response="200" rtd="true" rrs="true"/>
-  <send>
-    <![CDATA[
-ACK [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:caller@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-[last_To:]
-[routes]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Contact: <sip:caller@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Length: 0
-    ]]>
-  </send>
-  <pause milliseconds="1000"/>
-  <send retrans="500">
-    <![CDATA[
-BYE [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: <sip:caller@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-[last_To:]
-[routes]
-Call-ID: [call_id]
-CSeq: 2 BYE
-Contact: <sip:caller@[local_ip]:[local_port]>
-Max-Forwards: 70
-Content-Length: 0
-    ]]>
-  </send>
-  <recv response="200" crlf="true"/>
-</scenario>
-"""
 
 
 @dataclass
@@ -141,25 +82,6 @@ class Site:
 
     def addr(self, host: int) -> str:
         return f"{self.octets}.{host}"
-
-
-def _lan(net: Net, octets: str, hosts: dict[str, int]) -> dict[str, str]:
-    """One bridge in a namespace of its own, and a namespace per host on it (10.A.B.n/24)."""
-    lan = net.namespace("lan")
-    ip("netns", "exec", lan, "ip", "link", "add", "br0", "type", "bridge")
-    ip("netns", "exec", lan, "ip", "link", "set", "br0", "up")
-    made = {}
-    for role, host in hosts.items():
-        ns = net.namespace(role)
-        a, b = f"k{net.tag}{host}a", f"k{net.tag}{host}b"
-        ip("link", "add", a, "type", "veth", "peer", "name", b)
-        ip("link", "set", a, "netns", lan)
-        ip("link", "set", b, "netns", ns)
-        ip("netns", "exec", lan, "ip", "link", "set", a, "master", "br0", "up")
-        ip("netns", "exec", ns, "ip", "addr", "add", f"{octets}.{host}/24", "dev", b)
-        ip("netns", "exec", ns, "ip", "link", "set", b, "up")
-        made[role] = ns
-    return made
 
 
 def _node_conf(folder: Path, sip: str, proxy: str) -> tuple[Path, Path]:
@@ -182,7 +104,7 @@ def site(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> I
     proxy = None
     try:
         octets = free_subnet(pid + 13)
-        ns = _lan(net, octets, {"proxy": 1, "node1": 2, "node2": 3, "caller": 4})
+        ns = lan(net, octets, {"proxy": 1, "node1": 2, "node2": 3, "caller": 4})
         nodes, envs = {}, {}
         for name, host in (("node1", 2), ("node2", 3)):
             sip = f"{octets}.{host}"
@@ -202,46 +124,16 @@ def site(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> I
             nodes[name], envs[name] = cfg, env
         proxy = kamailio.ProxyConfig(folder / "proxy", f"{octets}.1", 5060,
                                      (f"{octets}.2", f"{octets}.3"), probe_interval=1)
-        _proxy_up(ns["proxy"], proxy)
+        proxy_up(ns["proxy"], proxy)
         made = Site(net, octets, nodes, {"node1": ns["node1"], "node2": ns["node2"]}, envs,
                     proxy, ns["proxy"], ns["caller"], folder)
     except Exception as exc:  # a real part that cannot start fails the test
-        _tear_down(net, started, proxy)
+        tear_down(net, started, proxy)
         pytest.fail(f"the proxy's namespaces could not be set up: {exc}", pytrace=False)
     try:
         yield made
     finally:
-        _tear_down(net, started, proxy)
-
-
-def _proxy_up(ns: str, cfg: kamailio.ProxyConfig) -> None:
-    """`kamailio.up(cfg)` inside namespace `ns` (its listen address is there)."""
-    done = subprocess.run(
-        ["ip", "netns", "exec", ns, sys.executable, "-c", _PROXY_UP], capture_output=True,
-        text=True, timeout=30, cwd=REPO_ROOT,
-        env={**os.environ, "P_FOLDER": str(cfg.folder), "P_ADDR": cfg.address,
-             "P_NODES": ",".join(cfg.nodes), "P_PROBE": str(cfg.probe_interval)})
-    if done.returncode != 0:
-        raise RuntimeError(f"Kamailio did not come up:\n{done.stdout}{done.stderr}")
-
-
-_PROXY_UP = """
-import os
-from pathlib import Path
-from ivr.provision import kamailio
-print(kamailio.up(kamailio.ProxyConfig(
-    Path(os.environ["P_FOLDER"]), os.environ["P_ADDR"], 5060,
-    tuple(os.environ["P_NODES"].split(",")), probe_interval=int(os.environ["P_PROBE"]))))
-"""
-
-
-def _tear_down(net: Net, started: list[provision.AsteriskConfig],
-               proxy: kamailio.ProxyConfig | None) -> None:
-    if proxy is not None:
-        kamailio.down(proxy)
-    for cfg in reversed(started):
-        provision.down(cfg, progress=lambda line: None, purge=True)
-    net.close()
+        tear_down(net, started, proxy)
 
 
 def _calls(site: Site, name: str) -> int:
@@ -250,31 +142,13 @@ def _calls(site: Site, name: str) -> int:
     return int(found[1]) if found else 0
 
 
-def _sipp(site: Site, calls: int, rate: int = 10) -> subprocess.CompletedProcess[str]:
-    scenario = site.folder / "uac.xml"
-    scenario.write_text(SCENARIO)
-    return subprocess.run(
-        ["ip", "netns", "exec", site.caller_ns, "sipp", "-sf", str(scenario),
-         f"{site.addr(1)}:5060", "-i", site.addr(4), "-p", "5070", "-s", "2000",
-         "-m", str(calls), "-r", str(rate), "-l", str(calls), "-nostdin", "-timeout", "60s",
-         "-timeout_error"], capture_output=True, text=True, timeout=90)
-
-
-async def _until(check: object, what: str, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(what)
-
-
 async def test_calls_spread_over_both_nodes_and_follow_their_route(site: Site) -> None:
-    await _until(lambda: set(kamailio.nodes_state(site.proxy).values()) == {"AP"},
+    await until(lambda: set(kamailio.nodes_state(site.proxy).values()) == {"AP"},
                  "both nodes answer the proxy's OPTIONS")
     before = {n: _calls(site, n) for n in site.nodes}
     log_at = site.proxy.log.stat().st_size
-    done = await asyncio.to_thread(_sipp, site, 10)
+    done = await asyncio.to_thread(sipp, site.caller_ns, site.folder, site.addr(1),
+                                    site.addr(4), 10)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     spread = {n: _calls(site, n) - before[n] for n in site.nodes}
     print(f"10 calls through Kamailio: {spread}")
@@ -290,11 +164,12 @@ async def test_a_node_that_stops_answering_gets_no_new_calls(site: Site) -> None
     stopped = time.monotonic()
     node2 = f"sip:{site.addr(3)}:5060"
     # Flags: A active, I inactive, T trying (missed probes below the threshold), P probed.
-    await _until(lambda: not kamailio.nodes_state(site.proxy)[node2].startswith("A"),
+    await until(lambda: not kamailio.nodes_state(site.proxy)[node2].startswith("A"),
                  f"the proxy took node2 out: {kamailio.nodes_state(site.proxy)}", timeout=15)
     took = time.monotonic() - stopped
     before = _calls(site, "node1")
-    done = await asyncio.to_thread(_sipp, site, 6)
+    done = await asyncio.to_thread(sipp, site.caller_ns, site.folder, site.addr(1),
+                                    site.addr(4), 6)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     print(f"node2 stopped: out of the dispatcher after {took:.1f}s (probe every "
           f"{site.proxy.probe_interval}s); 6 of 6 new calls on node1")

@@ -255,6 +255,11 @@ def render(cfg: AsteriskConfig) -> dict[str, bytes]:
     if net.rtp_address != LOOPBACK.rtp_address:
         files["pjsip.conf"] = set_option(files["pjsip.conf"], "pjsip.conf", "media_address",
                                          net.rtp_address)
+    if cfg.node_name:
+        # Channel ids (uniqueids) become NAME-<epoch>.<n>: two nodes started in the same
+        # second would otherwise hand out the same ids to the engines that drive both.
+        files["asterisk.conf"] = files["asterisk.conf"].replace(
+            b"[options]\n", f"[options]\nsystemname = {cfg.node_name}\n".encode(), 1)
     if cfg.instance:
         files["asterisk.conf"] = _instance_conf(cfg, files["asterisk.conf"])
     for name, text in generated(cfg).items():
@@ -315,6 +320,7 @@ class AsteriskConfig:
     media_host: bool = False
     # Several engines on one Postgres: calls offered to all of them (IVR_ENGINE_POOL).
     engine_pool: bool = False
+    node_name: str = ""  # IVR_NODE_NAME: this media node's name among several (systemname)
     # The benchmark's load generator pair (bench/run.py sets it); no other configuration has
     # it, so nothing reaches the dialplan as `loadgen` elsewhere.
     loadgen: bool = False
@@ -417,4 +423,5 @@ def from_settings(settings: Settings) -> AsteriskConfig:
         net=settings.network,
         edge=settings.edge,
         engine_pool=settings.engine_pool,
+        node_name=settings.node_name,
     )

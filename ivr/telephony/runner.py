@@ -77,6 +77,9 @@ class CallRunner:
         self._offered: OrderedDict[str, None] = OrderedDict()
         self.claimed = 0
         self.claims_lost = 0
+        # The other media nodes this engine drives (IVR_ARI_NODES): what is alive is alive on
+        # any of them (the call log and recovery are shared by all).
+        self.peers: list[AriClient] = []
 
     # --- new calls ----------------------------------------------------------------------
     def _on_unrouted(self, event: Event) -> None:
@@ -172,6 +175,7 @@ class CallRunner:
         for call in list(self.calls.values()):
             if call.id not in live:
                 call.mark_gone("vanished while events were down", lost=True)
+        elsewhere = await self._live_on_peers()
         orphans = []
         claimed = await self._claimed_by_us(channels)
         for channel in channels:
@@ -187,6 +191,11 @@ class CallRunner:
         live -= set(orphans)
         await asyncio.gather(*(call.resync() for call in list(self.calls.values())),
                              return_exceptions=True)
+        if elsewhere is None:
+            log.warning("another media node does not answer: calls and sessions are "
+                        "reconciled at the next resynchronisation")
+            return
+        live |= elsewhere
         if self._call_log is not None:
             closed = await self._call_log.reconcile(live)
             if closed:
@@ -211,6 +220,17 @@ class CallRunner:
         self.adopted += 1
         self._start(call, route)
         return True
+
+    async def _live_on_peers(self) -> set[str] | None:
+        """Channels alive on the other nodes; None when one of them cannot say (nothing may
+        then be taken for gone)."""
+        live: set[str] = set()
+        for peer in self.peers:
+            try:
+                live |= {c["id"] for c in await peer.list_channels()}
+            except TelephonyError:
+                return None
+        return live
 
     async def _claimed_by_us(self, channels: list[dict[str, Any]]) -> set[str]:
         """Channels a broadcast gave this engine (the call log says which engine runs what:
