@@ -11,6 +11,7 @@ from ivr.console import (
     dialer_pages,
     error_log,
     live,
+    numbers,
     pages,
     phone,
     render,
@@ -78,6 +79,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get(p + "/errors", view(error_log.errors))
     r.add_get(p + "/errors/codes", error_log.codes)
     r.add_get(p + r"/errors/codes/{code:[^/]{1,60}}", error_log.code_page)
+    r.add_get(p + "/numbers", view(numbers.numbers))
     r.add_get(p + "/operations", view(pages.operations))
     r.add_post(p + "/phone/account", view(phone.issue_account))
     r.add_post(rec + r"/deliveries/{event_id:[0-9a-fA-F-]{36}}/retry",
