@@ -15,6 +15,7 @@ from ivr.campaigns.errors import CampaignError
 from ivr.campaigns.models import Prompt
 from ivr.campaigns.sounds import SoundStore
 from ivr.core.errors import IvrError
+from ivr.core.files import private_dir
 from ivr.dialer.models import Content
 from ivr.media.process import run_tool
 from ivr.media.tts import EspeakTts
@@ -34,7 +35,7 @@ class PromptAudio:
         if len(prompts) == 1 and prompts[0].filename is not None:
             return Content.audio_file(self.sounds.path(tokens[prompts[0].filename])), None
         parts = [await self._part(p, tokens) for p in prompts]
-        await asyncio.to_thread(self.work.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(private_dir, self.work)
         out = self.work / f"{secrets.token_hex(12)}.wav"
         try:
             await run_tool(["sox", *map(str, parts), str(out)])

@@ -20,6 +20,7 @@ from typing import Any
 
 from ivr.campaigns import errors as e
 from ivr.campaigns.errors import CampaignError
+from ivr.core.files import private_dir, write_private
 from ivr.media.errors import MediaError
 from ivr.media.transcode import WavInfo, to_telephone_wav, wav_info
 
@@ -50,11 +51,11 @@ class SoundStore:
     async def convert(self, data: bytes) -> tuple[str, WavInfo]:
         """Check `data` is a WAV with audio and write its telephone copy; returns the new
         token and the upload's facts. The caller records it (or calls `discard`)."""
-        await asyncio.to_thread(self.dir.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(private_dir, self.dir)
         token = secrets.token_hex(16)
         upload = self.dir / f".{token}.upload.wav"
         try:
-            await asyncio.to_thread(upload.write_bytes, data)
+            await asyncio.to_thread(write_private, upload, data, fsync=False)
             try:
                 info = await asyncio.to_thread(wav_info, upload)
             except MediaError as exc:

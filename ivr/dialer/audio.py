@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import os
 import secrets
 from pathlib import Path
 
+from ivr.core.files import private_dir, publish
 from ivr.media.errors import MediaError
 from ivr.media.process import run_tool
 from ivr.media.transcode import wav_info
@@ -35,7 +35,7 @@ async def store_audio(data_dir: Path, src: Path) -> str:
     """Convert `src` (MP3 or WAV) and keep it; returns its digest. MediaError when the file is
     not a readable MP3/WAV."""
     folder = tts_dir(data_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    private_dir(folder)
     tmp = folder / f".dialer-{secrets.token_hex(6)}.wav"
     try:
         await run_tool(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
@@ -45,7 +45,7 @@ async def store_audio(data_dir: Path, src: Path) -> str:
             raise MediaError("the audio file holds no sound")
         data = await asyncio.to_thread(tmp.read_bytes)
         digest = hashlib.sha256(data).hexdigest()
-        os.replace(tmp, folder / f"{digest}.wav")
+        publish(tmp, folder / f"{digest}.wav")
         return digest
     finally:
         with contextlib.suppress(FileNotFoundError):

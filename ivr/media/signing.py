@@ -10,6 +10,8 @@ import os
 import secrets
 from pathlib import Path
 
+from ivr.core.files import private_dir
+
 KEY_BYTES = 32
 
 
@@ -21,7 +23,7 @@ def media_key(data_dir: Path) -> bytes:
         return _read(path)
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     tmp = path.with_name(f".url.key.{secrets.token_hex(6)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

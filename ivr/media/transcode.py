@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ivr.core.files import part_path, private_dir, publish
 from ivr.media.errors import MediaError
 from ivr.media.process import run_tool
 from ivr.media.speech import telephone_wav_command
@@ -90,11 +90,11 @@ async def to_telephone_wav(src: Path, dst: Path) -> None:
 
 
 async def _atomic(dst: Path, command: Callable[[Path], list[str]]) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{secrets.token_hex(4)}.part")
+    private_dir(dst.parent)
+    tmp = part_path(dst)
     try:
         await run_tool(command(tmp))
-        os.replace(tmp, dst)
+        publish(tmp, dst)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

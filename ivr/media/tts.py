@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import secrets
 from pathlib import Path
 from typing import Protocol
 
 from ivr.core.errors import InvalidParameter
+from ivr.core.files import private_dir, publish
 from ivr.media.process import run_tool
 from ivr.media.signing import media_key, sign
 from ivr.media.speech import PIPELINE, VOICE, espeak_command, telephone_wav_command
@@ -110,13 +110,13 @@ class EspeakTts:
 
     async def _make(self, digest: str, text: str) -> None:
         async with self._slots:
-            self.dir.mkdir(parents=True, exist_ok=True)
+            private_dir(self.dir)
             stem = f".{digest}.{secrets.token_hex(4)}"
             raw, out = self.dir / f"{stem}.espeak", self.dir / f"{stem}.part"
             try:
                 await run_tool(espeak_command(self.voice, raw), text.encode())
                 await run_tool(telephone_wav_command(raw, out))
-                os.replace(out, self.dir / f"{digest}.wav")
+                publish(out, self.dir / f"{digest}.wav")
                 self.syntheses += 1
             finally:
                 for leftover in (raw, out):

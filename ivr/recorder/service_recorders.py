@@ -3,7 +3,7 @@ recordings."""
 
 from __future__ import annotations
 
-import os
+import asyncio
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ import asyncpg
 from ivr.core import keys
 from ivr.core.db import Conn
 from ivr.core.errors import InvalidParameter, NotFound
+from ivr.core.files import write_private
 from ivr.core.passwords import hash_password, lookup_digest
 from ivr.media.prompts import prompt_path
 from ivr.recorder import numbers, store
@@ -138,10 +139,7 @@ class RecorderOps(AccountOps):
             play_key = await store.prompt_play_key(conn, recorder.id, prompt_name)
             play_key = play_key or keys.new_play_key()
             path = prompt_path(self.data_dir, recorder.recorder_key, prompt_name)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(".part")
-            partial.write_bytes(audio)
-            os.replace(partial, path)
+            await asyncio.to_thread(write_private, path, audio)
             await store.upsert_prompt(conn, recorder.id, prompt_name, play_key, len(audio))
             return play_key
 

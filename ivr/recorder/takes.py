@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ivr.core.errors import TelephonyError
+from ivr.core.files import write_private
 from ivr.media import processing, quality
 from ivr.recorder.models import ORIGINAL, Recorder, Recording, take_path
 from ivr.recorder.phone import RecorderPhone, Take
@@ -85,18 +86,8 @@ def _process_file(wav: Path, original: Path, figures: dict[str, Any], trim: bool
     if processed is None:
         return None
     os.link(wav, original)  # the recorded take stays, under its own name, before any change
-    _write_atomically(wav, processed)
+    write_private(wav, processed)
     return wav_duration_ms(processed)
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with tmp.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
 
 
 def _read_spooled(path: Path) -> bytes | None:
@@ -156,7 +147,7 @@ class TakeStore:
         quality figures (`judge`)."""
         take = await self.phone.new_take(session_id, recording.id, channel_id, name, judged)
         path = take_path(self.data_dir, recording.play_key, take.number, "wav")
-        await asyncio.to_thread(_write_atomically, path, data)
+        await asyncio.to_thread(write_private, path, data)
         return StoredTake(take, name, path, wav_duration_ms(data), judged)
 
     async def accept(self, ari: AriClient, session_id: int, recorder: Recorder,
