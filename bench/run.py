@@ -363,8 +363,16 @@ def table(out: dict[str, Any]) -> str:
         lines += ["", f"WAV -> MP3 ({m['audio_seconds']} s of 8 kHz speech, median of "
                   f"{media.RUNS})", "| converter | wall s | x real time |", "|---|---:|---:|"]
         for name, r in m.items():
-            if isinstance(r, dict):
+            if isinstance(r, dict) and "wall_s" in r:
                 lines.append(f"| {name} | {r['wall_s']} | {r['x_realtime']} |")
+        if m.get("take_checks"):
+            lines += ["", "Take checks (CPU ms, median; analysis of every take, processing of kept "
+                      "ones)", "| audio | seconds | analyse ms | per s | process ms | per s |",
+                      "|---|---:|---:|---:|---:|---:|"]
+            for name, r in m["take_checks"].items():
+                lines.append(f"| {name} | {r['audio_seconds']} | {r['analyse_ms']} | "
+                             f"{r['analyse_ms_per_s']} | {r['process_ms']} | "
+                             f"{r['process_ms_per_s']} |")
     return "\n".join(lines)
 
 
