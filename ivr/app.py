@@ -55,10 +55,11 @@ from ivr.recorder.retention import AudioRetention
 from ivr.recorder.routes import add_routes as add_recorder_routes
 from ivr.recorder.takes import TakeStore
 from ivr.settings import Settings, ws_url
-from ivr.telephony import trunk_health
+from ivr.telephony import engines, trunk_health
 from ivr.telephony.ari_tls import ari_connector
 from ivr.telephony.call import Call
 from ivr.telephony.call_log import PgCallLog
+from ivr.telephony.engines import EngineRegistry
 from ivr.telephony.events import EventStreams
 from ivr.telephony.rest import AriClient, basic_auth
 from ivr.telephony.runner import CallRunner, Route
@@ -186,7 +187,9 @@ async def telephony(
         runner.adopt = dialled.adopt
         if callcontrol is not None:
             callcontrol.attach(node_ari, runner.router, app)
-        runner.resync_hooks.append(partial(Recovery(pool, takes).once, node_ari))
+        recovery = Recovery(pool, takes)
+        runner.resync_hooks.append(partial(recovery.once, node_ari))
+        runner.takeover_hooks.append(partial(recovery.run, node_ari))
         events = EventStreams(session, ws_url(url), runner.apps, runner.router.dispatch,
                               runner.resync)
         events.start()
@@ -197,12 +200,23 @@ async def telephony(
     others = [node(url) for url in settings.ari_nodes]
     for each in (first, *others):
         each.runner.peers = [n.ari for n in (first, *others) if n is not each]
+    watch = None
+    if settings.engine_id:  # one of a pool: beat, and take over an engine that stops beating
+        async def take_over(dead: set[str]) -> int:
+            return sum([await n.runner.take_over(dead) for n in (first, *others)])
+
+        watch = asyncio.create_task(engines.watch(
+            EngineRegistry(pool, app), take_over,
+            lambda: all(n.events.connected for n in (first, *others))))
     agi_server = None
     try:
         agi_server = await agi.start(settings, recorder, PgCallLog(pool), runner.apology)
         yield Telephony(session, ari, events, runner, others)
     finally:
         await agi.stop(agi_server, settings.shutdown_grace)
+        if watch is not None:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
         for each in (first, *others):
             await each.runner.drain(0)
             await each.events.stop()

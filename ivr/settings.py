@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -534,9 +535,11 @@ class Settings:
                           get("IVR_PUBLIC_URL", f"http://{http_host}:{http_port}"),
                           ("http", "https"))
         engine_id = env.get("IVR_ENGINE_ID", "")
-        if engine_id and not all(c.isascii() and (c.isalnum() or c in "-_") for c in engine_id):
-            raise ConfigError(f"IVR_ENGINE_ID must be letters, digits, '-' or '_', got "
-                              f"{engine_id!r}")
+        # Not ending in -DIGITS: that is how its shards' apps are told apart (IVR_ARI_APP.ID-0).
+        if (engine_id and not re.fullmatch(r"[A-Za-z0-9_-]+", engine_id)) or re.search(
+                r"-\d+$", engine_id):
+            raise ConfigError("IVR_ENGINE_ID must be letters, digits, '-' or '_', not ending in "
+                              f"'-' and digits, got {engine_id!r}")
         return cls(
             database_url=_url(
                 "IVR_DATABASE_URL",

@@ -19,6 +19,7 @@ import dataclasses
 import os
 import secrets
 import signal
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ from ivr.cli import asterisk_config
 from ivr.core.errors import ConfigError
 from ivr.provision import asterisk as provision
 from ivr.settings import Settings
+from ivr.telephony.engines import STALE
 from tests.conftest import free_port, start_serve
 from tests.helpers.netns import Net, asterisk_up, free_subnet
 from tests.helpers.phone import Recorder, new_number, recordings_of, start_session
@@ -273,10 +275,52 @@ def test_an_engine_of_a_pool_has_apps_of_its_own() -> None:
     base = {"IVR_ARI_PASSWORD": "x" * 24, "IVR_SOFTPHONE_PASSWORD": "y" * 12}
     alone = Settings.from_mapping(base)
     assert (alone.stasis_app, alone.engine_pool) == ("ivr", False)
-    member = Settings.from_mapping({**base, "IVR_ENGINE_ID": "east-1"})
-    assert (member.stasis_app, member.engine_pool) == ("ivr.east-1", True)
+    member = Settings.from_mapping({**base, "IVR_ENGINE_ID": "east-a"})
+    assert (member.stasis_app, member.engine_pool) == ("ivr.east-a", True)
     media = Settings.from_mapping({**base, "IVR_ENGINE_POOL": "yes"})
     assert (media.stasis_app, asterisk_config(media).engine_pool) == ("ivr", True)
-    for bad in ("a.b", "x y", "é"):
+    for bad in ("a.b", "x y", "é", "east-1"):
         with pytest.raises(ConfigError, match="IVR_ENGINE_ID"):
             Settings.from_mapping({**base, "IVR_ENGINE_ID": bad})
+
+
+async def test_an_engine_that_dies_mid_session_is_taken_over(
+        engines: Pool, caller: Caller, pool: asyncpg.Pool, settings: Settings) -> None:
+    """Engine a killed while it voices a session: b finds it silent (table engines), resumes
+    the session on the caller's channel ("one moment", the recording again) and the caller
+    finishes it; nothing is left locked."""
+    async with aiohttp.ClientSession() as http:
+        rec = await _recorder(_Api(http, engines.url("b")), pool, settings)
+        s = await start_session(rec, ["Taken over"])
+        b = engines.procs["b"]
+        b.send_signal(signal.SIGSTOP)  # the call goes to a: b cannot claim it meanwhile
+        try:
+            leg = await caller.dial(rec.number, caller_id="5557770102")
+        finally:
+            b.send_signal(signal.SIGCONT)
+        assert await _engine_of(pool, leg) == f"{engines.app}.a"
+        await leg.press(s["pin"] + "#")
+        assert await _until_state(rec.vr, s["session_key"], {"recording"}) == "recording"
+        killed = time.monotonic()
+        await engines.stop("a", signal.SIGKILL)
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 30
+            while await _engine_of(pool, leg) != f"{engines.app}.b":
+                assert loop.time() < deadline, "engine b never took the call over"
+                await asyncio.sleep(0.2)
+            took = time.monotonic() - killed
+            assert await _until_state(rec.vr, s["session_key"], {"recording"}) == "recording"
+            await asyncio.sleep(1.0)  # "one moment", the recording's name, the beep
+            await leg.say(SHORT)
+            await leg.press("#")
+            await asyncio.sleep(1.0)
+            await leg.press("9")
+            assert await leg.wait_hangup(20)
+            await _until_state(rec.vr, s["session_key"], {"ended"})
+            (only,) = (await recordings_of(rec, s["list_key"])).values()
+            assert only["recording_state"] == "recorded", only
+            print(f"engine a killed mid-take: b resumed the session after {took:.1f}s "
+                  f"(engines silent for {STALE:.0f}s are dead); take saved")
+        finally:
+            await engines.start("a")

@@ -43,6 +43,7 @@ OPS: dict[str, Op] = {
     "set_event_filter": _op("PUT", "/applications/{applicationName}/eventFilter",
                             body="filter"),
     "claim_channel": _op("POST", "/events/claim", "channelId", "application"),
+    "subscribe": _op("POST", "/applications/{applicationName}/subscription", "eventSource"),
     "list_channels": _op("GET", "/channels"),
     "list_endpoints_by_tech": _op("GET", "/endpoints/{tech}"),
     "get_channel": _op("GET", "/channels/{channelId}"),
@@ -227,6 +228,12 @@ class AriClient:
         """Take a call StasisBroadcast offered (CallBroadcast): the first claim wins, later
         ones get 409, a channel no longer offered 404."""
         await self.request("claim_channel", None, {"channelId": channel_id, "application": app})
+
+    async def subscribe(self, app: str, channel_id: str) -> None:
+        """`app` receives the events of a channel it did not start with (one an engine that
+        died left in its own app)."""
+        await self.request("subscribe", {"applicationName": app},
+                           {"eventSource": f"channel:{channel_id}"})
 
     async def list_channels(self) -> list[dict[str, Any]]:
         return await self.request("list_channels")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ _WRITE_BEHIND_GRACE = 45.0
 
 # How much later an engine claims a call offered to the pool per call it runs already, and
 # at most (StasisBroadcast waits IVR_CLAIM_MS, 2 s, for the first claim).
+_SHARD = re.compile(r"-\d+$")  # app-0, app-1 ... (events.stasis_apps)
 CLAIM_DELAY_PER_CALL = 0.002
 CLAIM_DELAY_MAX = 0.3
 
@@ -80,6 +82,8 @@ class CallRunner:
         # The other media nodes this engine drives (IVR_ARI_NODES): what is alive is alive on
         # any of them (the call log and recovery are shared by all).
         self.peers: list[AriClient] = []
+        # Run after taking over a dead engine's calls, with the ids of the channels alive.
+        self.takeover_hooks: list[ResyncHook] = []
 
     # --- new calls ----------------------------------------------------------------------
     def _on_unrouted(self, event: Event) -> None:
@@ -203,9 +207,10 @@ class CallRunner:
         for hook in self.resync_hooks:
             await hook(live)
 
-    async def _adopted(self, channel: dict[str, Any]) -> bool:
-        """A call a previous engine left in our app (a restart): resumed when its feature
-        knows where it was, from the database (see the Adopt hook)."""
+    async def _adopted(self, channel: dict[str, Any], *, subscribe: bool = False) -> bool:
+        """A call a previous engine left in our app (a restart), or in its own (`subscribe`:
+        an engine of the pool that died; its events then come to our app): resumed when its
+        feature knows where it was, from the database (see the Adopt hook)."""
         if self.adopt is None:
             return False
         call = Call(self._ari, channel, [])
@@ -216,10 +221,43 @@ class CallRunner:
             return False
         if route is None:
             return False
+        if subscribe:
+            try:
+                await self._ari.subscribe(self.app, call.id)
+            except TelephonyError as exc:
+                log.warning("[%s] cannot take the call's events over: %s", call.id, exc)
+                return False
         log.warning("[%s] resuming a call a previous engine left: %s", call.id, route.name)
         self.adopted += 1
         self._start(call, route)
         return True
+
+    async def take_over(self, dead: set[str]) -> int:
+        """The calls engines of the pool that died (`dead`: their apps) left on this node:
+        resumed here where their feature can, else hung up; then what they leave is settled
+        as after a restart (the call log, takeover_hooks). How many calls were theirs."""
+        channels = await self._ari.list_channels()
+        theirs = [c for c in channels if c["id"] not in self.router
+                  and _SHARD.sub("", _stasis_app(c)) in dead]  # their apps and shards
+        offered = [c["id"] for c in channels if c["id"] not in self.router
+                   and (c.get("dialplan") or {}).get("app_name") == "StasisBroadcast"]
+        if self._call_log is not None and offered:
+            owners = await self._call_log.engines_of(offered)
+            theirs += [c for c in channels if owners.get(c["id"]) in dead]
+        hung = []
+        for channel in theirs:
+            if not (self.accepting and await self._adopted(channel, subscribe=True)):
+                await self._refuse(channel["id"])
+                hung.append(channel["id"])
+        await self._wait_destroyed(hung)
+        elsewhere = await self._live_on_peers()
+        if elsewhere is not None:
+            live = {c["id"] for c in channels} - set(hung) | elsewhere
+            if self._call_log is not None:
+                await self._call_log.reconcile(live)
+            for hook in self.takeover_hooks:
+                await hook(live)
+        return len(theirs)
 
     async def _live_on_peers(self) -> set[str] | None:
         """Channels alive on the other nodes; None when one of them cannot say (nothing may
@@ -273,11 +311,8 @@ class CallRunner:
                     break
                 await asyncio.sleep(0.05)
 
-    def _in_our_app(self, channel: dict[str, object]) -> bool:
-        dialplan = channel.get("dialplan")
-        if not isinstance(dialplan, dict) or dialplan.get("app_name") != "Stasis":
-            return False
-        return str(dialplan.get("app_data", "")).split(",", 1)[0] in self._our_apps
+    def _in_our_app(self, channel: dict[str, Any]) -> bool:
+        return _stasis_app(channel) in self._our_apps
 
     # --- shutdown -----------------------------------------------------------------------
     async def drain(self, grace: float) -> None:
@@ -291,6 +326,14 @@ class CallRunner:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=10)
+
+
+def _stasis_app(channel: dict[str, Any]) -> str:
+    """The Stasis app a channel entered by Stasis(app, ...), or ""."""
+    dialplan = channel.get("dialplan")
+    if not isinstance(dialplan, dict) or dialplan.get("app_name") != "Stasis":
+        return ""
+    return str(dialplan.get("app_data", "")).split(",", 1)[0]
 
 
 async def run_call(call: Call, route: Route | Choose, call_log: CallLog | None,
