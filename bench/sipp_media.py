@@ -11,6 +11,7 @@ sends with."""
 
 from __future__ import annotations
 
+import socket
 import struct
 import wave
 from collections.abc import Iterable
@@ -103,17 +104,22 @@ class Stream:
         return header + payload
 
 
-def write_pcap(path: Path, packets: Iterable[tuple[float, bytes]]) -> None:
-    """A classic pcap (Ethernet, IPv4, UDP) of `packets`; SIPp replaces the addresses and
-    ports, and keeps the spacing of the timestamps."""
+Address = tuple[str, int]
+
+
+def write_pcap(path: Path, packets: Iterable[tuple[float, bytes]],
+               src: Address = ("192.0.2.1", 40000), dst: Address = ("192.0.2.2", 10000),
+               start: float = 1_000_000.0) -> None:
+    """A classic pcap (Ethernet, IPv4, UDP) of `packets` (seconds from `start`, RTP); SIPp
+    replaces the addresses and ports, and keeps the spacing of the timestamps."""
     out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
     for seconds, rtp in packets:
-        udp = struct.pack("!HHHH", 40000, 10000, 8 + len(rtp), 0) + rtp
+        udp = struct.pack("!HHHH", src[1], dst[1], 8 + len(rtp), 0) + rtp
         ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0x4000, 64, 17, 0,
-                         bytes([192, 0, 2, 1]), bytes([192, 0, 2, 2]))
+                         socket.inet_aton(src[0]), socket.inet_aton(dst[0]))
         ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
         frame = b"\x02\0\0\0\0\x02" + b"\x02\0\0\0\0\x01" + b"\x08\x00" + ip + udp
-        whole = 1_000_000 + seconds
+        whole = start + seconds
         sec, usec = int(whole), round((whole - int(whole)) * 1e6)
         out.append(struct.pack("<IIII", sec, usec, len(frame), len(frame)) + frame)
     path.write_bytes(b"".join(out))
