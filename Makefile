@@ -55,6 +55,10 @@ deps:
 		echo "installing Debian packages: $$missing"; \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi
+	@# Debian enables the system's Kamailio, on every address's port 5060 (Asterisk's): the
+	@# project starts its own (`ivr proxy up`, docs/scale-out.md).
+	@if command -v systemctl >/dev/null && systemctl is-enabled -q kamailio 2>/dev/null; then \
+		systemctl disable -q kamailio; systemctl stop kamailio 2>/dev/null || true; fi
 
 venv: $(VENV)/.installed
 
