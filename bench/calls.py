@@ -111,12 +111,12 @@ async def engine_lock(path: Path, progress: Progress) -> AsyncIterator[None]:
 
 
 # --- the histogram on /metrics --------------------------------------------------------------
-async def scrape_histograms(http: aiohttp.ClientSession, base_url: str
+async def scrape_histograms(http: aiohttp.ClientSession, base_url: str, headers: dict[str, str]
                             ) -> dict[str, dict[Any, float]] | None:
     """metric -> le -> cumulative count, for the key press histograms (METRIC, EVENT_METRIC),
     and ARI_METRIC -> operation -> requests; None when there is no /metrics."""
     try:
-        async with http.get(f"{base_url}/metrics") as resp:
+        async with http.get(f"{base_url}/metrics", headers=headers) as resp:
             if resp.status != 200:
                 return None
             text = await resp.text()
@@ -328,7 +328,7 @@ class Load:
         async with engine_lock(self.lock_path, self.progress), self.engine.running() as pid:
             prepared = await prepare() if prepare is not None else None
             self.progress(f"  {system}: {n} calls at {cps:g}/s ...")
-            hist_before = await scrape_histograms(self.http, self.engine_url)
+            hist_before = await scrape_histograms(self.http, self.engine_url, self.engine.monitor)
             async with burners(burns or []) as burning:
                 before = procstat.snapshot(self.asterisk_pid, pid, self.database)
                 started = time.monotonic()
@@ -345,7 +345,7 @@ class Load:
                 after = procstat.snapshot(self.asterisk_pid, pid, self.database)
                 burnt = {part: sum(procstat.cpu_seconds(p) for p in pids)
                          for part, pids in burning.items()}
-            hist_after = await scrape_histograms(self.http, self.engine_url)
+            hist_after = await scrape_histograms(self.http, self.engine_url, self.engine.monitor)
             result.engine_rss_mb = round(procstat.rss_mb(pid), 1)
             if system == "engine":
                 await asyncio.sleep(2)  # the last takes' rows are written after the hang-up

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -22,7 +23,10 @@ IVR = (sys.executable, "-m", "ivr")
 
 class EngineProcess:
     def __init__(self, database_url: str, data_dir: Path, base_url: str, log: Path) -> None:
-        self.env = {**os.environ, "IVR_DATABASE_URL": database_url, "IVR_DATA_DIR": str(data_dir)}
+        token = secrets.token_urlsafe(24)  # /metrics whatever .env says (docs/security.md)
+        self.env = {**os.environ, "IVR_DATABASE_URL": database_url, "IVR_DATA_DIR": str(data_dir),
+                    "IVR_METRICS_TOKEN": token}
+        self.monitor = {"Authorization": f"Bearer {token}"}
         self.base_url = base_url
         self.log = log
         self.proc: asyncio.subprocess.Process

@@ -30,9 +30,9 @@ from ivr.campaigns.web import add_routes as add_campaign_routes
 from ivr.console.phone_service import PHONE, ConsolePhone
 from ivr.console.routes import add_routes as add_console_routes
 from ivr.core import db
-from ivr.core.errors import Unavailable
+from ivr.core.errors import Forbidden, Unauthorized, Unavailable
 from ivr.core.throttle import Limits, Throttle
-from ivr.core.web import POOL, SETTINGS, THROTTLE, error_middleware, json_response
+from ivr.core.web import POOL, SETTINGS, THROTTLE, error_middleware, json_response, sees_internals
 from ivr.delivery import metrics as delivery_metrics
 from ivr.delivery import outbox
 from ivr.delivery.retention import RetentionJob
@@ -257,7 +257,7 @@ async def healthz(request: web.Request) -> web.Response:
         if not tel.runner.accepting:
             # Stopping (SIGTERM): calls in progress finish here, new ones must go elsewhere,
             # so a load balancer has to see this instance as out of service.
-            return json_response({"status": "draining", **body}, 503)
+            return _health(request, {"status": "draining", **body}, 503)
     if database["connected"]:
         with contextlib.suppress(OSError, asyncpg.PostgresError, TimeoutError):
             async with asyncio.timeout(2), pool.acquire() as conn:
@@ -266,11 +266,22 @@ async def healthz(request: web.Request) -> web.Response:
             body["delivery"] = delivery_metrics.health(
                 backlog, None if delivery is None else delivery.worker)
     body = {"status": "ok" if healthy else "degraded", **body}
-    return json_response(body, 200 if healthy else 503)
+    return _health(request, body, 200 if healthy else 503)
+
+
+def _health(request: web.Request, body: dict[str, object], status: int) -> web.Response:
+    """Anyone learns the status (a load balancer needs no more); the version and internals
+    only a monitor that may see them (core/web.py sees_internals)."""
+    return json_response(body if sees_internals(request) else {"status": body["status"]}, status)
 
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text: the outbox backlog and this process's delivery counters."""
+    if not sees_internals(request):
+        if request.app[SETTINGS].security.metrics_token:
+            raise Unauthorized("/metrics needs the bearer token IVR_METRICS_TOKEN")
+        raise Forbidden("/metrics answers only on loopback; set IVR_METRICS_TOKEN to scrape "
+                        "it from elsewhere")
     try:
         async with asyncio.timeout(5), request.app[POOL].acquire() as conn:
             backlog = await outbox.backlog(conn)

@@ -102,6 +102,13 @@ def _secret(name: str, value: str) -> str:
     return value
 
 
+def _token(name: str, value: str) -> str:
+    """A bearer token: a secret long enough that guessing it is hopeless."""
+    if len(_secret(name, value)) < STRONG_PASSWORD_LENGTH:
+        raise ConfigError(f"{name} must be at least {STRONG_PASSWORD_LENGTH} characters")
+    return value
+
+
 def _phone(name: str, value: str) -> str:
     """A phone number in E.164, from international form or as dialled in the US; "" is none."""
     import phonenumbers  # only where such a setting is read
@@ -333,6 +340,8 @@ class Security:
     auth_address_lock_max: float = 900.0  # IVR_AUTH_ADDRESS_LOCK_MAX: an address's
     signup_per_hour: int = 5  # IVR_SIGNUP_PER_HOUR: new accounts per client address
     max_recorders: int = 20  # IVR_MAX_RECORDERS: per developer
+    # IVR_METRICS_TOKEN: bearer token for /metrics and /healthz's details ("": loopback only).
+    metrics_token: str = field(default="", repr=False)
     toll_countries: tuple[str, ...] = ("US",)  # IVR_TOLL_COUNTRIES: default destinations
     toll_prefixes: tuple[str, ...] = ()  # IVR_TOLL_PREFIXES: also allowed ("" = any)
     toll_premium: bool = False  # IVR_TOLL_PREMIUM: premium-rate numbers allowed by default
@@ -341,6 +350,7 @@ class Security:
 
     @classmethod
     def from_mapping(cls, get: _Get) -> Security:
+        token = get("IVR_METRICS_TOKEN", "")
         return cls(
             allow_private_urls=_bool("IVR_ALLOW_PRIVATE_URLS",
                                      get("IVR_ALLOW_PRIVATE_URLS", "false")),
@@ -357,6 +367,7 @@ class Security:
             signup_per_hour=_int("IVR_SIGNUP_PER_HOUR", get("IVR_SIGNUP_PER_HOUR", "5"), 1,
                                  10**9),
             max_recorders=_int("IVR_MAX_RECORDERS", get("IVR_MAX_RECORDERS", "20"), 1, 10**6),
+            metrics_token=_token("IVR_METRICS_TOKEN", token) if token else "",
             toll_countries=_countries("IVR_TOLL_COUNTRIES", get("IVR_TOLL_COUNTRIES", "US")),
             toll_prefixes=_prefixes("IVR_TOLL_PREFIXES", get("IVR_TOLL_PREFIXES", "")),
             toll_premium=_bool("IVR_TOLL_PREMIUM", get("IVR_TOLL_PREMIUM", "false")),

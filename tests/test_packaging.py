@@ -54,15 +54,17 @@ def _env(addr: str, app: str) -> dict[str, str]:
         "IVR_HTTP_HOST": addr, "IVR_HTTP_PORT": "8080", "IVR_NICE": "0",
         "IVR_POSTGRES_PASSWORD": secrets.token_urlsafe(18), "IVR_DEV_NUMBER": "+15125550100",
         "IVR_LOG_LEVEL": "INFO",
+        "IVR_METRICS_TOKEN": secrets.token_urlsafe(24),  # /healthz's details from outside
     }
 
 
-async def _healthy(http: aiohttp.ClientSession, url: str, stack: containers.Stack,
+async def _healthy(http: aiohttp.ClientSession, url: str, stack: containers.Stack, token: str,
                    timeout: float = 120) -> dict[str, Any]:
     deadline, last = time.monotonic() + timeout, "no answer"
     while time.monotonic() < deadline:
         try:
-            async with http.get(url, timeout=aiohttp.ClientTimeout(total=3)) as resp:
+            async with http.get(url, timeout=aiohttp.ClientTimeout(total=3),
+                                headers={"Authorization": f"Bearer {token}"}) as resp:
                 body = await resp.json()
                 if resp.status == 200:
                     return dict(body)
@@ -115,7 +117,8 @@ async def test_operator_stack_from_env(base_settings: Settings, tmp_path: Path) 
         ari = f"http://{addr}:8088/ari"
         auth = basic_auth(env["IVR_ARI_USER"], env["IVR_ARI_PASSWORD"])
         async with aiohttp.ClientSession(headers=auth) as http:
-            health = await _healthy(http, f"http://{addr}:8080/healthz", stack)
+            health = await _healthy(http, f"http://{addr}:8080/healthz", stack,
+                                  env["IVR_METRICS_TOKEN"])
             assert health["database"]["connected"] is True, health
 
             # One source: the container's files are what the project's renderer writes.

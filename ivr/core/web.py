@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -38,6 +40,24 @@ def client_address(request: web.Request) -> str | None:
     """The client's address as throttles and logs see it: the socket's peer, never a header
     a client could write itself."""
     return request.remote
+
+
+def sees_internals(request: web.Request) -> bool:
+    """May this request read /metrics and /healthz's details (version, ARI, calls, counts)?
+    With IVR_METRICS_TOKEN set, only with it as a bearer token, from anywhere: behind a reverse
+    proxy on this host every client is loopback. Without it, only a loopback peer."""
+    token = request.app[SETTINGS].security.metrics_token
+    if token:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
+                                                                  token.encode())
+    try:
+        peer = ipaddress.ip_address(request.remote or "")
+    except ValueError:  # a Unix socket, or no peer
+        return False
+    if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:
+        peer = peer.ipv4_mapped
+    return peer.is_loopback
 
 
 async def read_json(request: web.Request, error: Callable[[str, str], Exception]) -> Any:

@@ -37,12 +37,13 @@ def own_address() -> str:
 
 @contextlib.asynccontextmanager
 async def edge_app(settings: Settings, *, open_signup: bool | None = None,
-                   **security: Any) -> AsyncIterator[TestServer]:
-    """The app (no telephony) with Security() defaults plus `security`."""
+                   host: str = "127.0.0.1", **security: Any) -> AsyncIterator[TestServer]:
+    """The app (no telephony) with Security() defaults plus `security`, listening on
+    `host`."""
     changed = dataclasses.replace(
         settings, security=Security(**security),
         open_signup=settings.open_signup if open_signup is None else open_signup)
-    server = TestServer(create_app(changed, with_telephony=False), host="127.0.0.1")
+    server = TestServer(create_app(changed, with_telephony=False), host=host)
     await server.start_server()
     try:
         yield server

@@ -65,6 +65,9 @@ from tests.telephony_harness import Caller, calls_from, wav_seconds
 pytestmark = pytest.mark.asterisk
 
 ACCOUNT = "ivr-acme"  # our account at the carrier
+# /healthz's details and /metrics off loopback (the test reads them across the media link).
+METRICS_TOKEN = secrets.token_urlsafe(24)
+MONITOR = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
 
 @dataclass
@@ -240,7 +243,8 @@ async def netns_app(site: Site, settings: Settings) -> AsyncIterator[web.Applica
         settings, ari_url=env["IVR_ARI_URL"], ari_user=env["IVR_ARI_USER"],
         ari_password=env["IVR_ARI_PASSWORD"], ari_app=env["IVR_ARI_APP"],
         public_url=env["IVR_PUBLIC_URL"], http_port=int(env["IVR_HTTP_PORT"]),
-        asterisk_root=Path("/nonexistent/remote-asterisk"), dialer_enabled=False)
+        asterisk_root=Path("/nonexistent/remote-asterisk"), dialer_enabled=False,
+        security=dataclasses.replace(settings.security, metrics_token=METRICS_TOKEN))
     app = create_app(ours)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -324,7 +328,7 @@ async def test_the_engine_reports_the_trunk_over_ari(site: Site, netns_engine: T
     """/healthz and /metrics, from ARI's endpoint state: right for an Asterisk elsewhere."""
     await asyncio.to_thread(provision.cli, site.media_cfg, "pjsip qualify trunk-acme")
     base = site.media_env["IVR_PUBLIC_URL"]
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=MONITOR) as http:
         async def online() -> dict[str, Any] | None:
             async with http.get(f"{base}/healthz") as resp:
                 body = await resp.json()
@@ -475,7 +479,8 @@ async def test_the_carrier_goes_away_and_comes_back(
 
     async def trunk(state: str) -> bool:
         await asyncio.to_thread(provision.cli, site.media_cfg, "pjsip qualify trunk-acme")
-        async with aiohttp.ClientSession() as http, http.get(f"{base}/healthz") as resp:
+        async with aiohttp.ClientSession(headers=MONITOR) as http, \
+                http.get(f"{base}/healthz") as resp:
             body = await resp.json()
         return body.get("trunks", {}).get("states", {}).get("acme") == state
 
@@ -527,7 +532,8 @@ async def test_a_restarted_media_asterisk_keeps_its_trunk(
 
     async def healthy() -> bool:
         await asyncio.to_thread(provision.cli, cfg, "pjsip qualify trunk-acme")
-        async with aiohttp.ClientSession() as http, http.get(f"{base}/healthz") as resp:
+        async with aiohttp.ClientSession(headers=MONITOR) as http, \
+                http.get(f"{base}/healthz") as resp:
             body = await resp.json()
         return (resp.status == 200 and body["ari"]["connected"]
                 and body.get("trunks", {}).get("down") == [])
