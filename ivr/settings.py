@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from ivr.core.errors import ConfigError
 
@@ -51,6 +51,19 @@ def _url(name: str, value: str, schemes: tuple[str, ...]) -> str:
     except ValueError as exc:
         raise ConfigError(f"{name} has a bad port: {value!r}") from exc
     return value.rstrip("/")
+
+
+def _with_password(url: str, password: str) -> str:
+    """IVR_DATABASE_PASSWORD put into IVR_DATABASE_URL (`ivr env init` makes it; a password
+    already in the URL wins)."""
+    parts = urlsplit(url)
+    if not password or parts.password is not None:
+        return url
+    _secret("IVR_DATABASE_PASSWORD", password)
+    user = parts.username or "postgres"
+    host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+    port = f":{parts.port}" if parts.port else ""
+    return parts._replace(netloc=f"{user}:{quote(password, safe='')}@{host}{port}").geturl()
 
 
 def _event_loop(value: str) -> str:
@@ -552,11 +565,11 @@ class Settings:
             raise ConfigError("IVR_ENGINE_ID must be letters, digits, '-' or '_', not ending in "
                               f"'-' and digits, got {engine_id!r}")
         return cls(
-            database_url=_url(
+            database_url=_with_password(_url(
                 "IVR_DATABASE_URL",
                 get("IVR_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/ivr"),
                 ("postgresql", "postgres"),
-            ),
+            ), get("IVR_DATABASE_PASSWORD", "")),
             http_host=http_host,
             http_port=http_port,
             public_url=public_url,
