@@ -1,7 +1,6 @@
 """Takes checked during the call (issue #27), on real calls: a take of silence or of very quiet
 speech is met with its reason and the offer to record again; speech is ok. (Clipping is
-checked on generated audio only, tests/media/test_quality.py: the test line's path from the
-caller's playback to the take smooths a clipped wave's flat tops and lowers its peak.)
+heard from a real SIP phone, baresip: the harness's Local channels lower what they carry.)
 
 What the caller hears is told by the prompts the engine asks Asterisk to play (the suite's
 prompts are all the same tone). tests/data/speech-fox-quiet.wav is speech-fox.wav
@@ -11,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -24,7 +24,7 @@ from tests.helpers.phone import (
     when_not_recording,
     when_recording,
 )
-from tests.telephony_harness import Caller, Engine
+from tests.telephony_harness import DATA, Caller, Engine
 
 pytestmark = pytest.mark.asterisk
 
@@ -131,3 +131,42 @@ async def test_a_poor_take_can_be_kept_when_the_caller_insists(
     recording = (await recordings_of(rec, s["list_key"]))[s["keys"][0]]
     assert recording["recording_state"] == "recorded"
     assert recording["quality_verdict"] == "too_quiet"
+
+
+async def test_clipped_speech_from_a_softphone_is_told_too_loud(
+    engine: Engine, softphone: Any, make_recorder: Any, pool: asyncpg.Pool,
+    heard: dict[str, list[str]], tmp_path: Path,
+) -> None:
+    """Shouted into a real SIP phone (baresip, G.711 over RTP): a fifth of the samples at full
+    scale (tests/data/speech-fox-clipped.wav is speech-fox.wav through `sox -D -R ... gain
+    24`). The test harness's Local channels lower what they carry by ~6 dB, so clipping is
+    heard only from a SIP caller."""
+    rec = await make_recorder(quality_keep_anyway="false")
+    s = await start_session(rec, [None])
+    mic = tmp_path / "shouting.wav"
+    clipped = str(DATA / "speech-fox-clipped.wav")
+    await (await asyncio.create_subprocess_exec("sox", *[clipped] * 4, str(mic))).wait()
+    phone = await softphone(mic)
+    await phone.command("dial", f"sip:{rec.number}@127.0.0.1:5060")
+    assert await phone.wait_for("CALL_ESTABLISHED", 10), phone.log()
+    await phone.command("sndcode", s["pin"] + "#")
+    for _ in range(300):
+        if any(c.live_recording for c in engine.tel.runner.calls.values()):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        pytest.fail("the engine never started recording the softphone")
+    await asyncio.sleep(3.0)
+    await phone.command("sndcode", "#")
+    for _ in range(100):  # told, and recording again at once
+        if "quality_too_loud_clipped" in [p for ps in heard.values() for p in ps]:
+            break
+        await asyncio.sleep(0.1)
+    await phone.command("hangup")
+    assert await phone.wait_for("CALL_CLOSED", 10), phone.log()
+    played = next(ps for ps in heard.values() if "welcome" in ps)
+    reasons = [p for p in played if p.startswith("quality_")]
+    assert reasons == ["quality_too_loud_clipped"], played
+    assert played[played.index(reasons[0]) + 1] == "record_after_tone", played
+    takes = await takes_of(pool, s["keys"][0])
+    assert takes[0] == ("discarded", "too_loud_clipped"), takes
