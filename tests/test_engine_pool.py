@@ -70,6 +70,10 @@ class Pool:
             IVR_ARI_PASSWORD=self.env["IVR_ARI_PASSWORD"], IVR_ARI_APP=self.app,
             IVR_ENGINE_ID=engine, IVR_HTTP_HOST="0.0.0.0", IVR_OPEN_SIGNUP="true",
             IVR_DIALER_ENABLED="false", IVR_ARI_SHARDS="2",
+            # The suite's relaxations (tests/conftest.py settings): its sign-ups and failures
+            # from 127.0.0.1 add up in the one database.
+            IVR_SIGNUP_PER_HOUR=str(self.settings.security.signup_per_hour),
+            IVR_AUTH_ADDRESS_FAILURES=str(self.settings.security.auth_address_failures),
             # No file system shared with the media host: takes come over ARI.
             IVR_ASTERISK_ROOT="/nonexistent/remote-asterisk")
 
