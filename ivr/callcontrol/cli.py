@@ -21,7 +21,8 @@ def cmd_voiceapp_create(settings: Settings, args: argparse.Namespace) -> int:
             made = await control.create_application(
                 webhook_url=args.webhook, numbers=args.number or [],
                 shared_numbers=args.shared_number, name=args.name,
-                greeting=args.greeting, accept_timeout=args.accept_timeout, trunk=args.trunk)
+                greeting=args.greeting, accept_timeout=args.accept_timeout, trunk=args.trunk,
+                developer=args.developer)
         finally:
             await control.close()
             await pool.close()
@@ -50,4 +51,6 @@ def register(sub: Any) -> None:
                    help="seconds an incoming call waits for /accept (default 10)")
     p.add_argument("--trunk", help="the carrier trunk (`ivr trunk add NAME`) its calls out and "
                    "second legs leave by (default: the loopback trunk)")
+    p.add_argument("--developer", help="the developer (username) it belongs to: its calls "
+                   "show in their console's Calls")
     p.set_defaults(func=cmd_voiceapp_create)

@@ -26,6 +26,7 @@ from ivr.callcontrol.errors import (
     CallFailed,
     CallNotFound,
     CallStateMismatch,
+    HeldElsewhere,
     NotAuthenticated,
     NumberNotFound,
     RecordingNotFound,
@@ -46,6 +47,7 @@ from ivr.callcontrol.models import (
 )
 from ivr.callcontrol.onconnect import bridge_on_answer
 from ivr.callcontrol.store import CallControlStore, NumberTaken
+from ivr.core import owners
 from ivr.core.errors import Conflict, IvrError, Unavailable
 from ivr.core.keys import new_pin
 from ivr.core.passwords import hash_password
@@ -128,11 +130,12 @@ class CallControl:
     async def create_application(
         self, *, webhook_url: str, numbers: list[str], shared_numbers: list[str] | None = None,
         name: str = "", greeting: str | None = None, accept_timeout: int = 10,
-        trunk: str | None = None,
+        trunk: str | None = None, developer: str | None = None,
     ) -> NewApplication:
         """Dedicated `numbers` route straight to the application; on `shared_numbers` the
         caller keys the PIN drawn here (returned once) first. Its calls out leave by `trunk`
-        (an `ivr trunk` name), by default the engine's."""
+        (an `ivr trunk` name), by default the engine's. Owned by `developer` (a username),
+        its calls show in that developer's console."""
         shared = sorted(set(shared_numbers or []))
         if not URL_RE.match(webhook_url):
             raise BadRequest("webhook_url", "'webhook_url' must be an http or https URL")
@@ -154,6 +157,8 @@ class CallControl:
             except IvrError:
                 raise BadRequest("trunk", f"no trunk {trunk!r} (`ivr trunk list` shows them)"
                                  ) from None
+        async with self.store.pool.acquire() as conn:
+            owner = await owners.developer_id(conn, developer)
         app_id = secrets.token_hex(12)
         app_key = secrets.token_urlsafe(32)
         secret = secrets.token_urlsafe(32)
@@ -163,6 +168,7 @@ class CallControl:
                 name=name, webhook_url=webhook_url, greeting=greeting,
                 accept_timeout=accept_timeout, numbers=sorted(set(numbers)),
                 shared_numbers=shared, new_pin=lambda: new_pin(SHARED_PIN_LENGTH), trunk=trunk,
+                developer_id=owner,
             )
         except NumberTaken:
             raise Conflict("a number is already routed to another application") from None
@@ -344,8 +350,10 @@ class CallControl:
         except ValueError:
             raise CallNotFound("Call not found") from None
 
-    async def live_call(self, app: Application, voice_id: str) -> LiveCall:
-        """The live call, or 404 (unknown, another application's) / 409 (ended)."""
+    async def live_call(self, app: Application, voice_id: str, *,
+                        may_forward: bool = False) -> LiveCall:
+        """The live call, or 404 (unknown, another application's) / 409 (ended); with
+        `may_forward`, HeldElsewhere when another engine of the pool runs it."""
         vid = self.parse_voice_id(voice_id)
         live = self.calls.get(vid)
         if live is not None and live.app.id == app.id:
@@ -354,6 +362,10 @@ class CallControl:
         if row is None:
             raise CallNotFound("Call not found")
         if row["ended_at"] is None and not await self._settle_if_lost(row):
+            url = await self.store.engine_url(row["channel_id"], self.tel.app) if (
+                may_forward and row["channel_id"]) else None
+            if url is not None:
+                raise HeldElsewhere(url, **_row_view(row))
             raise CallStateMismatch("Call is handled by another server", **_row_view(row))
         raise CallStateMismatch("Call is already disconnected", **_row_view(row))
 

@@ -40,6 +40,7 @@ class CallControlStore:
         self, *, app_id: str, app_key_hash: str, webhook_secret: str, name: str,
         webhook_url: str, greeting: str | None, accept_timeout: int, numbers: list[str],
         shared_numbers: list[str], new_pin: Callable[[], str], trunk: str | None = None,
+        developer_id: int | None = None,
     ) -> dict[str, str]:
         """Writes the application with its dedicated and shared numbers; returns the PIN drawn
         for it on each shared number. NumberTaken (nothing written) when a dedicated number is
@@ -47,10 +48,10 @@ class CallControlStore:
         async with self.pool.acquire() as conn, conn.transaction():
             app_pk: int = await conn.fetchval(
                 """INSERT INTO cc_applications (app_id, app_key_hash, webhook_secret, name,
-                       webhook_url, greeting, accept_timeout, trunk)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id""",
+                       webhook_url, greeting, accept_timeout, trunk, developer_id)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id""",
                 app_id, app_key_hash, webhook_secret, name, webhook_url, greeting,
-                accept_timeout, trunk,
+                accept_timeout, trunk, developer_id,
             )
             pins: dict[str, str] = {}
             try:
@@ -151,6 +152,15 @@ class CallControlStore:
             voice_id, application_id,
         )
         return dict(row) if row else None
+
+    async def engine_url(self, channel_id: str, not_app: str) -> str | None:
+        """Where the engine of the pool that runs this channel's call answers HTTP (another
+        than `not_app`, alive: it beats in `engines`)."""
+        url = await self.pool.fetchval(
+            "SELECT e.url FROM calls c JOIN engines e ON e.app = c.engine"
+            " WHERE c.channel_id = $1 AND c.ended_at IS NULL AND e.app <> $2", channel_id,
+            not_app)
+        return str(url) if url else None
 
     # --- recordings -------------------------------------------------------------------------
     async def insert_recording(

@@ -12,9 +12,9 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from ivr.console import calls_store, live, render
+from ivr.console import calls_store, live, other_pages, render
 from ivr.console.auth import Console
-from ivr.console.calls_store import CallRow, Filters, TakeRow
+from ivr.console.calls_store import CallRow, Filters, ListRow, TakeRow
 from ivr.core.errors import InvalidParameter, NotFound
 from ivr.core.web import POOL, SETTINGS
 from ivr.recorder.models import take_path
@@ -96,18 +96,19 @@ def _call_id(request: web.Request) -> int:
 
 
 # --- the list ---------------------------------------------------------------------------------
-def row_json(c: CallRow) -> dict[str, Any]:
-    return {"id": c.id, "url": f"{P}/calls/{c.id}", "started_at": _iso(c.started_at),
-            "ended_at": _iso(c.ended_at), "caller_id": c.caller_id, "dialed": c.dialed,
+def row_json(c: ListRow) -> dict[str, Any]:
+    return {"id": c.ref, "kind": c.kind, "url": f"{P}/calls/{c.ref}",
+            "started_at": _iso(c.started_at), "ended_at": _iso(c.ended_at),
+            "caller_id": c.caller_id, "dialed": c.dialed,
             "state": c.state, "state_label": STATE_LABELS.get(c.state, c.state),
-            "recorder_key": c.recorder_key, "session_key": c.session_key,
+            "of": c.owner, "detail": c.detail,
             "seconds": None if c.ended_at is None else round(
                 (c.ended_at - c.started_at).total_seconds()),
-            "failure_code": c.failure_code}
+            "failure_code": c.failure_code, "failure_reason": c.failure_reason}
 
 
 async def _page(request: web.Request, c: Console, f: Filters,
-                page: int) -> tuple[int, list[CallRow]]:
+                page: int) -> tuple[int, list[ListRow]]:
     async with request.app[POOL].acquire() as conn:
         return await calls_store.calls_page(conn, c.developer.id, f, PER_PAGE,
                                             (page - 1) * PER_PAGE)
@@ -260,6 +261,8 @@ async def _call_state(request: web.Request, c: Console,
 
 
 async def call(request: web.Request, c: Console) -> web.StreamResponse:
+    if request.match_info["call_id"].startswith(other_pages.PREFIXES):
+        return await other_pages.call(request, c)
     call_id = _call_id(request)
     row, state, _ = await _call_state(request, c, call_id)
     return render.page(request, "call.html", c, call=row, initial=state,
@@ -267,6 +270,8 @@ async def call(request: web.Request, c: Console) -> web.StreamResponse:
 
 
 async def call_events(request: web.Request, c: Console) -> web.StreamResponse:
+    if request.match_info["call_id"].startswith(other_pages.PREFIXES):
+        return await other_pages.call_events(request, c)
     call_id = _call_id(request)
     await _call_state(request, c, call_id)  # errors stay HTTP ones, before the stream
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from ivr.console import store
+from ivr.console import other_calls, store
 from ivr.core.db import Conn
 
 # How a call ended, as the list filters it: `failed` wins over how the line was dropped.
@@ -74,19 +74,53 @@ def _row(r: Any) -> CallRow:
     return CallRow(**{k: r[k] for k in _CALL_FIELDS})
 
 
+@dataclass(frozen=True, slots=True)
+class ListRow:
+    """A call in the list, whichever part of the product it was: a recorder's (`calls` and
+    its session), a call-control application's (`cc_calls`) or a dialer job's
+    (`dialer_calls`) of an application or account linked to the developer."""
+
+    kind: str  # "recorder", "callcontrol" or "dialer"
+    ref: str  # its id in its page's URL: 12, cc-<voice id>, dialer-<id>
+    started_at: datetime
+    ended_at: datetime | None
+    caller_id: str
+    dialed: str
+    state: str
+    failure_code: str | None
+    failure_reason: str | None
+    owner: str  # the recorder, application or job it belongs to
+    detail: str  # its session, direction or message id
+
+
 async def calls_page(conn: Conn, developer_id: int, f: Filters, limit: int,
-                     offset: int) -> tuple[int, list[CallRow]]:
-    """One page of the developer's calls, newest first, and how many match in all."""
+                     offset: int) -> tuple[int, list[ListRow]]:
+    """One page of the developer's calls of every kind, newest first, and how many match."""
     rows = await conn.fetch(
-        f"""SELECT q.*, count(*) OVER () AS found FROM ({_CALLS}
-               AND ($2::text IS NULL OR c.caller_id LIKE $2 OR c.dialed LIKE $2)
-               AND ($4::timestamptz IS NULL OR c.started_at >= $4)
-               AND ($5::timestamptz IS NULL OR c.started_at < $5)) q
-             WHERE $3::text IS NULL OR q.state = $3
-             ORDER BY q.started_at DESC, q.id DESC LIMIT $6 OFFSET $7""",
+        f"""SELECT q.*, count(*) OVER () AS found FROM (
+              SELECT 'recorder' AS kind, c.id::text AS ref, c.started_at, c.ended_at,
+                     c.caller_id, c.dialed, {_STATE} AS state,
+                     coalesce(c.failure_code, s.failure_code) AS failure_code,
+                     coalesce(c.failure_reason, s.failure_reason) AS failure_reason,
+                     'recorder ' || v.recorder_key AS owner, s.session_key AS detail, c.id AS n
+                FROM voice_recorders v
+                JOIN recording_sessions s ON s.recorder_id = v.id AND s.channel_id IS NOT NULL
+                JOIN calls c ON c.channel_id = s.channel_id
+               WHERE v.developer_id = $1
+              UNION ALL {other_calls.CC_LIST}
+              UNION ALL {other_calls.DIALER_LIST}) q
+             WHERE ($2::text IS NULL OR q.caller_id LIKE $2 OR q.dialed LIKE $2)
+               AND ($4::timestamptz IS NULL OR q.started_at >= $4)
+               AND ($5::timestamptz IS NULL OR q.started_at < $5)
+               AND ($3::text IS NULL OR q.state = $3)
+             ORDER BY q.started_at DESC, q.n DESC LIMIT $6 OFFSET $7""",
         developer_id, None if f.number is None else f"%{f.number}%", f.state, f.since,
         f.until, limit, offset)
-    return (int(rows[0]["found"]) if rows else 0), [_row(r) for r in rows]
+    return (int(rows[0]["found"]) if rows else 0), [
+        ListRow(**{k: r[k] for k in _LIST_FIELDS}) for r in rows]
+
+
+_LIST_FIELDS = tuple(f.name for f in fields(ListRow))
 
 
 async def call(conn: Conn, developer_id: int, call_id: int) -> CallRow | None:

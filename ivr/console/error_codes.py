@@ -39,6 +39,29 @@ CODES = {c.code: c for c in (
          "its type and message.",
          "Tell the operator the call's time and the reason shown: it is a fault to fix on "
          "the server."),
+    # Calls of call-control applications and dialer jobs (console/other_calls.py).
+    Code("call_busy", "flow", "The number called was busy",
+         "An outbound call (a call-control application's or a dialer job's) was refused "
+         "busy by the far end (Q.850 cause 17, USER_BUSY).",
+         "Call again later; a dialer job with attempts left (max_attempts) does so by itself "
+         "after its retry delay."),
+    Code("call_not_answered", "flow", "The number called did not answer",
+         "An outbound call rang without being answered until its ring time ran out, or the "
+         "far end reported no answer (Q.850 18 or 19).",
+         "Check the number; give the call a longer ring time (call control's timeout, a "
+         "dialer job's ring_timeout) if people need longer to answer."),
+    Code("call_failed", "flow", "The call could not be placed",
+         "The trunk or the far end refused the call before it rang (a number that does not "
+         "exist, a route the trunk does not have, congestion); the reason gives the cause "
+         "Asterisk reported.",
+         "Check the number's form (E.164 or as the trunk expects) and the trunk the "
+         "application or the dialer uses; the operator sees the SIP answer in Asterisk's "
+         "log."),
+    Code("call_trunk_down", "flow", "The trunk to call out on was down",
+         "A call-control application's outbound call was not placed: its trunk (`ivr "
+         "trunk`) had failed its health check.",
+         "Nothing to change on your side; tell the operator (`ivr trunk list` shows the "
+         "trunk's state). Place the call again once the trunk is up."),
     Code("delivery_server_error", "delivery", "Your receiver answered 5xx",
          "The callback or upload reached your URL and your server answered with a status "
          "from 500 to 599. The delivery is retried with backoff until its retry window "

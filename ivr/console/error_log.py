@@ -30,8 +30,9 @@ async def errors(request: web.Request, c: Console) -> web.StreamResponse:
                 conn, c.developer.id, calls_store.Filters(state="failed"), SHOWN, 0)
             rows += [{"at": f.ended_at or f.started_at, "kind": "flow",
                       "code": f.failure_code or "internal_error",
-                      "what": f"Call from {f.caller_id or 'a withheld number'} to {f.dialed}",
-                      "reason": f.failure_reason or "", "url": f"{P}/calls/{f.id}",
+                      "what": f"Call from {f.caller_id or 'a withheld number'} to {f.dialed}"
+                              f" ({f.owner})",
+                      "reason": f.failure_reason or "", "url": f"{P}/calls/{f.ref}",
                       "state": "failed"} for f in failed]
         if kind in (None, "delivery"):
             failing = await webhooks_store.failing(conn, c.developer.id, SHOWN)

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 
+from ivr.core import owners
 from ivr.core.passwords import hash_password
 from ivr.core.throttle import Throttle
 from ivr.dialer.errors import InvalidJob, NotAuthenticated
@@ -96,7 +97,8 @@ class Accounts:
                      hours: tuple[int, int] = (0, 1440),
                      max_destinations: int = 10000,
                      test_number: str | None = None,
-                     allow_from: Iterable[str] = ()) -> NewAccount:
+                     allow_from: Iterable[str] = (),
+                     developer: str | None = None) -> NewAccount:
         check_timezone(timezone)
         networks = parse_networks(allow_from)
         account_id = secrets.token_hex(12)
@@ -104,12 +106,14 @@ class Accounts:
         webhook_secret = secrets.token_urlsafe(32)
         secret_hash = await hash_password(secret)
         async with self.pool.acquire() as conn, conn.transaction():
+            owner = await owners.developer_id(conn, developer)  # refused: nothing written
             row = await conn.fetchrow(
                 f"""INSERT INTO dialer_accounts (account_id, name, secret_hash, webhook_secret,
-                        timezone, hours_from, hours_until, max_destinations, test_number)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {_COLUMNS}""",
+                        timezone, hours_from, hours_until, max_destinations, test_number,
+                        developer_id)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {_COLUMNS}""",
                 account_id, name, secret_hash, webhook_secret, timezone,
-                hours[0], hours[1], max_destinations, test_number)
+                hours[0], hours[1], max_destinations, test_number, owner)
             await _write_networks(conn, row["id"], networks)
         return NewAccount(account_of(row), account_id, secret, webhook_secret)
 

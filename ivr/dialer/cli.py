@@ -38,7 +38,7 @@ async def _manage(settings: Settings, args: argparse.Namespace) -> int:
             made = await accounts.create(
                 name=args.name, timezone=args.timezone, hours=parse_hours(args.hours),
                 max_destinations=args.max_destinations, test_number=args.test_number,
-                allow_from=args.allow_from or ())
+                allow_from=args.allow_from or (), developer=args.developer)
             print("dialer account created\n"
                   f"  account id:      {made.account_id}\n"
                   f"  secret:          {made.secret}\n"
@@ -99,6 +99,8 @@ def register(sub: Any) -> None:
     p.add_argument("--allow-from", action="append", metavar="CIDR",
                    help="campaign documents from this network need no credentials "
                    "(repeat for more; update replaces the list)")
+    p.add_argument("--developer", help="create: the developer (username) it belongs to, whose "
+                   "console's Calls then show its calls")
     p.add_argument("--no-allow-from", action="store_true",
                    help="update: empty the allowlist (credentials required again)")
     p.set_defaults(func=cmd_dialer)

@@ -28,7 +28,7 @@ WRONG_PIN = "9081726354"  # ten digits: no session's PIN (six) can be it
 TIMELINE = ("return Array.from(document.querySelectorAll('#call-timeline li'))"
             ".map(li => li.querySelector('.what').textContent)")
 ROWS = ("return Array.from(document.querySelectorAll('#calls tbody tr'))"
-        ".map(r => [r.dataset.callId, r.querySelector('.c-state').textContent])")
+        ".map(r => [r.dataset.callId, r.querySelector('.c-state .state').textContent])")
 
 
 class FailingReceiver:
@@ -200,6 +200,7 @@ async def test_a_failed_call_shows_why(
     await b.get("/console/calls?state=failed")
     await b.wait("return document.querySelectorAll('#calls tbody tr').length === 1")
     assert await b.js(ROWS) == [[str(call_id), "failed"]]
+    assert await b.text("#calls .c-state .failure-code") == "database_error"  # and why
     await b.get("/console/calls?state=completed")
     await b.wait("return !document.getElementById('no-calls').hidden")
     assert await b.js(ROWS) == []

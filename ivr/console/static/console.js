@@ -330,8 +330,12 @@ function liveCalls(table) {
       const cells = [link, el("span", c.caller_id || "withheld", "mono"),
                      el("span", c.dialed, "mono"), state,
                      el("span", c.seconds === null ? "" : `${c.seconds} s`),
-                     el("span", c.recorder_key, "mono"), el("span", c.session_key, "mono")];
-      if (c.failure_code) state.title = c.failure_code;
+                     el("span", c.of, "mono"), el("span", c.detail, "mono")];
+      if (c.failure_code) {
+        state.title = c.failure_reason || c.failure_code;
+        cells[3] = el("span");
+        cells[3].append(state, " ", el("small", c.failure_code, "mono failure-code"));
+      }
       for (const content of cells) {
         const td = el("td");
         td.appendChild(content);
@@ -382,6 +386,8 @@ function liveCall(section) {
       if (e.detail) li.append(el("div", e.detail, "detail small"));
       return li;
     }));
+    section.dataset.updates = String(Number(section.dataset.updates) + 1);
+    if (!takes) return;  // a call-control or dialer call: no takes
     const players = new Map(Array.from(takes.querySelectorAll("audio"))
       .map((a) => [a.closest("tr").dataset.takeId, a]));
     takes.replaceChildren(...d.takes.map((t) => {
@@ -411,7 +417,6 @@ function liveCall(section) {
       return row;
     }));
     document.getElementById("no-takes").hidden = d.takes.length > 0;
-    section.dataset.updates = String(Number(section.dataset.updates) + 1);
   }
 
   show(JSON.parse(section.dataset.initial));
