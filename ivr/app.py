@@ -206,7 +206,7 @@ async def telephony(
             return sum([await n.runner.take_over(dead) for n in (first, *others)])
 
         watch = asyncio.create_task(engines.watch(
-            EngineRegistry(pool, app), take_over,
+            EngineRegistry(pool, app, settings.public_url), take_over,
             lambda: all(n.events.connected for n in (first, *others))))
     agi_server = None
     try:

@@ -20,6 +20,7 @@ import os
 import secrets
 import signal
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -28,15 +29,19 @@ import aiohttp
 import asyncpg
 import pytest
 
+from ivr.callcontrol.service import CallControl
 from ivr.cli import asterisk_config
 from ivr.core.errors import ConfigError
 from ivr.provision import asterisk as provision
 from ivr.settings import Settings
 from ivr.telephony.engines import STALE
+from ivr.telephony.rest import basic_auth
+from tests.callcontrol.conftest import Webhooks
 from tests.conftest import free_port, start_serve
 from tests.helpers.netns import Net, asterisk_up, free_subnet
 from tests.helpers.phone import Recorder, new_number, recordings_of, start_session
-from tests.helpers.vr import Dev, Vr, as_list
+from tests.helpers.vr import Dev, Vr, as_list, fresh_number
+from tests.receiver import serving
 from tests.telephony_harness import Caller, CallerLeg, calls_from
 
 pytestmark = pytest.mark.asterisk
@@ -74,6 +79,7 @@ class Pool:
             # from 127.0.0.1 add up in the one database.
             IVR_SIGNUP_PER_HOUR=str(self.settings.security.signup_per_hour),
             IVR_AUTH_ADDRESS_FAILURES=str(self.settings.security.auth_address_failures),
+            IVR_ALLOW_PRIVATE_URLS="true",  # webhooks to the test's receiver on loopback
             # No file system shared with the media host: takes come over ARI.
             IVR_ASTERISK_ROOT="/nonexistent/remote-asterisk")
 
@@ -328,3 +334,35 @@ async def test_an_engine_that_dies_mid_session_is_taken_over(
                   f"(engines silent for {STALE:.0f}s are dead); take saved")
         finally:
             await engines.start("a")
+
+
+async def test_call_control_on_the_other_engine_is_passed_on(
+        engines: Pool, caller: Caller, pool: asyncpg.Pool) -> None:
+    """A call-control call runs on one engine; the application accepts it and hangs it up
+    through the other engine's API, which passes each request on (table engines: its URL)."""
+    hooks = Webhooks()
+    async with serving(hooks, "/hook") as base, aiohttp.ClientSession() as http:
+        made = await CallControl(pool, allow_private_urls=True).create_application(
+            webhook_url=f"{base}/hook", numbers=[number := fresh_number("737")])
+        hooks.secrets.append(made.webhook_secret)
+        auth = basic_auth(made.app_id, made.app_key)
+        dialing = asyncio.create_task(caller.dial(number, caller_id="5557770103"))
+        vid = (await hooks.wait_first_for_number(number))["voice_id"]
+        running = await pool.fetchval(
+            "SELECT c.engine FROM cc_calls v JOIN calls c ON c.channel_id = v.channel_id"
+            " WHERE v.voice_id = $1", uuid.UUID(vid))
+        other = "b" if running == f"{engines.app}.a" else "a"
+        async with http.post(f"{engines.url(other)}/voice/v1/call/{vid}/accept",
+                             headers=auth) as resp:
+            assert resp.status == 200, await resp.text()
+        leg = await dialing
+        await hooks.wait(vid, "connected")
+        async with http.delete(f"{engines.url(other)}/voice/v1/call/{vid}",
+                               headers=auth) as resp:
+            body = await resp.json()
+            assert (resp.status, body["state"]) == (200, "success"), body
+        assert (await hooks.wait(vid, "disconnected"))["cause"] == "hangup requested"
+        assert await leg.wait_hangup(10)
+        assert hooks.bad_signatures == 0
+        print(f"call-control call on {running}: accept and hang-up sent to engine {other}, "
+              "passed on")

@@ -66,6 +66,15 @@ class CallStateMismatch(VoiceError, Conflict):
     result = 409
 
 
+class HeldElsewhere(CallStateMismatch):
+    """Another engine of the pool runs the call: the request goes to it, at `url` (answered
+    409 "handled by another server" where it cannot be passed on)."""
+
+    def __init__(self, url: str, **extra: str) -> None:
+        super().__init__("Call is handled by another server", **extra)
+        self.url = url
+
+
 class RecordingNameTaken(VoiceError, Conflict):
     error_id = "recording_name_taken"
     result = 409

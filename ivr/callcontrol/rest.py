@@ -15,10 +15,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from ivr.callcontrol import models
-from ivr.callcontrol.errors import BadRequest, NotAuthenticated, VoiceError
+from ivr.callcontrol.errors import BadRequest, HeldElsewhere, NotAuthenticated, VoiceError
 from ivr.callcontrol.live import LiveCall
 from ivr.callcontrol.models import BRIDGE_RING_TIMEOUT, Application, timestamp
 from ivr.callcontrol.service import CallControl
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 
 CALLCONTROL = web.AppKey("callcontrol", CallControl)
 _CALL_VIEW = web.RequestKey("callcontrol.call_view", dict)
+# Set on a request one engine of a pool passes on to the engine that runs the call.
+FORWARDED = "X-Ivr-Forwarded"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -53,12 +56,32 @@ def voice_api(handler: Handler) -> Handler:
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
+        except HeldElsewhere as held:  # another engine of the pool runs the call: ask it
+            try:
+                return await _forward(request, held.url)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.warning("%s %s: engine at %s: %s", request.method, request.path, held.url,
+                            exc)
+                return json_response(error_body(held, request.get(_CALL_VIEW)), 409)
         except IvrError as exc:
             if exc.http_status >= 500:
                 log.warning("%s %s: %s", request.method, request.path, exc.message)
             return json_response(error_body(exc, request.get(_CALL_VIEW)), exc.http_status)
 
     return wrapped
+
+
+async def _forward(request: web.Request, base: str) -> web.Response:
+    """The same request to the engine that runs the call, its answer as it gives it. Marked,
+    so that engine answers itself and never passes it on again."""
+    headers = {k: v for k, v in request.headers.items()
+               if k.lower() in ("authorization", "authentication", "content-type")}
+    headers[FORWARDED] = "1"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http, \
+            http.request(request.method, base.rstrip("/") + request.path_qs, headers=headers,
+                         data=await request.read()) as resp:
+        return web.Response(status=resp.status, body=await resp.read(),
+                            content_type=resp.content_type)
 
 
 def control_of(request: web.Request) -> CallControl:
@@ -100,7 +123,8 @@ async def json_body(request: web.Request) -> dict[str, Any]:
 
 
 async def _live(request: web.Request, app: Application) -> LiveCall:
-    live = await control_of(request).live_call(app, request.match_info["voice_id"])
+    live = await control_of(request).live_call(app, request.match_info["voice_id"],
+                                               may_forward=FORWARDED not in request.headers)
     request[_CALL_VIEW] = live.base()
     return live
 

@@ -20,14 +20,16 @@ STALE = 10.0  # five beats missed: a loaded engine is slow, not dead, before tha
 
 
 class EngineRegistry:
-    def __init__(self, pool: asyncpg.Pool, app: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, app: str, url: str | None = None) -> None:
         self.pool = pool
         self.app = app
+        self.url = url  # where it answers HTTP: call-control requests are passed on to it
 
     async def beat(self) -> None:
         await self.pool.execute(
-            "INSERT INTO engines (app) VALUES ($1)"
-            " ON CONFLICT (app) DO UPDATE SET seen_at = now()", self.app)
+            "INSERT INTO engines (app, url) VALUES ($1, $2)"
+            " ON CONFLICT (app) DO UPDATE SET seen_at = now(), url = EXCLUDED.url",
+            self.app, self.url)
 
     async def take_dead(self, stale: float = STALE) -> list[str]:
         """The engines silent for `stale` seconds, removed: the caller owns their calls now."""

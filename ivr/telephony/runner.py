@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from ivr.core.errors import CallHungUp, CallLost, TelephonyError, failure_of
 from ivr.core.logs import for_call
 from ivr.telephony.call import Call
 from ivr.telephony.call_log import CallLog
+from ivr.telephony.claims import Claims
 from ivr.telephony.events import UNUSED_EVENTS, Event, Router, stasis_apps
 from ivr.telephony.rest import AriClient, AriHttpError
 
@@ -24,12 +24,7 @@ log = logging.getLogger(__name__)
 # How long a call's state changes may still run after its flow (the patient pool waits out
 # a database outage of up to 30 s).
 _WRITE_BEHIND_GRACE = 45.0
-
-# How much later an engine claims a call offered to the pool per call it runs already, and
-# at most (StasisBroadcast waits IVR_CLAIM_MS, 2 s, for the first claim).
 _SHARD = re.compile(r"-\d+$")  # app-0, app-1 ... (events.stasis_apps)
-CLAIM_DELAY_PER_CALL = 0.002
-CLAIM_DELAY_MAX = 0.3
 
 Flow = Callable[[Call], Awaitable[None]]
 
@@ -73,12 +68,9 @@ class CallRunner:
         self.adopt: Adopt | None = None
         self.adopted = 0
         # One of a pool of engines (IVR_APP, the pool's name, when the dialplan offers calls
-        # to apps IVR_APP.*): calls come as CallBroadcast offers, claimed first come first
-        # served. Each offer reaches every app of ours once: the ids claimed lately.
+        # to apps IVR_APP.*): calls come as CallBroadcast offers (claims.py).
         self.pool = pool
-        self._offered: OrderedDict[str, None] = OrderedDict()
-        self.claimed = 0
-        self.claims_lost = 0
+        self.claims = Claims(ari, self.calls)
         # The other media nodes this engine drives (IVR_ARI_NODES): what is alive is alive on
         # any of them (the call log and recovery are shared by all).
         self.peers: list[AriClient] = []
@@ -90,7 +82,11 @@ class CallRunner:
         if event.get("application") not in self._our_apps:
             return
         if event["type"] == "CallBroadcast":
-            self._on_offer(event)
+            if self.pool is not None and self.accepting:  # draining: another engine takes it
+                task = self.claims.offered(event["channel"]["id"], event["application"])
+                if task is not None:
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
             return
         if event["type"] != "StasisStart":
             return
@@ -103,43 +99,8 @@ class CallRunner:
             return
         self._start(Call(self._ari, channel, list(event.get("args") or [])))
 
-    def _on_offer(self, event: Event) -> None:
-        """A call StasisBroadcast offers to the pool (every app of ours gets the offer: it is
-        taken once). Not claimed while draining: another engine takes it."""
-        channel_id = event["channel"]["id"]
-        if self.pool is None or not self.accepting or channel_id in self._offered:
-            return
-        self._offered[channel_id] = None
-        if len(self._offered) > 4096:
-            self._offered.popitem(last=False)
-        # Claimed for our apps in turn (the shards: one Asterisk thread each, as the
-        # dialplan's RAND spreads calls over them without a pool).
-        shards = self.apps[1:] or self.apps
-        app = shards[self.claimed % len(shards)]
-        task = asyncio.create_task(self._claim(channel_id, app))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _claim(self, channel_id: str, app: str) -> None:
-        # The first claim wins: an engine with more calls in progress claims a little later,
-        # so an idle engine wins and the pool balances on calls in progress (all engines
-        # equally busy: the fastest answer wins).
-        delay = min(len(self.calls) * CLAIM_DELAY_PER_CALL, CLAIM_DELAY_MAX)
-        if delay:
-            await asyncio.sleep(delay)
-        try:
-            await self._ari.claim_channel(channel_id, app)
-        except AriHttpError as exc:  # 409: another engine's; 404: hung up or timed out
-            self.claims_lost += 1
-            log.debug("[%s] not ours: %s", channel_id, exc.status)
-            return
-        except TelephonyError as exc:
-            self.claims_lost += 1
-            log.warning("[%s] could not claim the call: %s", channel_id, exc)
-            return
-        self.claimed += 1
-
     def _start(self, call: Call, route: Route | None = None) -> None:
+        self.claims.started(call.id)
         self.calls[call.id] = call
         self.router.register(call.id, call.feed)
         self.started += 1
