@@ -8,6 +8,7 @@ import contextlib
 import gc
 import logging
 import signal
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -30,9 +31,17 @@ from ivr.campaigns.web import add_routes as add_campaign_routes
 from ivr.console.phone_service import PHONE, ConsolePhone
 from ivr.console.routes import add_routes as add_console_routes
 from ivr.core import db
-from ivr.core.errors import Forbidden, Unauthorized, Unavailable
+from ivr.core.errors import ConfigError, Forbidden, Unauthorized, Unavailable
 from ivr.core.throttle import Limits, Throttle
-from ivr.core.web import POOL, SETTINGS, THROTTLE, error_middleware, json_response, sees_internals
+from ivr.core.web import (
+    POOL,
+    SETTINGS,
+    THROTTLE,
+    error_middleware,
+    json_response,
+    sees_internals,
+    transport_middleware,
+)
 from ivr.delivery import metrics as delivery_metrics
 from ivr.delivery import outbox
 from ivr.delivery.retention import RetentionJob
@@ -326,7 +335,7 @@ def create_app(
     as API-only tests do) starts the telephony worker."""
     # Small bodies for everyone; the few routes that take audio raise it once the client is
     # authenticated (core/web.py upload_body).
-    app = web.Application(middlewares=[error_middleware],
+    app = web.Application(middlewares=[transport_middleware, error_middleware],
                           client_max_size=settings.security.max_body)
     app[SETTINGS] = settings
 
@@ -385,17 +394,33 @@ def create_app(
     return app
 
 
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The API's and console's TLS (IVR_HTTP_TLS_CERT / _KEY), or None for plain HTTP."""
+    sec = settings.security
+    if sec.http_tls_cert is None or sec.http_tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(sec.http_tls_cert, sec.http_tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"IVR_HTTP_TLS_CERT / IVR_HTTP_TLS_KEY: {exc}") from None
+    return context
+
+
 async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
     app = create_app(settings)
     web_runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await web_runner.setup()
-    site = web.TCPSite(web_runner, settings.http_host, settings.http_port)
+    site = web.TCPSite(web_runner, settings.http_host, settings.http_port,
+                       ssl_context=tls_context(settings))
     await site.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info("ivr %s serving on http://%s:%d (ARI app %r at %s)", __version__,
+    log.info("ivr %s serving on %s://%s:%d (ARI app %r at %s)", __version__,
+             "https" if settings.security.http_tls_cert else "http",
              settings.http_host, settings.http_port, settings.stasis_app, settings.ari_url)
     # Everything alive now (modules, settings, the app) lives as long as the process: out of
     # the collector's reach, a full collection no longer walks it, and a full collection is a

@@ -360,10 +360,22 @@ class Security:
     toll_premium: bool = False  # IVR_TOLL_PREMIUM: premium-rate numbers allowed by default
     toll_concurrent: int = 10  # IVR_TOLL_CONCURRENT: calls at once per account
     toll_per_day: int = 1000  # IVR_TOLL_PER_DAY: calls per account per 24 h
+    # IVR_HTTP_TLS_CERT / IVR_HTTP_TLS_KEY: the API and console over HTTPS (with HSTS and
+    # Secure cookies); without them plain HTTP, for loopback or behind a TLS reverse proxy.
+    http_tls_cert: Path | None = None
+    http_tls_key: Path | None = None
+    # IVR_TRUSTED_PROXIES: reverse proxies (IPv4 networks) whose X-Forwarded-For and
+    # X-Forwarded-Proto are believed; from anyone else those headers are ignored.
+    trusted_proxies: tuple[str, ...] = ()
 
     @classmethod
     def from_mapping(cls, get: _Get) -> Security:
         token = get("IVR_METRICS_TOKEN", "")
+        cert = _path("IVR_HTTP_TLS_CERT", get("IVR_HTTP_TLS_CERT", ""))
+        key = _path("IVR_HTTP_TLS_KEY", get("IVR_HTTP_TLS_KEY", ""))
+        if (cert is None) != (key is None):
+            raise ConfigError("IVR_HTTP_TLS_CERT and IVR_HTTP_TLS_KEY go together: set both or "
+                              "neither")
         return cls(
             allow_private_urls=_bool("IVR_ALLOW_PRIVATE_URLS",
                                      get("IVR_ALLOW_PRIVATE_URLS", "false")),
@@ -387,6 +399,9 @@ class Security:
             toll_concurrent=_int("IVR_TOLL_CONCURRENT", get("IVR_TOLL_CONCURRENT", "10"), 1,
                                  10**6),
             toll_per_day=_int("IVR_TOLL_PER_DAY", get("IVR_TOLL_PER_DAY", "1000"), 1, 10**9),
+            http_tls_cert=cert,
+            http_tls_key=key,
+            trusted_proxies=_networks("IVR_TRUSTED_PROXIES", get("IVR_TRUSTED_PROXIES", "")),
         )
 
 

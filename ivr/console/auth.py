@@ -20,7 +20,7 @@ from aiohttp import web
 from ivr.console import store
 from ivr.core import keys
 from ivr.core.errors import IvrError
-from ivr.core.web import POOL, SETTINGS, upload_body
+from ivr.core.web import POOL, is_secure, upload_body
 from ivr.recorder.context import RECORDER
 from ivr.recorder.models import Developer
 from ivr.recorder.service import RecorderService
@@ -48,7 +48,7 @@ Page = Callable[[web.Request, Console], Awaitable[web.StreamResponse]]
 
 
 def _secure(request: web.Request) -> bool:
-    return str(request.app[SETTINGS].public_url).startswith("https://")
+    return is_secure(request)
 
 
 def set_cookie(request: web.Request, response: web.StreamResponse, name: str, value: str,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 import logging
@@ -37,9 +38,67 @@ def json_response(
 
 
 def client_address(request: web.Request) -> str | None:
-    """The client's address as throttles and logs see it: the socket's peer, never a header
-    a client could write itself."""
-    return request.remote
+    """The client's address as throttles and logs see it: the socket's peer; when that peer is
+    a reverse proxy of IVR_TRUSTED_PROXIES, the address it saw (X-Forwarded-For, read from the
+    right past every trusted proxy). Never a header anyone else wrote."""
+    peer = request.remote
+    proxies = _proxies(request.app[SETTINGS].security.trusted_proxies)
+    if not proxies or not _among(peer, proxies):
+        return peer
+    hops = [h.strip() for h in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",")]
+    for hop in reversed([h for h in hops if h]):
+        if _address(hop) is None:
+            return peer  # not an address: the header is no evidence
+        if not _among(hop, proxies):
+            return hop
+    return peer
+
+
+def is_secure(request: web.Request) -> bool:
+    """Did the client reach us over TLS: our own (IVR_HTTP_TLS_CERT), or a trusted proxy's
+    that says so (X-Forwarded-Proto), or a public URL that is https (a proxy in front)."""
+    if request.secure or str(request.app[SETTINGS].public_url).startswith("https://"):
+        return True
+    proxies = _proxies(request.app[SETTINGS].security.trusted_proxies)
+    return bool(proxies) and _among(request.remote, proxies) and \
+        request.headers.get("X-Forwarded-Proto", "").strip().lower() == "https"
+
+
+HSTS = "max-age=31536000"
+
+
+@web.middleware
+async def transport_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Over TLS, browsers are told to keep to it (HSTS)."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        if is_secure(request):
+            exc.headers["Strict-Transport-Security"] = HSTS
+        raise
+    if is_secure(request):
+        response.headers["Strict-Transport-Security"] = HSTS
+    return response
+
+
+def _address(value: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        addr = ipaddress.ip_address(value or "")
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    return addr
+
+
+@functools.lru_cache(maxsize=8)
+def _proxies(networks: tuple[str, ...]) -> tuple[ipaddress.IPv4Network, ...]:
+    return tuple(ipaddress.IPv4Network(n) for n in networks)
+
+
+def _among(value: str | None, networks: tuple[ipaddress.IPv4Network, ...]) -> bool:
+    addr = _address(value)
+    return isinstance(addr, ipaddress.IPv4Address) and any(addr in n for n in networks)
 
 
 def sees_internals(request: web.Request) -> bool:
