@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 # How long a call's state changes may still run after its flow (the patient pool waits out
 # a database outage of up to 30 s).
 _WRITE_BEHIND_GRACE = 45.0
+# How long a channel in our app but unknown at a resynchronisation may take to show its
+# StasisStart before it counts as left by a previous engine.
+ORPHAN_GRACE = 0.5
 _SHARD = re.compile(r"-\d+$")  # app-0, app-1 ... (events.stasis_apps)
 
 Flow = Callable[[Call], Awaitable[None]]
@@ -143,9 +146,15 @@ class CallRunner:
         elsewhere = await self._live_on_peers()
         orphans = []
         claimed = await self._claimed_by_us(channels)
-        for channel in channels:
-            if channel["id"] in self.router or not (
-                    self._in_our_app(channel) or channel["id"] in claimed):
+        unknown = [c for c in channels if c["id"] not in self.router
+                   and (self._in_our_app(c) or c["id"] in claimed)]
+        if unknown:
+            # A call that entered our app just now has its StasisStart still on the way (the
+            # socket is read while this list was fetched): a moment for it to arrive, so that
+            # a call placed right after a (re)connection is not hung up as an orphan.
+            await asyncio.sleep(ORPHAN_GRACE)
+        for channel in unknown:
+            if channel["id"] in self.router:
                 continue
             if self.accepting and await self._adopted(channel):
                 continue
