@@ -8,7 +8,6 @@ import contextlib
 import gc
 import logging
 import signal
-import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -31,7 +30,7 @@ from ivr.campaigns.web import add_routes as add_campaign_routes
 from ivr.console.phone_service import PHONE, ConsolePhone
 from ivr.console.routes import add_routes as add_console_routes
 from ivr.core import db
-from ivr.core.errors import ConfigError, Forbidden, Unauthorized, Unavailable
+from ivr.core.errors import Forbidden, Unauthorized, Unavailable
 from ivr.core.throttle import Limits, Throttle
 from ivr.core.web import (
     POOL,
@@ -40,6 +39,7 @@ from ivr.core.web import (
     error_middleware,
     json_response,
     sees_internals,
+    tls_context,
     transport_middleware,
 )
 from ivr.delivery import metrics as delivery_metrics
@@ -392,20 +392,6 @@ def create_app(
     add_broadcast_routes(app)
     add_campaign_routes(app)
     return app
-
-
-def tls_context(settings: Settings) -> ssl.SSLContext | None:
-    """The API's and console's TLS (IVR_HTTP_TLS_CERT / _KEY), or None for plain HTTP."""
-    sec = settings.security
-    if sec.http_tls_cert is None or sec.http_tls_key is None:
-        return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        context.load_cert_chain(sec.http_tls_cert, sec.http_tls_key)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"IVR_HTTP_TLS_CERT / IVR_HTTP_TLS_KEY: {exc}") from None
-    return context
 
 
 async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:

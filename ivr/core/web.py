@@ -6,6 +6,7 @@ import functools
 import hmac
 import ipaddress
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,7 +14,7 @@ import asyncpg
 import orjson
 from aiohttp import web
 
-from ivr.core.errors import IvrError
+from ivr.core.errors import ConfigError, IvrError
 from ivr.core.text import describe, first_bad
 from ivr.core.throttle import CLIENT, Throttle
 from ivr.settings import Settings
@@ -62,6 +63,20 @@ def is_secure(request: web.Request) -> bool:
     proxies = _proxies(request.app[SETTINGS].security.trusted_proxies)
     return bool(proxies) and _among(request.remote, proxies) and \
         request.headers.get("X-Forwarded-Proto", "").strip().lower() == "https"
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The API's and console's TLS (IVR_HTTP_TLS_CERT / _KEY), or None for plain HTTP."""
+    sec = settings.security
+    if sec.http_tls_cert is None or sec.http_tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(sec.http_tls_cert, sec.http_tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"IVR_HTTP_TLS_CERT / IVR_HTTP_TLS_KEY: {exc}") from None
+    return context
 
 
 HSTS = "max-age=31536000"

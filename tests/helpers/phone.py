@@ -78,6 +78,17 @@ async def when_recording(engine: Engine, leg: CallerLeg, timeout: float = 20) ->
     raise AssertionError("the engine did not start recording")
 
 
+async def when_softphone_recording(engine: Engine, timeout: float = 15) -> None:
+    """Returns once the engine records some call (a softphone's, which has no caller leg)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if any(c.live_recording for c in engine.tel.runner.calls.values()):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the engine never started recording the softphone")
+
+
 async def when_not_recording(engine: Engine, leg: CallerLeg, timeout: float = 10) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.helpers.audio import audio
-from tests.helpers.phone import recordings_of, start_session
+from tests.helpers.phone import recordings_of, start_session, when_softphone_recording
 from tests.telephony_harness import DATA, Engine, wav_seconds
 
 pytestmark = pytest.mark.asterisk
@@ -36,13 +36,7 @@ async def test_a_softphone_voices_a_session(
     else:
         pytest.fail(f"baresip's call was not established: {phone.log()}")
     await phone.command("sndcode", s["pin"] + "#")
-    for _ in range(300):
-        calls = [c for c in engine.tel.runner.calls.values() if c.live_recording]
-        if calls:
-            break
-        await asyncio.sleep(0.05)
-    else:
-        pytest.fail("the engine never started recording the softphone")
+    await when_softphone_recording(engine)
     await asyncio.sleep(3.0)
     await phone.command("sndcode", "#")
     await asyncio.sleep(0.8)

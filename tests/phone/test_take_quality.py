@@ -23,6 +23,7 @@ from tests.helpers.phone import (
     take,
     when_not_recording,
     when_recording,
+    when_softphone_recording,
 )
 from tests.telephony_harness import DATA, Caller, Engine
 
@@ -150,12 +151,7 @@ async def test_clipped_speech_from_a_softphone_is_told_too_loud(
     await phone.command("dial", f"sip:{rec.number}@127.0.0.1:5060")
     assert await phone.wait_for("CALL_ESTABLISHED", 10), phone.log()
     await phone.command("sndcode", s["pin"] + "#")
-    for _ in range(300):
-        if any(c.live_recording for c in engine.tel.runner.calls.values()):
-            break
-        await asyncio.sleep(0.05)
-    else:
-        pytest.fail("the engine never started recording the softphone")
+    await when_softphone_recording(engine)
     await asyncio.sleep(3.0)
     await phone.command("sndcode", "#")
     for _ in range(100):  # told, and recording again at once

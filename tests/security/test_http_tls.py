@@ -14,9 +14,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from ivr.app import create_app, tls_context
+from ivr.app import create_app
 from ivr.core.errors import ConfigError
-from ivr.core.web import client_address, is_secure
+from ivr.core.web import client_address, is_secure, tls_context
 from ivr.settings import Settings
 from tests.helpers.edge import free_port
 
